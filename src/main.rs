@@ -1,3 +1,5 @@
+mod paths;
+
 fn main() {
-    println!("Hello, world!");
+    let _ = paths::data_dir();
 }
