@@ -1,3 +1,4 @@
+mod httpsig;
 mod paths;
 
 fn main() {
