@@ -22,8 +22,6 @@
 
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sfv::{
     BareItem, DictSerializer, Dictionary, InnerList, Item, KeyRef, ListEntry, ListSerializer,
@@ -298,6 +296,7 @@ pub fn sign(
 pub struct Verified {
     pub params: SignatureParams,
     /// The signature base that was checked.
+    #[allow(dead_code)] // read by the conformance tests and for diagnostics
     pub base: String,
 }
 
@@ -426,11 +425,6 @@ impl fmt::Display for SigError {
 }
 
 impl std::error::Error for SigError {}
-
-/// Base64 (standard alphabet, padded) of a signature, as in `Signature`.
-pub fn b64(bytes: &[u8]) -> String {
-    B64.encode(bytes)
-}
 
 fn parse_dictionary(field: &str, value: &str) -> Result<Dictionary, SigError> {
     Parser::new(value)

@@ -1,0 +1,800 @@
+//! Signed callback delivery that never loses a receipt.
+//!
+//! A callback is an HTTP `POST` of the receipt JSON, signed per RFC 9421
+//! (see [`crate::httpsig`]), retried with exponential backoff and jitter on
+//! transient failures, and written to the outbox
+//! (`$XDG_DATA_HOME/spawn-elite/outbox/`) when it finally cannot be
+//! delivered. `spawn-elite callback flush` resends the outbox.
+//! The wire format is documented in `docs/CALLBACK.md`.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use clap::{Args, Subcommand};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use ureq::Agent;
+use ureq::http::Uri;
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
+
+use crate::httpsig::{self, RequestParts, SignatureParams};
+use crate::keys;
+
+/// Spawn flags for the callback; the spawn command flattens this in.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CallbackArgs {
+    /// After a successful spawn, POST the signed receipt to URL
+    #[arg(long = "callback", value_name = "URL")]
+    pub callback: Option<String>,
+    /// Ed25519 private key (PKCS#8 PEM from `spawn-elite keygen`) that signs the callback
+    #[arg(long = "key", value_name = "PATH", requires = "callback")]
+    pub key: Option<PathBuf>,
+    /// Key id to put in the signature (default: the key's fingerprint)
+    #[arg(long = "key-id", value_name = "ID", requires = "callback")]
+    pub key_id: Option<String>,
+    #[command(flatten)]
+    pub delivery: DeliveryOptions,
+}
+
+impl CallbackArgs {
+    /// The callback options, if `--callback` was given. Call this and
+    /// [`CallbackOptions::check`] before spawning, so a bad key or URL
+    /// fails before anything is created.
+    #[allow(dead_code)] // called by the spawn command
+    pub fn options(&self) -> Result<Option<CallbackOptions>> {
+        let Some(url) = &self.callback else {
+            return Ok(None);
+        };
+        let key_path = match &self.key {
+            Some(k) => k.clone(),
+            None => keys::default_key_path()?,
+        };
+        Ok(Some(CallbackOptions {
+            url: url.clone(),
+            key_path,
+            key_id: self.key_id.clone(),
+            delivery: self.delivery.clone(),
+        }))
+    }
+}
+
+/// How hard to try: timeouts, retries, TLS.
+#[derive(Args, Debug, Clone)]
+pub struct DeliveryOptions {
+    /// Time allowed to connect, per attempt (e.g. 10s, 500ms)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, env = "SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT")]
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole attempt, connect to response (e.g. 30s)
+    #[arg(long = "callback-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration, env = "SPAWN_ELITE_CALLBACK_TIMEOUT")]
+    pub timeout: Duration,
+    /// Attempts before the callback is queued in the outbox
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100), env = "SPAWN_ELITE_CALLBACK_ATTEMPTS")]
+    pub attempts: u32,
+    /// Wait before the first retry; doubles each retry, with jitter
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, env = "SPAWN_ELITE_CALLBACK_BACKOFF")]
+    pub backoff: Duration,
+    /// Longest wait between attempts; a longer Retry-After queues the callback instead
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, env = "SPAWN_ELITE_CALLBACK_MAX_BACKOFF")]
+    pub max_backoff: Duration,
+    /// PEM file of CA certificates to trust instead of the platform's
+    #[arg(long, value_name = "FILE", env = "SSL_CERT_FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Allow plain http:// to hosts other than loopback (the receipt and signature travel in clear)
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        DeliveryOptions {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            ca_cert: None,
+            allow_insecure_http: false,
+        }
+    }
+}
+
+/// Everything needed to deliver one callback.
+#[derive(Debug, Clone)]
+pub struct CallbackOptions {
+    pub url: String,
+    pub key_path: PathBuf,
+    /// Overrides the key's fingerprint as `keyid`.
+    pub key_id: Option<String>,
+    pub delivery: DeliveryOptions,
+}
+
+impl CallbackOptions {
+    /// Check the URL, load the key and CA file. Errors here are the user's
+    /// to fix (key errors are [`keys::KeyError`]); nothing is queued.
+    #[allow(dead_code)] // called by the spawn command
+    pub fn check(&self) -> Result<()> {
+        self.prepare().map(|_| ())
+    }
+
+    fn prepare(&self) -> Result<Prepared> {
+        let target = Target::parse(&self.url, self.delivery.allow_insecure_http)?;
+        let key = keys::load_signing_key(&self.key_path)?;
+        let key_id = match &self.key_id {
+            Some(id) => id.clone(),
+            None => keys::key_id(&key.verifying_key()),
+        };
+        let agent = build_agent(&self.delivery)?;
+        Ok(Prepared {
+            target,
+            key,
+            key_id,
+            agent,
+        })
+    }
+}
+
+/// The result of [`deliver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The receiver answered 2xx.
+    Delivered { status: u16, attempts: u32 },
+    /// Not delivered; the signed-request inputs are in `outbox_file`.
+    Queued {
+        outbox_file: PathBuf,
+        reason: String,
+    },
+}
+
+impl Delivery {
+    /// One line for the user.
+    pub fn message(&self, url: &str) -> String {
+        match self {
+            Delivery::Delivered { status, attempts } => format!(
+                "callback delivered to {url} (HTTP {status}, {attempts} attempt{})",
+                if *attempts == 1 { "" } else { "s" }
+            ),
+            Delivery::Queued {
+                outbox_file,
+                reason,
+            } => format!(
+                "callback to {url} not delivered ({reason}); queued in {}; resend with `spawn-elite callback flush`",
+                outbox_file.display()
+            ),
+        }
+    }
+}
+
+/// Sign and POST `receipt_json` to `opts.url`, retrying transient
+/// failures. When it cannot be delivered, the request inputs go to the
+/// outbox and `Delivery::Queued` is returned: the receipt is never lost.
+///
+/// `Err` means a problem the user must fix first (bad URL, key, CA file),
+/// or that even the outbox could not be written.
+pub fn deliver(receipt_json: &[u8], merkle_root: &str, opts: &CallbackOptions) -> Result<Delivery> {
+    let prepared = opts.prepare()?;
+    match send_with_retries(&prepared, receipt_json, merkle_root, &opts.delivery) {
+        Outcome::Delivered { status, attempts } => Ok(Delivery::Delivered { status, attempts }),
+        Outcome::Failed { reason, .. } => {
+            let entry = OutboxEntry::new(receipt_json, merkle_root, opts, &reason);
+            let outbox_file = entry.write().with_context(|| {
+                format!("callback failed ({reason}) and the outbox could not be written; the receipt is still in the spawned repository")
+            })?;
+            Ok(Delivery::Queued {
+                outbox_file,
+                reason,
+            })
+        }
+    }
+}
+
+/// The exact request `deliver` would send first (headers, body size and the
+/// signature base), without sending it.
+pub fn dry_run(receipt_json: &[u8], merkle_root: &str, opts: &CallbackOptions) -> Result<String> {
+    let prepared = opts.prepare()?;
+    let req = signed_request(&prepared, receipt_json, merkle_root)?;
+    let mut out = String::new();
+    let target = match &prepared.target.query {
+        Some(q) => format!("{}?{q}", prepared.target.path),
+        None => prepared.target.path.clone(),
+    };
+    out.push_str(&format!("POST {target} HTTP/1.1\n"));
+    for (k, v) in &req.headers {
+        out.push_str(&format!("{k}: {v}\n"));
+    }
+    out.push_str(&format!("Content-Length: {}\n", receipt_json.len()));
+    out.push_str(&format!(
+        "\n[{} bytes of receipt JSON]\n\n--- signature base ---\n{}\n--- end of signature base ---\n",
+        receipt_json.len(),
+        req.base
+    ));
+    Ok(out)
+}
+
+struct Prepared {
+    target: Target,
+    key: SigningKey,
+    key_id: String,
+    agent: Agent,
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    url: String,
+    authority: String,
+    path: String,
+    query: Option<String>,
+}
+
+impl Target {
+    fn parse(url: &str, allow_insecure_http: bool) -> Result<Target> {
+        let uri: Uri = url.parse().map_err(|e| {
+            anyhow!("callback URL {url:?} is not a valid URL ({e}); use https://host/path")
+        })?;
+        let scheme = uri.scheme_str().unwrap_or("");
+        let auth = uri
+            .authority()
+            .ok_or_else(|| anyhow!("callback URL {url:?} has no host; use https://host/path"))?;
+        if auth.as_str().contains('@') {
+            bail!("callback URL {url:?} carries credentials; remove the user:password@ part");
+        }
+        let host = auth.host().to_ascii_lowercase();
+        let default_port = match scheme {
+            "https" => 443,
+            "http" => 80,
+            _ => bail!("callback URL {url:?} must start with https:// (or http:// for loopback)"),
+        };
+        if scheme == "http" && !allow_insecure_http && !is_loopback(&host) {
+            bail!(
+                "refusing to send a callback over plain http:// to {host}: use https://, or pass --allow-insecure-http"
+            );
+        }
+        let authority = match auth.port_u16() {
+            Some(p) if p != default_port => format!("{host}:{p}"),
+            _ => host,
+        };
+        let path = if uri.path().is_empty() {
+            "/".to_owned()
+        } else {
+            uri.path().to_owned()
+        };
+        Ok(Target {
+            url: url.to_owned(),
+            authority,
+            path,
+            query: uri.query().map(str::to_owned),
+        })
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn build_agent(d: &DeliveryOptions) -> Result<Agent> {
+    let roots = match &d.ca_cert {
+        Some(path) => {
+            let pem = fs::read(path).map_err(|e| {
+                anyhow!(
+                    "cannot read CA certificates {}: {e}; pass an existing PEM file to --ca-cert (or SSL_CERT_FILE)",
+                    path.display()
+                )
+            })?;
+            let mut certs = Vec::new();
+            for item in ureq::tls::parse_pem(&pem) {
+                if let Ok(PemItem::Certificate(c)) = item {
+                    certs.push(c);
+                }
+            }
+            if certs.is_empty() {
+                bail!(
+                    "{} holds no PEM certificate; pass a CA bundle to --ca-cert (or SSL_CERT_FILE)",
+                    path.display()
+                );
+            }
+            RootCerts::new_with_certs(&certs)
+        }
+        None => RootCerts::PlatformVerifier,
+    };
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_connect(Some(d.connect_timeout))
+        .timeout_global(Some(d.timeout))
+        .user_agent(concat!("spawn-elite/", env!("CARGO_PKG_VERSION")))
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        .build();
+    Ok(Agent::new_with_config(config))
+}
+
+struct SignedRequest {
+    headers: Vec<(String, String)>,
+    base: String,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| anyhow!("no randomness from the operating system: {e}"))?;
+    Ok(b)
+}
+
+/// Headers for one attempt: fresh `created` and nonce every time.
+fn signed_request(p: &Prepared, body: &[u8], merkle_root: &str) -> Result<SignedRequest> {
+    let nonce = URL_SAFE_NO_PAD.encode(random_bytes::<16>()?);
+    let digest = httpsig::content_digest(body);
+    let mut headers = vec![
+        ("Host".to_owned(), p.target.authority.clone()),
+        ("Content-Type".to_owned(), "application/json".to_owned()),
+        ("Content-Digest".to_owned(), digest),
+        ("Idempotency-Key".to_owned(), merkle_root.to_owned()),
+    ];
+    let parts = RequestParts {
+        method: "POST".to_owned(),
+        authority: p.target.authority.clone(),
+        path: p.target.path.clone(),
+        query: p.target.query.clone(),
+        headers: headers.clone(),
+    };
+    let params = SignatureParams::spawn(
+        unix_now(),
+        nonce,
+        p.key_id.clone(),
+        p.target.query.is_some(),
+    );
+    let signed = httpsig::sign(&parts, &params, &p.key, httpsig::LABEL)
+        .map_err(|e| anyhow!("cannot sign the callback: {e}"))?;
+    headers.push(("Signature-Input".to_owned(), signed.signature_input));
+    headers.push(("Signature".to_owned(), signed.signature));
+    Ok(SignedRequest {
+        headers,
+        base: signed.base,
+    })
+}
+
+enum Attempt {
+    Delivered(u16),
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Fail(String),
+}
+
+fn attempt_once(p: &Prepared, body: &[u8], merkle_root: &str) -> Attempt {
+    let req = match signed_request(p, body, merkle_root) {
+        Ok(r) => r,
+        Err(e) => return Attempt::Fail(e.to_string()),
+    };
+    let mut builder = p.agent.post(&p.target.url);
+    for (k, v) in &req.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    match builder.send(body) {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            if (200..300).contains(&status) {
+                return Attempt::Delivered(status);
+            }
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(512)
+                .read_to_string()
+                .unwrap_or_default();
+            let text = text.trim();
+            let reason = if text.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {}", text.lines().next().unwrap_or(""))
+            };
+            if status == 408 || status == 429 || (500..600).contains(&status) {
+                Attempt::Retry {
+                    reason,
+                    retry_after,
+                }
+            } else {
+                Attempt::Fail(reason)
+            }
+        }
+        Err(e) => {
+            let reason = describe(&e);
+            match e {
+                ureq::Error::BadUri(_)
+                | ureq::Error::Tls(_)
+                | ureq::Error::Pem(_)
+                | ureq::Error::Rustls(_)
+                | ureq::Error::InvalidProxyUrl
+                | ureq::Error::RedirectFailed
+                | ureq::Error::TooManyRedirects => Attempt::Fail(reason),
+                _ => Attempt::Retry {
+                    reason,
+                    retry_after: None,
+                },
+            }
+        }
+    }
+}
+
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::ConnectionFailed => "connection failed".to_owned(),
+        ureq::Error::HostNotFound => "host not found".to_owned(),
+        ureq::Error::Io(io) => format!("network error: {io}"),
+        other => other.to_string(),
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp().as_second();
+    Some(Duration::from_secs(
+        when.saturating_sub(unix_now()).max(0) as u64
+    ))
+}
+
+enum Outcome {
+    Delivered { status: u16, attempts: u32 },
+    Failed { reason: String },
+}
+
+fn backoff_for(d: &DeliveryOptions, retry: u32) -> Duration {
+    let base = d
+        .backoff
+        .saturating_mul(1u32 << retry.min(20))
+        .min(d.max_backoff);
+    // Equal jitter: half fixed, half random.
+    let half = base / 2;
+    let frac = random_bytes::<8>()
+        .map(|b| u64::from_le_bytes(b) as f64 / u64::MAX as f64)
+        .unwrap_or(0.5);
+    half + half.mul_f64(frac)
+}
+
+fn send_with_retries(p: &Prepared, body: &[u8], merkle_root: &str, d: &DeliveryOptions) -> Outcome {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_once(p, body, merkle_root) {
+            Attempt::Delivered(status) => {
+                return Outcome::Delivered {
+                    status,
+                    attempts: attempt,
+                };
+            }
+            Attempt::Fail(reason) => return Outcome::Failed { reason },
+            Attempt::Retry {
+                reason,
+                retry_after,
+            } => {
+                if attempt >= d.attempts {
+                    return Outcome::Failed {
+                        reason: format!("{reason}; gave up after {attempt} attempts"),
+                    };
+                }
+                let wait = match retry_after {
+                    Some(ra) if ra > d.max_backoff => {
+                        return Outcome::Failed {
+                            reason: format!(
+                                "{reason}; server asked to retry after {}s, longer than --max-backoff",
+                                ra.as_secs()
+                            ),
+                        };
+                    }
+                    Some(ra) => ra,
+                    None => backoff_for(d, attempt - 1),
+                };
+                eprintln!(
+                    "callback attempt {attempt}/{} to {} failed: {reason}; retrying in {} ms",
+                    d.attempts,
+                    p.target.url,
+                    wait.as_millis()
+                );
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- outbox
+
+/// One queued callback: what is needed to sign and send it again.
+#[derive(Debug, Serialize, Deserialize)]
+struct OutboxEntry {
+    version: u32,
+    url: String,
+    key_path: PathBuf,
+    key_id: Option<String>,
+    idempotency_key: String,
+    /// The receipt bytes exactly as first sent, base64.
+    receipt_base64: String,
+    ca_cert: Option<PathBuf>,
+    allow_insecure_http: bool,
+    queued_at: String,
+    last_error: String,
+}
+
+impl OutboxEntry {
+    fn new(receipt: &[u8], merkle_root: &str, opts: &CallbackOptions, reason: &str) -> Self {
+        OutboxEntry {
+            version: 1,
+            url: opts.url.clone(),
+            key_path: opts.key_path.clone(),
+            key_id: opts.key_id.clone(),
+            idempotency_key: merkle_root.to_owned(),
+            receipt_base64: STANDARD.encode(receipt),
+            ca_cert: opts.delivery.ca_cert.clone(),
+            allow_insecure_http: opts.delivery.allow_insecure_http,
+            queued_at: jiff::Timestamp::now().to_string(),
+            last_error: reason.to_owned(),
+        }
+    }
+
+    fn options(&self, delivery: &DeliveryOptions) -> CallbackOptions {
+        let mut delivery = delivery.clone();
+        delivery.ca_cert = self.ca_cert.clone().or(delivery.ca_cert);
+        delivery.allow_insecure_http = self.allow_insecure_http;
+        CallbackOptions {
+            url: self.url.clone(),
+            key_path: self.key_path.clone(),
+            key_id: self.key_id.clone(),
+            delivery,
+        }
+    }
+
+    fn write(&self) -> Result<PathBuf> {
+        let dir = outbox_dir()?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("cannot create outbox {}", dir.display()))?;
+        let root: String = self
+            .idempotency_key
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(16)
+            .collect();
+        let tag = URL_SAFE_NO_PAD.encode(random_bytes::<6>()?);
+        let name = format!("{}-{root}-{tag}.json", unix_now());
+        let path = dir.join(&name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let json = serde_json::to_vec_pretty(self)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(&json)
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// `$XDG_DATA_HOME/spawn-elite/outbox`.
+pub fn outbox_dir() -> Result<PathBuf> {
+    Ok(crate::paths::data_dir()?.join("outbox"))
+}
+
+/// What `callback flush` did.
+#[derive(Debug, Default)]
+pub struct FlushReport {
+    pub delivered: Vec<PathBuf>,
+    /// Still queued, with the reason.
+    pub pending: Vec<(PathBuf, String)>,
+}
+
+/// Try every outbox entry once (with retries); remove only the delivered.
+pub fn flush(delivery: &DeliveryOptions) -> Result<FlushReport> {
+    let dir = outbox_dir()?;
+    let mut report = FlushReport::default();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(e) => bail!("cannot read outbox {}: {e}", dir.display()),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        match flush_one(&file, delivery) {
+            Ok(()) => {
+                fs::remove_file(&file).with_context(|| {
+                    format!(
+                        "delivered but could not remove {}; remove it by hand",
+                        file.display()
+                    )
+                })?;
+                report.delivered.push(file);
+            }
+            Err(reason) => report.pending.push((file, reason)),
+        }
+    }
+    Ok(report)
+}
+
+fn flush_one(file: &Path, delivery: &DeliveryOptions) -> std::result::Result<(), String> {
+    let bytes = fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
+    let entry: OutboxEntry =
+        serde_json::from_slice(&bytes).map_err(|e| format!("not an outbox entry: {e}"))?;
+    let receipt = STANDARD
+        .decode(&entry.receipt_base64)
+        .map_err(|e| format!("receipt_base64 is not base64: {e}"))?;
+    let opts = entry.options(delivery);
+    let prepared = opts.prepare().map_err(|e| e.to_string())?;
+    match send_with_retries(&prepared, &receipt, &entry.idempotency_key, &opts.delivery) {
+        Outcome::Delivered { .. } => Ok(()),
+        Outcome::Failed { reason } => Err(reason),
+    }
+}
+
+// ---------------------------------------------------------------- CLI
+
+/// `spawn-elite callback …`
+#[derive(Subcommand, Debug, Clone)]
+pub enum CallbackCommand {
+    /// Send one receipt by hand (queued in the outbox if it cannot be delivered)
+    Send(SendArgs),
+    /// Resend every callback queued in the outbox; delivered ones are removed
+    Flush(FlushArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SendArgs {
+    /// Receipt JSON file (it must have a merkle_root field)
+    #[arg(long, value_name = "FILE")]
+    pub receipt: PathBuf,
+    /// Where to POST it
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Ed25519 private key (PKCS#8 PEM)
+    #[arg(long, value_name = "PATH")]
+    pub key: PathBuf,
+    /// Key id to put in the signature (default: the key's fingerprint)
+    #[arg(long = "key-id", value_name = "ID")]
+    pub key_id: Option<String>,
+    /// Print the exact request and signature base instead of sending
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub delivery: DeliveryOptions,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FlushArgs {
+    #[command(flatten)]
+    pub delivery: DeliveryOptions,
+}
+
+/// How a callback command ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackStatus {
+    /// Everything delivered (or nothing to do).
+    Done,
+    /// Something is (still) queued in the outbox.
+    Pending,
+}
+
+/// The merkle_root of a receipt: its `Idempotency-Key`.
+pub fn merkle_root_of(receipt: &[u8], file: &Path) -> Result<String> {
+    let v: serde_json::Value = serde_json::from_slice(receipt).map_err(|e| {
+        anyhow!(
+            "{} is not JSON ({e}); pass a receipt written by spawn-elite",
+            file.display()
+        )
+    })?;
+    v.get("merkle_root")
+        .and_then(|m| m.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            anyhow!(
+                "{} has no string merkle_root field; pass a receipt written by spawn-elite",
+                file.display()
+            )
+        })
+}
+
+pub fn run(cmd: &CallbackCommand) -> Result<CallbackStatus> {
+    match cmd {
+        CallbackCommand::Send(a) => {
+            let receipt = fs::read(&a.receipt)
+                .map_err(|e| anyhow!("cannot read receipt {}: {e}", a.receipt.display()))?;
+            let root = merkle_root_of(&receipt, &a.receipt)?;
+            let opts = CallbackOptions {
+                url: a.url.clone(),
+                key_path: a.key.clone(),
+                key_id: a.key_id.clone(),
+                delivery: a.delivery.clone(),
+            };
+            if a.dry_run {
+                print!("{}", dry_run(&receipt, &root, &opts)?);
+                return Ok(CallbackStatus::Done);
+            }
+            let outcome = deliver(&receipt, &root, &opts)?;
+            match outcome {
+                Delivery::Delivered { .. } => {
+                    println!("{}", outcome.message(&opts.url));
+                    Ok(CallbackStatus::Done)
+                }
+                Delivery::Queued { .. } => {
+                    eprintln!("{}", outcome.message(&opts.url));
+                    Ok(CallbackStatus::Pending)
+                }
+            }
+        }
+        CallbackCommand::Flush(a) => {
+            let report = flush(&a.delivery)?;
+            for f in &report.delivered {
+                println!("delivered {}", f.display());
+            }
+            for (f, reason) in &report.pending {
+                eprintln!("still queued {}: {reason}", f.display());
+            }
+            println!(
+                "outbox: {} delivered, {} still queued",
+                report.delivered.len(),
+                report.pending.len()
+            );
+            if report.pending.is_empty() {
+                Ok(CallbackStatus::Done)
+            } else {
+                Ok(CallbackStatus::Pending)
+            }
+        }
+    }
+}
+
+/// `10s`, `500ms`, `2m`, or a bare number of seconds (may be fractional).
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; write e.g. 10s, 500ms or 2m"))?;
+    if !v.is_finite() || v < 0.0 || v * scale > 86_400.0 {
+        return Err(format!("{s:?} is out of range (0 to 24h)"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}

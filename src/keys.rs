@@ -1,0 +1,189 @@
+//! Ed25519 callback keys: `spawn-elite keygen`, loading, and key ids.
+//!
+//! Key id: the first 16 bytes (128 bits) of SHA-256 over the raw 32-byte
+//! Ed25519 public key, base64url-encoded without padding (22 characters).
+//! It depends on the public key only, so the signer and every receiver
+//! compute the same id from the key files alone.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::Args;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use sha2::{Digest as _, Sha256};
+
+/// `spawn-elite keygen`: create an Ed25519 key pair for signed callbacks.
+#[derive(Args, Debug, Clone)]
+pub struct KeygenArgs {
+    /// Where to write the private key (PKCS#8 PEM, mode 0600); the public
+    /// key goes to PATH.pub. Default: $XDG_DATA_HOME/spawn-elite/keys/callback.pem
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+/// A problem with a key file. The CLI maps it to the "key error" exit code.
+#[derive(Debug)]
+pub struct KeyError(pub String);
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+fn key_err(msg: String) -> anyhow::Error {
+    anyhow::Error::new(KeyError(msg))
+}
+
+/// The key id of a public key (see the module documentation).
+pub fn key_id(key: &VerifyingKey) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// What `keygen` wrote.
+#[derive(Debug)]
+pub struct Generated {
+    pub private_path: PathBuf,
+    pub public_path: PathBuf,
+    pub key_id: String,
+}
+
+/// `PATH.pub` beside a private key path.
+pub fn public_path_for(private: &Path) -> PathBuf {
+    let mut s = private.as_os_str().to_owned();
+    s.push(".pub");
+    PathBuf::from(s)
+}
+
+/// Default private key location.
+pub fn default_key_path() -> anyhow::Result<PathBuf> {
+    Ok(crate::paths::data_dir()?.join("keys").join("callback.pem"))
+}
+
+/// Run `keygen`: print the paths and key id.
+pub fn run_keygen(args: &KeygenArgs) -> anyhow::Result<()> {
+    let path = match &args.output {
+        Some(p) => p.clone(),
+        None => default_key_path()?,
+    };
+    let g = generate(&path)?;
+    println!("private key: {}", g.private_path.display());
+    println!("public key:  {}", g.public_path.display());
+    println!("key id:      {}", g.key_id);
+    Ok(())
+}
+
+/// Generate a key pair at `private` and `private.pub`. Refuses to overwrite
+/// either file.
+pub fn generate(private: &Path) -> anyhow::Result<Generated> {
+    let public = public_path_for(private);
+    for p in [private, public.as_path()] {
+        if p.exists() || p.is_symlink() {
+            return Err(key_err(format!(
+                "{} already exists: refusing to overwrite a key; choose another path with -o",
+                p.display()
+            )));
+        }
+    }
+    if let Some(dir) = private.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| key_err(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)
+        .map_err(|e| key_err(format!("no randomness from the operating system: {e}")))?;
+    let sk = SigningKey::from_bytes(&seed);
+    seed.fill(0);
+    let pk = sk.verifying_key();
+    let private_pem = sk
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| key_err(format!("cannot encode the private key: {e}")))?;
+    let public_pem = pk
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| key_err(format!("cannot encode the public key: {e}")))?;
+    write_new(private, private_pem.as_bytes(), 0o600)?;
+    if let Err(e) = write_new(&public, public_pem.as_bytes(), 0o644) {
+        // Leave no half pair behind.
+        let _ = fs::remove_file(private);
+        return Err(e);
+    }
+    Ok(Generated {
+        private_path: private.to_path_buf(),
+        public_path: public,
+        key_id: key_id(&pk),
+    })
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| key_err(format!("cannot create {}: {e}", path.display())))?;
+    // The umask may have narrowed the mode; make it exactly what we asked.
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .and_then(|_| f.write_all(bytes))
+        .and_then(|_| f.sync_all())
+        .map_err(|e| key_err(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Load a private key. Warns on stderr when the file is readable by group
+/// or others.
+pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let meta = fs::metadata(path).map_err(|e| {
+        key_err(format!(
+            "cannot read key {}: {e}; create one with `spawn-elite keygen -o {}`",
+            path.display(),
+            path.display()
+        ))
+    })?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        eprintln!(
+            "warning: private key {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    let text = fs::read_to_string(path).map_err(|e| {
+        key_err(format!(
+            "cannot read key {}: {e}; expected an Ed25519 PKCS#8 PEM file from `spawn-elite keygen`",
+            path.display()
+        ))
+    })?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| {
+        key_err(format!(
+            "{} is not an Ed25519 PKCS#8 PEM private key ({e}); create one with `spawn-elite keygen`",
+            path.display()
+        ))
+    })
+}
+
+/// Load a public key (SPKI PEM, as `keygen` writes to `PATH.pub`).
+pub fn load_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| key_err(format!("cannot read public key {}: {e}", path.display())))?;
+    VerifyingKey::from_public_key_pem(&text).map_err(|e| {
+        key_err(format!(
+            "{} is not an Ed25519 SPKI PEM public key ({e}); use the .pub file written by `spawn-elite keygen`",
+            path.display()
+        ))
+    })
+}
