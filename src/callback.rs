@@ -24,6 +24,7 @@ use ureq::Agent;
 use ureq::http::Uri;
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
+use crate::exit_codes::{ExitCode, fail};
 use crate::httpsig::{self, RequestParts, SignatureParams};
 use crate::keys;
 
@@ -117,7 +118,7 @@ pub struct CallbackOptions {
 
 impl CallbackOptions {
     /// Check the URL, load the key and CA file. Errors here are the user's
-    /// to fix (key errors are [`keys::KeyError`]); nothing is queued.
+    /// to fix (key errors exit with code 9); nothing is queued.
     #[allow(dead_code)] // called by the spawn command
     pub fn check(&self) -> Result<()> {
         self.prepare().map(|_| ())
@@ -235,25 +236,44 @@ struct Target {
 impl Target {
     fn parse(url: &str, allow_insecure_http: bool) -> Result<Target> {
         let uri: Uri = url.parse().map_err(|e| {
-            anyhow!("callback URL {url:?} is not a valid URL ({e}); use https://host/path")
+            fail(
+                ExitCode::Usage,
+                format!("callback URL {url:?} is not a valid URL ({e}); use https://host/path"),
+            )
         })?;
         let scheme = uri.scheme_str().unwrap_or("");
-        let auth = uri
-            .authority()
-            .ok_or_else(|| anyhow!("callback URL {url:?} has no host; use https://host/path"))?;
+        let auth = uri.authority().ok_or_else(|| {
+            fail(
+                ExitCode::Usage,
+                format!("callback URL {url:?} has no host; use https://host/path"),
+            )
+        })?;
         if auth.as_str().contains('@') {
-            bail!("callback URL {url:?} carries credentials; remove the user:password@ part");
+            return Err(fail(
+                ExitCode::Usage,
+                format!("callback URL {url:?} carries credentials; remove the user:password@ part"),
+            ));
         }
         let host = auth.host().to_ascii_lowercase();
         let default_port = match scheme {
             "https" => 443,
             "http" => 80,
-            _ => bail!("callback URL {url:?} must start with https:// (or http:// for loopback)"),
+            _ => {
+                return Err(fail(
+                    ExitCode::Usage,
+                    format!(
+                        "callback URL {url:?} must start with https:// (or http:// for loopback)"
+                    ),
+                ));
+            }
         };
         if scheme == "http" && !allow_insecure_http && !is_loopback(&host) {
-            bail!(
-                "refusing to send a callback over plain http:// to {host}: use https://, or pass --allow-insecure-http"
-            );
+            return Err(fail(
+                ExitCode::Usage,
+                format!(
+                    "refusing to send a callback over plain http:// to {host}: use https://, or pass --allow-insecure-http"
+                ),
+            ));
         }
         let authority = match auth.port_u16() {
             Some(p) if p != default_port => format!("{host}:{p}"),

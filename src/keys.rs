@@ -5,7 +5,6 @@
 //! It depends on the public key only, so the signer and every receiver
 //! compute the same id from the key files alone.
 
-use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
@@ -19,6 +18,8 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
+use crate::exit_codes::{ExitCode, fail};
+
 /// `spawn-elite keygen`: create an Ed25519 key pair for signed callbacks.
 #[derive(Args, Debug, Clone)]
 pub struct KeygenArgs {
@@ -28,20 +29,9 @@ pub struct KeygenArgs {
     pub output: Option<PathBuf>,
 }
 
-/// A problem with a key file. The CLI maps it to the "key error" exit code.
-#[derive(Debug)]
-pub struct KeyError(pub String);
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for KeyError {}
-
+/// A problem with a key file: exit code 9 ("key error").
 fn key_err(msg: String) -> anyhow::Error {
-    anyhow::Error::new(KeyError(msg))
+    fail(ExitCode::Key, msg)
 }
 
 /// The key id of a public key (see the module documentation).

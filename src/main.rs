@@ -1,57 +1,82 @@
 mod callback;
+mod cli;
+mod config;
+mod exit_codes;
+mod git;
 mod httpsig;
 mod keys;
+mod output;
 mod paths;
 mod receive;
+mod spawn;
+mod templates;
 
-use std::process::ExitCode;
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
 
-use clap::{Parser, Subcommand};
+use crate::cli::{Cli, Command, SpawnArgs, TemplatesAction};
+use crate::config::SpawnConfig;
+use crate::exit_codes::{ExitCode, code_of};
+use crate::git::GitOutcome;
 
-/// Temporary command line for the callback work; the lead's `cli.rs`
-/// takes these subcommands over when it lands.
-#[derive(Parser, Debug)]
-#[command(name = "spawn-elite", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Create an Ed25519 key pair for signed callbacks and print its key id
-    Keygen(keys::KeygenArgs),
-    /// Send or resend signed callbacks
-    #[command(subcommand)]
-    Callback(callback::CallbackCommand),
-    /// Run a receiver that verifies signed callbacks and logs the receipts
-    Receive(receive::ReceiveArgs),
-}
-
-/// Spawned (or sent) but the callback is queued in the outbox.
-const EXIT_CALLBACK_PENDING: u8 = 7;
-/// A key file is missing, malformed or would be overwritten.
-const EXIT_KEY_ERROR: u8 = 9;
-
-fn main() -> ExitCode {
+fn main() {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Keygen(a) => keys::run_keygen(a).map(|_| ExitCode::SUCCESS),
-        Command::Callback(c) => callback::run(c).map(|s| match s {
-            callback::CallbackStatus::Done => ExitCode::SUCCESS,
-            callback::CallbackStatus::Pending => ExitCode::from(EXIT_CALLBACK_PENDING),
-        }),
-        Command::Receive(a) => receive::run(a).map(|_| ExitCode::SUCCESS),
-    };
-    match result {
+    let code = match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            if e.downcast_ref::<keys::KeyError>().is_some() {
-                ExitCode::from(EXIT_KEY_ERROR)
-            } else {
-                ExitCode::FAILURE
-            }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            code_of(&err)
         }
+    };
+    std::process::exit(code.code());
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Some(Command::New { name, kind, spawn }) => spawn_repo(&name, &kind, &spawn),
+        Some(Command::Templates {
+            action: TemplatesAction::List,
+        }) => {
+            output::catalogue(&templates::catalogue());
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Keygen(args)) => {
+            keys::run_keygen(&args)?;
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Callback { action }) => Ok(match callback::run(&action)? {
+            callback::CallbackStatus::Done => ExitCode::Success,
+            callback::CallbackStatus::Pending => ExitCode::CallbackPending,
+        }),
+        Some(Command::Receive(args)) => {
+            receive::run(&args)?;
+            Ok(ExitCode::Success)
+        }
+        None => match cli.name {
+            Some(name) => spawn_repo(&name, cli.kind.as_deref().unwrap_or("service"), &cli.spawn),
+            None => {
+                let _ = Cli::command().print_help();
+                Ok(ExitCode::Usage)
+            }
+        },
     }
+}
+
+fn spawn_repo(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
+    let config = SpawnConfig::from_args(name, kind, args)?;
+    let files = templates::plan(&config)?;
+    if config.dry_run {
+        spawn::refuse_existing(&config.target)?;
+        output::plan(&config, &files);
+        return Ok(ExitCode::Success);
+    }
+    spawn::install_interrupt_handler();
+    let spawned = spawn::write_repository(&config, &files, |_staging| Ok(()))?;
+    if spawned.git == Some(GitOutcome::NotInstalled) {
+        output::warn(
+            "git is not installed: the repository was created without git; install git, or pass --no-git to silence this",
+        );
+    }
+    output::summary(&config, &files, &spawned);
+    Ok(ExitCode::Success)
 }
