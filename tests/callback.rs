@@ -1,0 +1,503 @@
+//! Signed callbacks end to end: keygen, delivery, retries, outbox, flush,
+//! and the receiver's verdicts. Every server is on 127.0.0.1 and is started
+//! and stopped by the test that uses it.
+
+mod callback_support;
+
+use std::time::{Duration, Instant};
+
+use callback_support::{
+    Env, Flaky, Step, free_port, hand_signed, load_key, receipt_json, stderr, stdout, unix_now,
+};
+
+const ROOT: &str = "9f2c4e0b7a1d3c5e8f6a2b4d6c8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d2e";
+
+fn send_args<'a>(receipt: &'a str, url: &'a str, key: &'a str) -> Vec<&'a str> {
+    vec![
+        "callback",
+        "send",
+        "--receipt",
+        receipt,
+        "--url",
+        url,
+        "--key",
+        key,
+    ]
+}
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+// ------------------------------------------------------------------ keys
+
+#[test]
+fn keygen_writes_a_private_key_0600_and_refuses_to_overwrite() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new();
+    let (key, id) = env.keygen("k");
+    let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let private = std::fs::read_to_string(&key).expect("read");
+    assert!(
+        private.starts_with("-----BEGIN PRIVATE KEY-----"),
+        "{private}"
+    );
+    let public = std::fs::read_to_string(env.path().join("k.pem.pub")).expect("pub");
+    assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
+    assert_eq!(id.len(), 22, "key id is 128 bits base64url: {id}");
+
+    let again = env.run(&["keygen", "-o", s(&key)]);
+    assert_eq!(again.status.code(), Some(9), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&key).expect("read"),
+        private,
+        "untouched"
+    );
+}
+
+#[test]
+fn malformed_or_exposed_key_is_reported_naming_the_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new();
+    let receipt = env.write_receipt("receipt.json", ROOT);
+    let bad = env.path().join("bad.pem");
+    std::fs::write(
+        &bad,
+        "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = env.run(&send_args(s(&receipt), "http://127.0.0.1:9/", s(&bad)));
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(stderr(&out).contains(s(&bad)), "{}", stderr(&out));
+    assert!(env.outbox_files().is_empty(), "a key error queues nothing");
+
+    let (key, _) = env.keygen("open");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = env.run(&[
+        "callback",
+        "send",
+        "--receipt",
+        s(&receipt),
+        "--url",
+        "http://127.0.0.1:9/",
+        "--key",
+        s(&key),
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: private key") && stderr(&out).contains("chmod 600"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// ------------------------------------------------------------------ delivery
+
+#[test]
+fn dry_run_prints_the_exact_request_and_signature_base() {
+    let env = Env::new();
+    let (key, id) = env.keygen("k");
+    let receipt = env.write_receipt("receipt.json", ROOT);
+    let out = env.run(&[
+        "callback",
+        "send",
+        "--receipt",
+        s(&receipt),
+        "--url",
+        "https://registry.example/hooks/spawn?team=core",
+        "--key",
+        s(&key),
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        "POST /hooks/spawn?team=core HTTP/1.1\n",
+        "Host: registry.example\n",
+        "Content-Type: application/json\n",
+        "Content-Digest: sha-256=:",
+        &format!("Idempotency-Key: {ROOT}\n"),
+        "Signature-Input: spawn=(\"@method\" \"@authority\" \"@path\" \"@query\" \"content-type\" \"content-digest\");created=",
+        &format!(";keyid=\"{id}\";alg=\"ed25519\";tag=\"spawn-elite\"\n"),
+        "Signature: spawn=:",
+        "\"@method\": POST\n\"@authority\": registry.example\n\"@path\": /hooks/spawn\n\"@query\": ?team=core\n\"content-type\": application/json\n\"content-digest\": sha-256=:",
+        "\"@signature-params\": (\"@method\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[test]
+fn plain_http_to_a_remote_host_is_refused() {
+    let env = Env::new();
+    let (key, _) = env.keygen("k");
+    let receipt = env.write_receipt("receipt.json", ROOT);
+    let out = env.run(&send_args(
+        s(&receipt),
+        "http://registry.example/hook",
+        s(&key),
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--allow-insecure-http"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.outbox_files().is_empty());
+}
+
+#[test]
+fn delivered_to_the_receiver_and_logged_once() {
+    let env = Env::new();
+    let (key, id) = env.trusted_key("k");
+    let receipt = env.write_receipt("receipt.json", ROOT);
+    let rx = env.receiver("127.0.0.1:0");
+    let url = rx.url("/hooks/spawn");
+    let out = env.run(&send_args(s(&receipt), &url, s(&key)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("callback delivered") && stdout(&out).contains("1 attempt"),
+        "{}",
+        stdout(&out)
+    );
+    // The same receipt again: accepted as a duplicate, not logged twice.
+    let out = env.run(&send_args(s(&receipt), &url, s(&key)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (clean, log) = rx.stop();
+    assert!(clean, "receiver stops cleanly on SIGTERM: {log}");
+    let lines = env.log_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["idempotency_key"], ROOT);
+    assert_eq!(lines[0]["keyid"], id.as_str());
+    assert_eq!(lines[0]["receipt"]["merkle_root"], ROOT);
+    assert!(env.outbox_files().is_empty());
+}
+
+#[test]
+fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
+    let env = Env::new();
+    let (key, _) = env.trusted_key("k");
+    let receipt = env.write_receipt("receipt.json", ROOT);
+    let rx = env.receiver("127.0.0.1:0");
+    let flaky = Flaky::start(vec![
+        Step::Status(500, vec![]),
+        Step::Status(500, vec![]),
+        Step::Forward(rx.addr),
+    ]);
+    let out = env.run(&send_args(s(&receipt), &flaky.url("/hook"), s(&key)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("3 attempts"), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out).matches("retrying in").count(),
+        2,
+        "{}",
+        stderr(&out)
+    );
+    let seen = flaky.requests();
+    assert_eq!(seen.len(), 3, "exactly three attempts");
+    // Same Idempotency-Key every time, but a fresh signature each attempt.
+    let inputs: Vec<String> = seen
+        .iter()
+        .map(|r| r.header("signature-input").expect("signed"))
+        .collect();
+    for r in &seen {
+        assert_eq!(r.header("idempotency-key").as_deref(), Some(ROOT));
+        assert_eq!(r.body, receipt_json(ROOT).as_bytes());
+    }
+    assert_ne!(inputs[0], inputs[1]);
+    assert_ne!(inputs[1], inputs[2]);
+    drop(flaky);
+    rx.stop();
+    assert_eq!(env.log_lines().len(), 1);
+    assert!(env.outbox_files().is_empty());
+}
+
+#[test]
+fn a_400_is_not_retried_and_the_receipt_is_queued() {
+    let env = Env::new();
+    let (key, _) = env.keygen("k");
+    let receipt = env.write_receipt("receipt.json", ROOT);
+    let flaky = Flaky::start(vec![Step::Status(400, vec![]), Step::Status(204, vec![])]);
+    let out = env.run(&send_args(s(&receipt), &flaky.url("/hook"), s(&key)));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(flaky.requests().len(), 1, "no retry after 400");
+    assert!(stderr(&out).contains("HTTP 400"), "{}", stderr(&out));
+    assert_eq!(env.outbox_files().len(), 1);
+}
+
+#[test]
+fn a_429_is_retried_after_its_retry_after_and_a_long_one_is_queued() {
+    let env = Env::new();
+    let (key, _) = env.keygen("k");
+    let receipt = env.write_receipt("receipt.json", ROOT);
+    let flaky = Flaky::start(vec![
+        Step::Status(429, vec![("Retry-After".into(), "0".into())]),
+        Step::Status(204, vec![]),
+    ]);
+    let out = env.run(&send_args(s(&receipt), &flaky.url("/hook"), s(&key)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(flaky.requests().len(), 2);
+    drop(flaky);
+
+    // Retry-After beyond --max-backoff (200ms here): queued, not hammered.
+    let flaky = Flaky::start(vec![
+        Step::Status(503, vec![("Retry-After".into(), "3600".into())]),
+        Step::Status(204, vec![]),
+    ]);
+    let out = env.run(&send_args(s(&receipt), &flaky.url("/hook"), s(&key)));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(flaky.requests().len(), 1);
+    assert!(
+        stderr(&out).contains("retry after 3600s"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn server_down_queues_in_the_outbox_and_flush_delivers_later() {
+    let env = Env::new();
+    let (key, _) = env.trusted_key("k");
+    let receipt = env.write_receipt("receipt.json", ROOT);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let out = env.run(&[
+        "callback",
+        "send",
+        "--receipt",
+        s(&receipt),
+        "--url",
+        &url,
+        "--key",
+        s(&key),
+        "--attempts",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("queued in") && err.contains("spawn-elite callback flush"),
+        "{err}"
+    );
+    let queued = env.outbox_files();
+    assert_eq!(queued.len(), 1);
+    let entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&queued[0]).expect("read")).expect("json");
+    assert_eq!(entry["url"], url.as_str());
+    assert_eq!(entry["idempotency_key"], ROOT);
+
+    // Still down: flush keeps it and says so.
+    let out = env.run(&["callback", "flush", "--attempts", "1"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(env.outbox_files().len(), 1);
+
+    // The registry comes up on that port: flush delivers and empties the outbox.
+    let rx = env.receiver(&format!("127.0.0.1:{port}"));
+    let out = env.run(&["callback", "flush"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 delivered, 0 still queued"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(env.outbox_files().is_empty());
+    rx.stop();
+    let lines = env.log_lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["receipt"]["merkle_root"], ROOT);
+}
+
+#[test]
+fn a_server_that_never_answers_hits_the_timeout() {
+    let env = Env::new();
+    let (key, _) = env.keygen("k");
+    let receipt = env.write_receipt("receipt.json", ROOT);
+    let flaky = Flaky::start(vec![Step::Hang]);
+    let started = Instant::now();
+    let out = env.run(&[
+        "callback",
+        "send",
+        "--receipt",
+        s(&receipt),
+        "--url",
+        &flaky.url("/hook"),
+        "--key",
+        s(&key),
+        "--callback-timeout",
+        "300ms",
+        "--attempts",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    assert_eq!(flaky.requests().len(), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the timeout bounds the wait"
+    );
+    assert_eq!(env.outbox_files().len(), 1);
+}
+
+// ------------------------------------------------------------------ receiver verdicts
+
+#[test]
+fn receiver_rejects_tampering_unknown_keys_replays_and_stale_signatures() {
+    let env = Env::new();
+    let (key_path, id) = env.trusted_key("k");
+    let (other_path, other_id) = env.keygen("stranger");
+    let key = load_key(&key_path);
+    let stranger = load_key(&other_path);
+    let rx = env.receiver_with("127.0.0.1:0", &["--max-body", "4096"]);
+    let a = rx.addr;
+    let body = receipt_json(ROOT).into_bytes();
+    let now = unix_now();
+    let sign =
+        |nonce: &str, created: i64| hand_signed(a, "/hook", &body, ROOT, &key, &id, created, nonce);
+
+    // Tampered body: same signed headers, one byte changed.
+    let mut t = sign("n-body", now);
+    t.body = receipt_json(&ROOT.replace('9', "8")).into_bytes();
+    assert_eq!(t.send(a).0, 401, "tampered body");
+
+    // Tampered header: a covered header changed after signing.
+    let mut t = sign("n-header", now);
+    t.set_header("Content-Type", "text/plain");
+    assert_eq!(t.send(a).0, 401, "tampered header");
+
+    // Unknown key.
+    let t = hand_signed(
+        a,
+        "/hook",
+        &body,
+        ROOT,
+        &stranger,
+        &other_id,
+        now,
+        "n-unknown",
+    );
+    let (status, msg) = t.send(a);
+    assert_eq!(status, 401, "unknown key: {msg}");
+    assert!(msg.contains("unknown key id"), "{msg}");
+
+    // Stale and future `created`.
+    assert_eq!(sign("n-stale", now - 400).send(a).0, 401, "stale created");
+    assert_eq!(
+        sign("n-future", now + 400).send(a).0,
+        401,
+        "created in the future"
+    );
+
+    // Malformed signature fields, missing headers.
+    let mut t = sign("n-malformed", now);
+    t.set_header("Signature-Input", "spawn=(\"@method\"");
+    assert_eq!(t.send(a).0, 400, "malformed Signature-Input");
+    let mut t = sign("n-missing", now);
+    t.remove_header("Content-Digest");
+    assert_eq!(t.send(a).0, 400, "missing Content-Digest");
+
+    // Too large.
+    let big = format!(
+        "{{\"merkle_root\":\"{ROOT}\",\"pad\":\"{}\"}}",
+        "x".repeat(5000)
+    );
+    let t = hand_signed(a, "/hook", big.as_bytes(), ROOT, &key, &id, now, "n-big");
+    assert_eq!(t.send(a).0, 413, "body over --max-body");
+
+    // Nothing so far was logged.
+    assert!(env.log_lines().is_empty());
+
+    // A good one, then the very same request again: replay.
+    let good = sign("n-good", now);
+    assert_eq!(good.send(a).0, 204);
+    assert_eq!(good.send(a).0, 409, "replayed nonce");
+    // A fresh signature for the same receipt: idempotent success.
+    assert_eq!(sign("n-again", now).send(a).0, 204);
+
+    let (clean, _) = rx.stop();
+    assert!(clean);
+    assert_eq!(env.log_lines().len(), 1);
+}
+
+#[test]
+fn receiver_log_is_hash_chained_and_survives_a_restart() {
+    let env = Env::new();
+    let (key_path, id) = env.trusted_key("k");
+    let key = load_key(&key_path);
+    let roots = ["aa11", "bb22", "cc33"];
+    for (i, root) in roots.iter().enumerate() {
+        let rx = env.receiver("127.0.0.1:0");
+        let body = receipt_json(root).into_bytes();
+        let t = hand_signed(
+            rx.addr,
+            "/",
+            &body,
+            root,
+            &key,
+            &id,
+            unix_now(),
+            &format!("n{i}"),
+        );
+        assert_eq!(t.send(rx.addr).0, 204);
+        // Restarted receivers still know what they accepted.
+        if i > 0 {
+            let body = receipt_json(roots[0]).into_bytes();
+            let t = hand_signed(
+                rx.addr,
+                "/",
+                &body,
+                roots[0],
+                &key,
+                &id,
+                unix_now(),
+                &format!("d{i}"),
+            );
+            assert_eq!(t.send(rx.addr).0, 204);
+        }
+        rx.stop();
+    }
+    let text = std::fs::read_to_string(env.log()).expect("log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    let mut prev = "0".repeat(64);
+    for (line, root) in lines.iter().zip(roots) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        assert_eq!(v["prev"], prev.as_str());
+        assert_eq!(v["idempotency_key"], root);
+        prev = blake3::hash(line.as_bytes()).to_hex().to_string();
+    }
+
+    // A broken chain is refused at start, naming the file.
+    let broken = text.replacen("aa11", "aa12", 2);
+    std::fs::write(
+        env.log(),
+        broken.replacen(&"0".repeat(64), &"1".repeat(64), 1),
+    )
+    .expect("write");
+    let out = env
+        .cmd()
+        .args([
+            "receive",
+            "--listen",
+            "127.0.0.1:0",
+            "--trust",
+            s(&env.trust()),
+            "--log",
+            s(&env.log()),
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("broken at line 1"),
+        "{}",
+        stderr(&out)
+    );
+}
