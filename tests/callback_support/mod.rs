@@ -133,6 +133,10 @@ impl Env {
     }
 
     pub fn receiver_with(&self, listen: &str, extra: &[&str]) -> ReceiverProc {
+        // stderr (one line per request) goes to a file: an unread pipe
+        // would fill up and block the receiver.
+        let err_path = self.path().join(format!("receiver-{}.err", free_port()));
+        let err_file = std::fs::File::create(&err_path).expect("stderr file");
         let mut child = self
             .cmd()
             .args([
@@ -146,7 +150,7 @@ impl Env {
             ])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(err_file)
             .spawn()
             .expect("start receiver");
         let stdout = child.stdout.take().expect("stdout");
@@ -159,15 +163,17 @@ impl Env {
             .and_then(|s| s.split_whitespace().next())
             .unwrap_or_else(|| {
                 let _ = child.kill();
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
+                let _ = child.wait();
+                let err = std::fs::read_to_string(&err_path).unwrap_or_default();
                 panic!("receiver did not start: {first:?} {err}")
             })
             .parse()
             .expect("address");
-        ReceiverProc { child, addr }
+        ReceiverProc {
+            child,
+            addr,
+            err_path,
+        }
     }
 }
 
@@ -188,6 +194,7 @@ pub fn stderr(o: &Output) -> String {
 pub struct ReceiverProc {
     pub child: Child,
     pub addr: SocketAddr,
+    err_path: PathBuf,
 }
 
 impl ReceiverProc {
@@ -198,10 +205,7 @@ impl ReceiverProc {
     /// SIGTERM, then wait (bounded) for a clean exit; returns its stderr.
     pub fn stop(mut self) -> (bool, String) {
         let clean = terminate(&mut self.child);
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
+        let err = std::fs::read_to_string(&self.err_path).unwrap_or_default();
         (clean, err)
     }
 }
