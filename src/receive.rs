@@ -136,6 +136,11 @@ struct State {
     keys: RwLock<HashMap<String, VerifyingKey>>,
     nonces: Mutex<HashMap<(String, String), i64>>,
     log: Mutex<LogState>,
+    /// Group commit: the highest `seq` known to be on disk, and a handle
+    /// to flush the log with. One `fdatasync` covers every line written
+    /// before it, so concurrent requests share it.
+    synced: Mutex<u64>,
+    sync_file: File,
     max_body: usize,
 }
 
@@ -157,6 +162,11 @@ impl Receiver {
         };
         let keys = load_trust(&args.trust)?;
         let log = open_log(&log_path)?;
+        let sync_file = log
+            .file
+            .try_clone()
+            .with_context(|| format!("cannot open log {}", log_path.display()))?;
+        let synced = log.seq;
         let server = tiny_http::Server::http(&args.listen).map_err(|e| {
             anyhow!(
                 "cannot listen on {}: {e}; pick another address with --listen",
@@ -174,6 +184,8 @@ impl Receiver {
             keys: RwLock::new(keys),
             nonces: Mutex::new(HashMap::new()),
             log: Mutex::new(log),
+            synced: Mutex::new(synced),
+            sync_file,
             max_body: args.max_body,
         });
         let workers = (0..args.workers)
@@ -420,16 +432,24 @@ fn check(state: &State, req: &mut tiny_http::Request) -> std::result::Result<Str
         "prev": log.last_hash,
     })
     .to_string();
-    let written = log
-        .file
-        .write_all(format!("{line}\n").as_bytes())
-        .and_then(|_| log.file.sync_data());
-    if let Err(e) = written {
+    if let Err(e) = log.file.write_all(format!("{line}\n").as_bytes()) {
         return Err((500, format!("cannot write the log: {e}")));
     }
     log.last_hash = line_hash(&line);
     log.seq += 1;
     log.seen.insert(idem.clone());
+    let my_seq = log.seq;
+    drop(log);
+
+    // 204 only once the line is on disk.
+    let mut synced = state.synced.lock().unwrap_or_else(PoisonError::into_inner);
+    if *synced < my_seq {
+        let written = state.log.lock().unwrap_or_else(PoisonError::into_inner).seq;
+        if let Err(e) = state.sync_file.sync_data() {
+            return Err((500, format!("cannot flush the log to disk: {e}")));
+        }
+        *synced = written;
+    }
     Ok(format!("accepted {idem} from key {keyid}"))
 }
 
