@@ -818,3 +818,68 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(v * scale))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_reject_nonsense() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("2d").is_err());
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Tue, 20 Apr 2021 02:07:55 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn targets_normalise_the_authority_and_refuse_remote_plain_http() {
+        let t = Target::parse("https://Registry.Example:443/a/b?x=1", false).expect("ok");
+        assert_eq!(t.authority, "registry.example");
+        assert_eq!(t.path, "/a/b");
+        assert_eq!(t.query.as_deref(), Some("x=1"));
+        let t = Target::parse("http://127.0.0.1:8080", false).expect("loopback");
+        assert_eq!(
+            (t.authority.as_str(), t.path.as_str()),
+            ("127.0.0.1:8080", "/")
+        );
+        assert!(Target::parse("http://[::1]:9/x", false).is_ok());
+        assert!(Target::parse("http://localhost/x", false).is_ok());
+        assert!(Target::parse("http://registry.example/x", false).is_err());
+        assert!(Target::parse("http://registry.example/x", true).is_ok());
+        assert!(Target::parse("https://user:pw@registry.example/x", false).is_err());
+        assert!(Target::parse("ftp://registry.example/x", false).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let d = DeliveryOptions {
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            ..DeliveryOptions::default()
+        };
+        for retry in 0..8 {
+            let full =
+                Duration::from_millis(100 * (1u64 << retry)).min(Duration::from_millis(1000));
+            let w = backoff_for(&d, retry);
+            assert!(
+                w >= full / 2 && w <= full,
+                "retry {retry}: {w:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+    }
+}

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +50,8 @@ pub struct ReceiveArgs {
 }
 
 /// Hash that starts the chain (the "previous line" of the first line).
+/// Same chain convention as the spawn ledger: `seq` from 1, `prev` = BLAKE3
+/// hex of the previous line's bytes without its newline.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// BLAKE3 (hex) of one log line, without its newline.
@@ -70,27 +72,38 @@ fn open_log(path: &Path) -> Result<LogState> {
     let mut seq = 0;
     let mut seen = HashSet::new();
     if path.exists() {
-        let f = File::open(path).with_context(|| format!("cannot read log {}", path.display()))?;
-        for (n, line) in BufReader::new(f).lines().enumerate() {
-            let line = line.with_context(|| format!("cannot read log {}", path.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("cannot read log {}", path.display()))?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            bail!(
+                "log {} ends in a partial line (cut off while written); move the file aside or remove that line",
+                path.display()
+            );
+        }
+        for (n, line) in text.lines().enumerate() {
+            let n = n + 1;
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
                 anyhow!(
-                    "log {} line {} is not JSON ({e}); move the file aside",
-                    path.display(),
-                    n + 1
+                    "log {} is broken at line {n}: not JSON ({e}); move the file aside",
+                    path.display()
                 )
             })?;
+            if v.get("seq").and_then(|s| s.as_u64()) != Some(n as u64) {
+                bail!(
+                    "log {} is broken at line {n}: its seq is not {n}, lines were removed or reordered; move the file aside",
+                    path.display()
+                );
+            }
             if v.get("prev").and_then(|p| p.as_str()) != Some(last_hash.as_str()) {
                 bail!(
-                    "log {} is broken at line {}: its prev hash does not match the line before; move the file aside",
-                    path.display(),
-                    n + 1
+                    "log {} is broken at line {n}: its prev is not the BLAKE3 of the line before; move the file aside",
+                    path.display()
                 );
             }
             if let Some(k) = v.get("idempotency_key").and_then(|k| k.as_str()) {
                 seen.insert(k.to_owned());
             }
-            last_hash = line_hash(&line);
+            last_hash = line_hash(line);
             seq += 1;
         }
     } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
