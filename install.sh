@@ -230,4 +230,6 @@ path_hint() {
     echo "    export PATH=\"$install_dir:\$PATH\"" >&2
 }
 
-main "$@"
+# In braces so that no cut-off prefix of this line runs main, e.g. without its
+# arguments: a partial group is a syntax error.
+{ main "$@"; }
