@@ -1,5 +1,66 @@
+mod cli;
+mod config;
+mod exit_codes;
+mod git;
+mod output;
 mod paths;
+mod spawn;
+mod templates;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command, SpawnArgs, TemplatesAction};
+use crate::config::SpawnConfig;
+use crate::exit_codes::{ExitCode, code_of};
+use crate::git::GitOutcome;
 
 fn main() {
-    let _ = paths::data_dir();
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            code_of(&err)
+        }
+    };
+    std::process::exit(code.code());
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Some(Command::New { name, kind, spawn }) => spawn_repo(&name, &kind, &spawn),
+        Some(Command::Templates {
+            action: TemplatesAction::List,
+        }) => {
+            output::catalogue(&templates::catalogue());
+            Ok(ExitCode::Success)
+        }
+        None => match cli.name {
+            Some(name) => spawn_repo(&name, cli.kind.as_deref().unwrap_or("service"), &cli.spawn),
+            None => {
+                let _ = Cli::command().print_help();
+                Ok(ExitCode::Usage)
+            }
+        },
+    }
+}
+
+fn spawn_repo(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
+    let config = SpawnConfig::from_args(name, kind, args)?;
+    let files = templates::plan(&config)?;
+    if config.dry_run {
+        spawn::refuse_existing(&config.target)?;
+        output::plan(&config, &files);
+        return Ok(ExitCode::Success);
+    }
+    spawn::install_interrupt_handler();
+    let spawned = spawn::write_repository(&config, &files, |_staging| Ok(()))?;
+    if spawned.git == Some(GitOutcome::NotInstalled) {
+        output::warn(
+            "git is not installed: the repository was created without git; install git, or pass --no-git to silence this",
+        );
+    }
+    output::summary(&config, &files, &spawned);
+    Ok(ExitCode::Success)
 }

@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 /// Only absolute values of `XDG_DATA_HOME` count, as the XDG base directory
 /// specification says; a relative one is ignored rather than resolved against
 /// whatever directory the user happens to be in.
+#[allow(dead_code)] // until receipts, callbacks and the ledger are wired in
 pub fn data_dir() -> Result<PathBuf> {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from)
         && xdg.is_absolute()
@@ -17,6 +18,8 @@ pub fn data_dir() -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").map(PathBuf::from) {
         Some(home) if home.is_absolute() => Ok(home.join(".local/share/spawn-elite")),
-        _ => bail!("cannot find a data directory: neither XDG_DATA_HOME nor HOME is set to an absolute path; set one of them"),
+        _ => bail!(
+            "cannot find a data directory: neither XDG_DATA_HOME nor HOME is set to an absolute path; set one of them"
+        ),
     }
 }
