@@ -62,6 +62,20 @@ pub enum Command {
         #[command(subcommand)]
         action: TemplatesAction,
     },
+    /// Print a shell completion script, e.g. `spawn-elite completions bash > ~/.local/share/bash-completion/completions/spawn-elite`
+    Completions {
+        /// Shell to complete for
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `spawn-elite man > ~/.local/share/man/man1/spawn-elite.1`
+    Man,
+    /// Report which tools the spawned repositories use are on this host (git, python3, make, docker, terraform, bats, shellcheck); exits 0 even when some are missing
+    Doctor {
+        /// Print one JSON object on stdout instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

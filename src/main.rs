@@ -1,5 +1,7 @@
 mod cli;
+mod completions;
 mod config;
+mod doctor;
 mod exit_codes;
 mod git;
 mod output;
@@ -34,6 +36,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             action: TemplatesAction::List,
         }) => {
             output::catalogue(&templates::catalogue());
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Completions { shell }) => {
+            completions::print(&completions::completion_script(shell))?;
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Man) => {
+            completions::print(&completions::man_page()?)?;
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Doctor { json }) => {
+            doctor::report(&doctor::check_all(), json);
             Ok(ExitCode::Success)
         }
         None => match cli.name {
