@@ -396,7 +396,7 @@ fn ctrl_c_during_spawn_leaves_nothing() {
             marker.display()
         ),
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("spawn-elite"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("spawn-elite"))
         .args(["svc", "--quiet", "--out-dir"])
         .arg(sb.repos())
         .env("PATH", path_with(&bin))
