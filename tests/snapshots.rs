@@ -77,11 +77,26 @@ fn set_values_reach_the_files() {
         "--set",
         "description=Payments \"gateway\"",
     ]);
-    assert!(text.contains("https://github.com/acme/pay.git"), "org in clone URL");
-    assert!(text.contains("Copyright (c) 2026 acme"), "org as LICENSE holder");
+    assert!(
+        text.contains("https://github.com/acme/pay.git"),
+        "org in clone URL"
+    );
+    assert!(
+        text.contains("Copyright (c) 2026 acme"),
+        "org as LICENSE holder"
+    );
     assert!(text.contains("9090"), "port");
     assert!(text.contains("python:3.11"), "python version in images");
-    assert!(text.contains("pay:2.3.4"), "image tag pinned to the repo version");
-    assert!(text.contains("Payments \"gateway\"") || text.contains("Payments \\\"gateway\\\""), "description");
-    assert!(!text.contains("8000"), "default port leaked despite --set port");
+    assert!(
+        text.contains("pay:2.3.4"),
+        "image tag pinned to the repo version"
+    );
+    assert!(
+        text.contains("Payments \"gateway\"") || text.contains("Payments \\\"gateway\\\""),
+        "description"
+    );
+    assert!(
+        !text.contains("8000"),
+        "default port leaked despite --set port"
+    );
 }
