@@ -156,28 +156,61 @@ fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
             .map_err(|_| std::io::Error::from(ErrorKind::InvalidInput))
     };
     let (from_c, to_c) = (c(from)?, c(to)?);
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from_c.as_ptr(),
-            libc::AT_FDCWD,
-            to_c.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
+    let Err(err) = rename_exclusive(&from_c, &to_c) else {
         return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
+    };
     // Filesystems without RENAME_NOREPLACE: fall back to check-then-rename.
-    if matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+    if matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTSUP)
+    ) {
         if fs::symlink_metadata(to).is_ok() {
             return Err(ErrorKind::AlreadyExists.into());
         }
         return fs::rename(from, to);
     }
     Err(err)
+}
+
+/// rename(2) that refuses an existing target. EINVAL, ENOSYS or ENOTSUP mean
+/// the filesystem or OS cannot do it.
+///
+/// Linux goes through the raw system call: the musl libc of the static release
+/// build has no `renameat2` wrapper, so calling that fails to link.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn rename_exclusive(from: &std::ffi::CStr, to: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(target_vendor = "apple")]
+fn rename_exclusive(from: &std::ffi::CStr, to: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    if unsafe { libc::renamex_np(from.as_ptr(), to.as_ptr(), libc::RENAME_EXCL) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere: "not supported", which takes the check-then-rename path.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+fn rename_exclusive(_from: &std::ffi::CStr, _to: &std::ffi::CStr) -> std::io::Result<()> {
+    Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
 /// Write `files` as a new repository at `config.target`.
