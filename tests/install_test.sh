@@ -210,7 +210,7 @@ fails_cleanly() {
     elif ! grep -q "$pattern" "$scratch/out"; then
         not_ok "$name: message lacks '$pattern'"
     else
-        ok "$name (exit $rc: $(grep 'error:' "$scratch/out" | head -n 1 | sed 's/.*error: //'))"
+        ok "$name (exit $rc: $(grep 'error:' "$scratch/out" | head -n 1 | sed 's/^spawn-elite install: error: //'))"
     fi
 }
 
