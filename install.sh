@@ -155,8 +155,12 @@ base_url() {
 # download URL FILE: fails with a message naming the URL.
 download() {
     if command -v curl >/dev/null 2>&1; then
-        curl --fail --silent --show-error --location --retry 2 --output "$2" "$1" 2>"$work/download.err" ||
+        if ! curl --fail --silent --show-error --location --retry 2 --output "$2" "$1" 2>"$work/download.err"; then
+            if grep -q 'error: 404' "$work/download.err"; then
+                die "download failed: $1 does not exist (HTTP 404); check SPAWN_ELITE_VERSION or SPAWN_ELITE_BASE_URL"
+            fi
             die "download failed: $1 ($(tail -n 1 "$work/download.err"))"
+        fi
     elif command -v wget >/dev/null 2>&1; then
         wget --quiet --tries=3 --output-document="$2" "$1" 2>"$work/download.err" ||
             die "download failed: $1 (wget could not fetch it; does the release have this file?)"
