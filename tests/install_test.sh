@@ -8,6 +8,8 @@
 #
 # Needs python3 (for `python3 -m http.server`), curl, tar, gzip, sha256sum or
 # shasum. Ends with "N passed, N failed"; exits non-zero when any check failed.
+# INSTALL_TEST_SHELL picks the shell that runs install.sh (default: sh), e.g.
+# "bash --posix" or "busybox sh".
 set -eu
 
 prog=spawn-elite
@@ -16,6 +18,8 @@ installer=$root/install.sh
 
 passed=0
 failed=0
+# Word-split on purpose: "busybox sh" is two words.
+shell_under_test=${INSTALL_TEST_SHELL:-sh}
 server_pid=""
 scratch=""
 
@@ -95,6 +99,21 @@ finish() {
         rm -rf "$scratch"
     fi
     exit "$status"
+}
+
+# aim URL DIR: the installer's environment for a run against URL into DIR
+# (call in a subshell).
+aim() {
+    unset SPAWN_ELITE_VERSION SPAWN_ELITE_REPO SPAWN_ELITE_TARGET
+    SPAWN_ELITE_BASE_URL=$1
+    SPAWN_ELITE_INSTALL_DIR=$2
+    export SPAWN_ELITE_BASE_URL SPAWN_ELITE_INSTALL_DIR
+}
+
+# under_test ARGS...: run the shell chosen to run install.sh.
+under_test() {
+    # shellcheck disable=SC2086 # "busybox sh" is two words
+    $shell_under_test "$@"
 }
 
 ok() {
@@ -183,9 +202,10 @@ run_installer() {
     dir=$1
     shift
     set +e
-    env -u SPAWN_ELITE_VERSION -u SPAWN_ELITE_REPO -u SPAWN_ELITE_TARGET \
-        SPAWN_ELITE_BASE_URL="${BASE_URL:-$base/good}" SPAWN_ELITE_INSTALL_DIR="$dir" \
-        sh "${SCRIPT:-$installer}" "$@" >"$scratch/out" 2>&1
+    (
+        aim "${BASE_URL:-$base/good}" "$dir"
+        under_test "${SCRIPT:-$installer}" "$@"
+    ) >"$scratch/out" 2>&1
     rc=$?
     set -e
 }
@@ -246,8 +266,10 @@ case_curl_pipe() {
     }
     dir=$scratch/t-pipe/bin
     set +e
-    curl -fsSL "$base/install.sh" |
-        SPAWN_ELITE_BASE_URL="$base/good" SPAWN_ELITE_INSTALL_DIR="$dir" sh >"$scratch/out" 2>&1
+    curl -fsSL "$base/install.sh" | (
+        aim "$base/good" "$dir"
+        under_test
+    ) >"$scratch/out" 2>&1
     rc=$?
     set -e
     if [ "$rc" -eq 0 ] && "$dir/$prog" --version >/dev/null 2>&1; then
@@ -266,9 +288,9 @@ case_wget_only() {
     fi
     tools=$scratch/wget-only
     mkdir -p "$tools"
-    for tool in sh env mktemp uname awk sed tar gzip sha256sum shasum cp chmod mv rm mkdir dirname basename tail cat wget; do
+    for tool in ${shell_under_test%% *} sh env mktemp uname awk sed tar gzip sha256sum shasum cp chmod mv rm mkdir dirname basename tail cat wget; do
         path=$(command -v "$tool" 2>/dev/null || true)
-        [ -z "$path" ] || ln -s "$path" "$tools/$tool"
+        [ -z "$path" ] || ln -sf "$path" "$tools/$tool"
     done
     dir=$scratch/t-wget/bin
     PATH=$tools run_installer "$dir"
@@ -356,7 +378,10 @@ case_truncated_script() {
         fi
         # Also as a pipe, the way curl | sh reads it.
         set +e
-        SPAWN_ELITE_BASE_URL="$base/good" SPAWN_ELITE_INSTALL_DIR="$dir" sh <"$scratch/cut.sh" >"$scratch/out" 2>&1
+        (
+            aim "$base/good" "$dir"
+            under_test <"$scratch/cut.sh"
+        ) >"$scratch/out" 2>&1
         rc=$?
         set -e
         if ! nothing_installed "$dir"; then
@@ -397,8 +422,9 @@ case_unwritable_dir() {
         fi
         chmod 755 "$scratch" "$scratch/t-readonly"
         set +e
+        # shellcheck disable=SC2086 # "busybox sh" is two words
         env HOME=/nonexistent SPAWN_ELITE_BASE_URL="$base/good" SPAWN_ELITE_INSTALL_DIR="$dir" \
-            setpriv --reuid=65534 --regid=65534 --clear-groups sh "$serve/install.sh" >"$scratch/out" 2>&1
+            setpriv --reuid=65534 --regid=65534 --clear-groups $shell_under_test "$serve/install.sh" >"$scratch/out" 2>&1
         rc=$?
         set -e
     else
