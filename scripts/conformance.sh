@@ -587,7 +587,7 @@ run_mutations() {
   mutate "$s" c_secrets no-secrets "a secret hidden as a \${VAR:-default}" 'sed -i "s/\${GRAFANA_ADMIN_PASSWORD:?[^}]*}/\${GRAFANA_ADMIN_PASSWORD:-admin}/" docker-compose.yml'
   mutate "$s" c_paths paths-exist "compose builds . but no Dockerfile" 'rm Dockerfile'
   mutate "$s" c_paths paths-exist "workflow make target missing" 'sed -i "s/^lint:/linting:/; s/^ci: lint/ci: linting/" Makefile'
-  mutate "$s" c_paths paths-exist "Dockerfile COPYs a file .dockerignore excludes" 'echo "README.md" >/dev/null; sed -i "s#^COPY main.py ./#COPY main.py README.md ./#" Dockerfile'
+  mutate "$s" c_paths paths-exist "Dockerfile COPYs a file .dockerignore excludes" 'sed -i "s#^COPY main.py ./#COPY main.py README.md ./#" Dockerfile'
   mutate "$s" c_pins pins "image :latest in compose" 'sed -i "s#prom/prometheus:v[0-9.]*#prom/prometheus:latest#" docker-compose.yml'
   mutate "$s" c_pins pins "floating @master action" 'sed -i "s#actions/checkout@v6#actions/checkout@master#" .github/workflows/ci.yml'
   mutate "$s" c_pins pins "upper-case-prone \${{ github.repository }} tag" "sed -i 's#--tag ${n_svc}:ci #--tag \${{ github.repository }}:ci #' .github/workflows/ci.yml"
