@@ -134,6 +134,7 @@ targets_for_host() {
     case $os in
         Linux) echo "$arch-unknown-linux-musl $arch-unknown-linux-gnu" ;;
         Darwin) echo "$arch-apple-darwin" ;;
+        MINGW* | MSYS* | CYGWIN*) die "Windows is not supported; install from WSL, which counts as Linux" ;;
         *) die "unsupported operating system '$os' (releases exist for Linux and macOS)" ;;
     esac
 }
@@ -170,10 +171,14 @@ download() {
 }
 
 fetch_online() {
+    candidates=$(targets_for_host)
     url=$(base_url)
+    case $url in
+        https://* | http://127.0.0.1[:/]* | http://localhost[:/]*) ;;
+        *) say "warning: $url is not https; the download can be read and altered on the way" ;;
+    esac
     sums=$work/SHA256SUMS
     download "$url/SHA256SUMS" "$sums"
-    candidates=$(targets_for_host)
     name=""
     for target in $candidates; do
         if [ -n "$(expected_sum "$sums" "$prog-$target.tar.gz")" ]; then

@@ -339,7 +339,8 @@ case_unsupported_os() {
     mkdir -p "$fake"
     fake_uname "$fake/uname" Plan9 x86_64
     dir=$scratch/t-os/bin
-    PATH=$fake:$PATH run_installer "$dir"
+    # Refused before any download: the URL is a closed port.
+    PATH=$fake:$PATH BASE_URL=http://127.0.0.1:9/unused run_installer "$dir"
     fails_cleanly "unsupported operating system" "$dir" "unsupported operating system"
     fake_uname "$fake/uname" Linux mips
     PATH=$fake:$PATH run_installer "$dir"
