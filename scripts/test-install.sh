@@ -21,6 +21,11 @@ else
     exit 1
 fi
 
+if command -v actionlint >/dev/null 2>&1; then
+    actionlint .github/workflows/release.yml
+    echo "test-install: actionlint passed" >&2
+fi
+
 # The static musl build is the Linux release; dist.sh falls back to glibc (and
 # says so) when these cannot be had.
 if [ "$(uname -s)" = Linux ]; then
