@@ -61,6 +61,9 @@ main() {
     start_server "$serve"
     base=http://127.0.0.1:$port
 
+    if [ "$mode" = --dist ]; then
+        case_archive_layout "$serve/good"
+    fi
     case_online_install
     case_curl_pipe
     case_wget_only
@@ -233,6 +236,28 @@ fails_cleanly() {
         not_ok "$name: message lacks '$pattern'"
     else
         ok "$name (exit $rc: $(grep 'error:' "$scratch/out" | head -n 1 | sed 's/^spawn-elite install: error: //'))"
+    fi
+}
+
+# Every real archive holds one top directory with the binary, the docs,
+# completions for four shells and the man page.
+case_archive_layout() {
+    bad=""
+    for archive in "$1"/"$prog"-*.tar.gz; do
+        top=$(basename "$archive" .tar.gz)
+        listing=$(tar -tzf "$archive")
+        for member in "$prog" README.md LICENSE man/"$prog".1 \
+            completions/"$prog".bash completions/_"$prog" completions/"$prog".fish completions/_"$prog".ps1; do
+            printf '%s\n' "$listing" | grep -qx "$top/$member" || bad="$bad $top/$member"
+        done
+        if printf '%s\n' "$listing" | grep -qv "^$top/"; then
+            bad="$bad $(basename "$archive"):entries-outside-$top/"
+        fi
+    done
+    if [ -z "$bad" ]; then
+        ok "archive layout: binary, README.md, LICENSE, 4 completions, man page under one directory"
+    else
+        not_ok "archive layout, missing:$bad"
     fi
 }
 
