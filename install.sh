@@ -21,6 +21,8 @@ set -eu
 trap 'echo "spawn-elite install: error: this script is incomplete (interrupted download?); nothing was installed" >&2; exit 1' EXIT
 
 main() {
+    # Running main means the whole file arrived.
+    trap - EXIT
     prog=spawn-elite
     default_repo=spawn-elite/spawn-elite
 

@@ -64,6 +64,7 @@ main() {
     if [ "$mode" = --dist ]; then
         case_archive_layout "$serve/good"
     fi
+    case_arguments
     case_online_install
     case_curl_pipe
     case_wget_only
@@ -284,6 +285,23 @@ case_online_install() {
     else
         not_ok "reinstall over an existing binary (exit $rc)"
     fi
+}
+
+case_arguments() {
+    dir=$scratch/t-args/bin
+    run_installer "$dir" --help
+    if [ "$rc" -eq 0 ] && grep -q 'offline' "$scratch/out" && ! grep -q 'error' "$scratch/out" && nothing_installed "$dir"; then
+        ok "--help prints usage, exits 0, installs nothing"
+    else
+        not_ok "--help (exit $rc)"
+    fi
+    run_installer "$dir" --bogus
+    fails_cleanly "unknown argument" "$dir" "unknown argument '--bogus'"
+    if grep -q 'incomplete' "$scratch/out"; then
+        not_ok "unknown argument: also blamed on an incomplete script"
+    fi
+    run_installer "$dir" --offline
+    fails_cleanly "--offline without a file" "$dir" "offline needs"
 }
 
 case_curl_pipe() {
