@@ -24,7 +24,7 @@ main() {
     # Running main means the whole file arrived.
     trap - EXIT
     prog=spawn-elite
-    default_repo=spawn-elite/spawn-elite
+    default_repo=vaultmesh/spawn-elite
 
     offline=""
     while [ $# -gt 0 ]; do
