@@ -9,5 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=(--release)
 [ "${PROFILE:-release}" = dev ] && profile=()
+# Optimised, but without the shipping profile's slow fat LTO.
+export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 cargo test "${profile[@]}" --test load_callback -- --ignored --nocapture 2>&1 |
   grep -E '^load:|test result|panicked|FAILED' 

@@ -1,6 +1,8 @@
 mod callback;
 mod cli;
+mod completions;
 mod config;
+mod doctor;
 mod exit_codes;
 mod git;
 mod httpsig;
@@ -38,6 +40,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             action: TemplatesAction::List,
         }) => {
             output::catalogue(&templates::catalogue());
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Completions { shell }) => {
+            completions::print(&completions::completion_script(shell))?;
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Man) => {
+            completions::print(&completions::man_page()?)?;
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Doctor { json }) => {
+            doctor::report(&doctor::check_all(), json);
             Ok(ExitCode::Success)
         }
         Some(Command::Keygen(args)) => {
