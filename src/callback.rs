@@ -314,10 +314,13 @@ fn build_agent(d: &DeliveryOptions) -> Result<Agent> {
                 }
             }
             if certs.is_empty() {
-                bail!(
-                    "{} holds no PEM certificate; pass a CA bundle to --ca-cert (or SSL_CERT_FILE)",
-                    path.display()
-                );
+                return Err(fail(
+                    ExitCode::Usage,
+                    format!(
+                        "{} holds no PEM certificate; pass a CA bundle to --ca-cert (or SSL_CERT_FILE)",
+                        path.display()
+                    ),
+                ));
             }
             RootCerts::new_with_certs(&certs)
         }
@@ -512,7 +515,10 @@ fn send_with_retries(p: &Prepared, body: &[u8], merkle_root: &str, d: &DeliveryO
             } => {
                 if attempt >= d.attempts {
                     return Outcome::Failed {
-                        reason: format!("{reason}; gave up after {attempt} attempts"),
+                        reason: format!(
+                            "{reason}; gave up after {attempt} attempt{}",
+                            if attempt == 1 { "" } else { "s" }
+                        ),
                     };
                 }
                 let wait = match retry_after {
