@@ -30,6 +30,7 @@ use crate::keys;
 
 /// Spawn flags for the callback; the spawn command flattens this in.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Signed callback")]
 pub struct CallbackArgs {
     /// After a successful spawn, POST the signed receipt to URL
     #[arg(long = "callback", value_name = "URL")]
@@ -68,6 +69,7 @@ impl CallbackArgs {
 
 /// How hard to try: timeouts, retries, TLS.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Delivery")]
 pub struct DeliveryOptions {
     /// Time allowed to connect, per attempt (e.g. 10s, 500ms)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, env = "SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT")]
