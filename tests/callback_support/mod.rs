@@ -368,7 +368,7 @@ impl Drop for Flaky {
 }
 
 /// Read one request head (up to the blank line) and its Content-Length body.
-fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+pub fn read_request(conn: &mut impl std::io::Read) -> Option<(String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
