@@ -143,8 +143,11 @@ impl CallbackOptions {
     }
 }
 
-/// The result of [`deliver`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The result of [`deliver`]. Serializes as
+/// `{"outcome":"delivered","status":204,"attempts":1}` or
+/// `{"outcome":"queued","outbox_file":"…","reason":"…"}` for `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Delivery {
     /// The receiver answered 2xx.
     Delivered { status: u16, attempts: u32 },
@@ -830,6 +833,26 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_serializes_for_json_output() {
+        let d = Delivery::Delivered {
+            status: 204,
+            attempts: 2,
+        };
+        assert_eq!(
+            serde_json::to_string(&d).expect("json"),
+            r#"{"outcome":"delivered","status":204,"attempts":2}"#
+        );
+        let q = Delivery::Queued {
+            outbox_file: PathBuf::from("/o/1.json"),
+            reason: "HTTP 500".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&q).expect("json"),
+            r#"{"outcome":"queued","outbox_file":"/o/1.json","reason":"HTTP 500"}"#
+        );
+    }
 
     #[test]
     fn durations_accept_units_and_reject_nonsense() {
