@@ -17,6 +17,8 @@ pub fn data_dir() -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").map(PathBuf::from) {
         Some(home) if home.is_absolute() => Ok(home.join(".local/share/spawn-elite")),
-        _ => bail!("cannot find a data directory: neither XDG_DATA_HOME nor HOME is set to an absolute path; set one of them"),
+        _ => bail!(
+            "cannot find a data directory: neither XDG_DATA_HOME nor HOME is set to an absolute path; set one of them"
+        ),
     }
 }
