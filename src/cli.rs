@@ -1,21 +1,70 @@
-//! The command line, and nothing else.
+//! The command line, and nothing else: parsing lives here, meaning lives in
+//! `config.rs`.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Examples:
+  spawn-elite my-svc                  a FastAPI service in $VAULTMESH_REPOS or ~/repos
+  spawn-elite my-infra infra          a Terraform repository
+  spawn-elite new verify --type tool  a repository named like a subcommand
+  spawn-elite my-svc --dry-run        list the files without writing anything";
 
 #[derive(Debug, Parser)]
-#[command(name = "spawn-elite", version)]
+#[command(
+    name = "spawn-elite",
+    version,
+    about = "Spawn a production-shaped repository in one command, with a receipt of what was generated.",
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Repository name: a DNS-1123 label (lowercase letters, digits and '-', starting with a letter)
+    #[arg(value_name = "NAME", allow_hyphen_values = true)]
+    pub name: Option<String>,
+
+    /// Kind of repository: service (Python FastAPI), infra (Terraform) or tool (Bash CLI)
+    #[arg(value_name = "TYPE")]
+    pub kind: Option<String>,
+
+    #[command(flatten)]
+    pub spawn: SpawnArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Spawn a repository (same as `spawn-elite NAME [TYPE]`, for names that clash with a subcommand)
+    New {
+        /// Repository name: a DNS-1123 label
+        #[arg(value_name = "NAME", allow_hyphen_values = true)]
+        name: String,
+
+        /// Kind of repository: service, infra or tool
+        #[arg(
+            long = "type",
+            short = 't',
+            value_name = "TYPE",
+            default_value = "service"
+        )]
+        kind: String,
+
+        #[command(flatten)]
+        spawn: SpawnArgs,
+    },
+    /// Inspect the templates embedded in this binary
+    Templates {
+        #[command(subcommand)]
+        action: TemplatesAction,
+    },
     /// Check a tree against its receipt; exit 1 and list every difference if it drifted
     Verify {
-        /// The tree to check [default: the current directory]
+        /// The tree to check
         #[arg(value_name = "DIR", default_value = ".")]
         dir: PathBuf,
         /// The receipt to check against [default: DIR/.spawn-elite/receipt.json]
@@ -40,11 +89,11 @@ pub enum Command {
         /// The file, relative to DIR
         #[arg(value_name = "PATH")]
         path: PathBuf,
-        /// The receipt to prove against [default: DIR/.spawn-elite/receipt.json, else the tree as it is]
+        /// The receipt to prove against [default: DIR/.spawn-elite/receipt.json if present, else the tree as it is]
         #[arg(long, value_name = "FILE")]
         receipt: Option<PathBuf>,
     },
-    /// Check a file against an inclusion proof, offline and without the other files
+    /// Check one file against an inclusion proof, offline and without the other files
     VerifyProof {
         #[arg(value_name = "PROOF")]
         proof: PathBuf,
@@ -67,4 +116,42 @@ pub enum LedgerAction {
     Verify,
     /// Show past spawns
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesAction {
+    /// List every embedded template with the type(s) it belongs to
+    List,
+}
+
+/// Options shared by `spawn-elite NAME` and `spawn-elite new NAME`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SpawnArgs {
+    /// Parent directory of the new repository [default: $VAULTMESH_REPOS, else ~/repos]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Only the base files: no CI workflow, containers, Kubernetes or monitoring
+    #[arg(long)]
+    pub no_elite: bool,
+
+    /// Do not create a git repository or commit
+    #[arg(long)]
+    pub no_git: bool,
+
+    /// Print every file that would be written, with its size, and write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// Print one JSON summary object on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print nothing but errors and warnings
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Set a template value (repeatable): description, org, python_version, port, version
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }

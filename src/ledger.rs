@@ -40,8 +40,15 @@ pub fn path() -> Result<PathBuf> {
 ///
 /// The file is locked while the last line is read and the new one written,
 /// so two spawns at once still make one chain.
+// Called by spawn once it writes receipts; until then only tests use it.
+#[allow(dead_code)]
 pub fn append(receipt: &Receipt, repo_path: &Path) -> Result<PathBuf> {
     let path = path()?;
+    append_to(&path, receipt, repo_path)?;
+    Ok(path)
+}
+
+fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path) -> Result<()> {
     let io = |e: std::io::Error| {
         fail(
             ExitCode::Io,
@@ -58,7 +65,7 @@ pub fn append(receipt: &Receipt, repo_path: &Path) -> Result<PathBuf> {
         .read(true)
         .append(true)
         .create(true)
-        .open(&path)
+        .open(path)
         .map_err(io)?;
     file.lock().map_err(io)?;
     let mut text = Vec::new();
@@ -103,8 +110,7 @@ pub fn append(receipt: &Receipt, repo_path: &Path) -> Result<PathBuf> {
     line.push(b'\n');
     file.seek(SeekFrom::End(0)).map_err(io)?;
     file.write_all(&line).map_err(io)?;
-    file.sync_data().map_err(io)?;
-    Ok(path)
+    file.sync_data().map_err(io)
 }
 
 /// The last line's bytes without its newline.
@@ -218,6 +224,21 @@ mod tests {
             out.push(b'\n');
         }
         out
+    }
+
+    #[test]
+    fn appended_lines_form_a_chain_that_verifies() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = dir.path().join("sub/ledger.jsonl");
+        let receipt = Receipt::of_tree(dir.path(), None, jiff::Timestamp::UNIX_EPOCH)?;
+        for _ in 0..3 {
+            append_to(&ledger, &receipt, dir.path())?;
+        }
+        let entries = read_verified(&ledger)?;
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(entries[0].prev, GENESIS);
+        assert_eq!(entries[2].merkle_root, receipt.merkle_root);
+        Ok(())
     }
 
     #[test]

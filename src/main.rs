@@ -1,18 +1,25 @@
 mod audit;
 mod cli;
+mod config;
 mod exit_codes;
+mod git;
 mod ledger;
 mod merkle;
+mod output;
 mod paths;
 mod proof;
 mod receipt;
 mod scan;
+mod spawn;
+mod templates;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command, LedgerAction};
+use crate::cli::{Cli, Command, LedgerAction, SpawnArgs, TemplatesAction};
+use crate::config::SpawnConfig;
 use crate::exit_codes::{ExitCode, code_of};
+use crate::git::GitOutcome;
 
 fn main() {
     let cli = Cli::parse();
@@ -28,6 +35,13 @@ fn main() {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Some(Command::New { name, kind, spawn }) => spawn_repo(&name, &kind, &spawn),
+        Some(Command::Templates {
+            action: TemplatesAction::List,
+        }) => {
+            output::catalogue(&templates::catalogue());
+            Ok(ExitCode::Success)
+        }
         Some(Command::Verify { dir, receipt, json }) => {
             audit::verify(&dir, receipt.as_deref(), json)
         }
@@ -42,9 +56,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             LedgerAction::Verify => audit::ledger_verify(),
             LedgerAction::List => audit::ledger_list(),
         },
-        None => {
-            let _ = Cli::command().print_help();
-            Ok(ExitCode::Usage)
-        }
+        None => match cli.name {
+            Some(name) => spawn_repo(&name, cli.kind.as_deref().unwrap_or("service"), &cli.spawn),
+            None => {
+                let _ = Cli::command().print_help();
+                Ok(ExitCode::Usage)
+            }
+        },
     }
+}
+
+fn spawn_repo(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
+    let config = SpawnConfig::from_args(name, kind, args)?;
+    let files = templates::plan(&config)?;
+    if config.dry_run {
+        spawn::refuse_existing(&config.target)?;
+        output::plan(&config, &files);
+        return Ok(ExitCode::Success);
+    }
+    spawn::install_interrupt_handler();
+    let spawned = spawn::write_repository(&config, &files, |_staging| Ok(()))?;
+    if spawned.git == Some(GitOutcome::NotInstalled) {
+        output::warn(
+            "git is not installed: the repository was created without git; install git, or pass --no-git to silence this",
+        );
+    }
+    output::summary(&config, &files, &spawned);
+    Ok(ExitCode::Success)
 }

@@ -1,0 +1,133 @@
+//! Everything a spawn prints for the person (or script) that ran it.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::config::{Kind, SpawnConfig};
+use crate::git::GitOutcome;
+use crate::spawn::Spawned;
+use crate::templates::PlannedFile;
+
+fn mode_text(file: &PlannedFile) -> &'static str {
+    if file.executable { "755" } else { "644" }
+}
+
+fn files_json(files: &[PlannedFile]) -> Vec<serde_json::Value> {
+    files
+        .iter()
+        .map(|f| json!({"path": f.path, "size": f.contents.len(), "mode": mode_text(f)}))
+        .collect()
+}
+
+fn print_json(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    let _ = writeln!(out);
+}
+
+/// `--dry-run`: the exact file list, sizes and modes, and where it would go.
+pub fn plan(config: &SpawnConfig, files: &[PlannedFile]) {
+    if config.json {
+        print_json(&json!({
+            "name": config.name,
+            "type": config.kind.as_str(),
+            "path": config.target,
+            "dry_run": true,
+            "files": files_json(files),
+        }));
+        return;
+    }
+    let total: usize = files.iter().map(|f| f.contents.len()).sum();
+    println!(
+        "Would create {} repository {} at {} ({} files, {} bytes); nothing was written:",
+        config.kind.as_str(),
+        config.name,
+        config.target.display(),
+        files.len(),
+        total
+    );
+    for file in files {
+        println!(
+            "  {} {:>7}  {}",
+            mode_text(file),
+            file.contents.len(),
+            file.path
+        );
+    }
+}
+
+pub fn warn(message: &str) {
+    eprintln!("warning: {message}");
+}
+
+pub fn summary(config: &SpawnConfig, files: &[PlannedFile], spawned: &Spawned) {
+    let commit = match &spawned.git {
+        Some(GitOutcome::Committed { commit }) => Some(commit.as_str()),
+        _ => None,
+    };
+    if config.json {
+        print_json(&json!({
+            "name": config.name,
+            "type": config.kind.as_str(),
+            "path": spawned.path,
+            "elite": config.elite,
+            "commit": commit,
+            "files": files_json(files),
+        }));
+        return;
+    }
+    if config.quiet {
+        return;
+    }
+    println!(
+        "Created {} repository {} at {}",
+        config.kind.as_str(),
+        config.name,
+        spawned.path.display()
+    );
+    match commit {
+        Some(commit) => println!(
+            "  {} files, initial commit {} on main",
+            files.len(),
+            &commit[..commit.len().min(12)]
+        ),
+        None => println!("  {} files, no git repository", files.len()),
+    }
+    println!();
+    println!("Next steps:");
+    println!("  cd {}", spawned.path.display());
+    for step in next_steps(config.kind, config.elite) {
+        println!("  {step}");
+    }
+}
+
+fn next_steps(kind: Kind, elite: bool) -> Vec<&'static str> {
+    let mut steps = match kind {
+        Kind::Service => vec![
+            "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt",
+            "make test      # run the tests",
+            "make dev       # serve on localhost with reload",
+        ],
+        Kind::Infra => vec![
+            "cp .env.example .env   # then fill in your cloud settings",
+            "make init && make plan",
+        ],
+        Kind::Tool => vec![
+            "make test      # bats tests",
+            "make install   # copy bin/* to ~/.local/bin",
+        ],
+    };
+    if elite && kind == Kind::Service {
+        steps.push("docker compose up -d   # app, Prometheus and Grafana");
+    }
+    steps
+}
+
+/// `spawn-elite templates list`.
+pub fn catalogue(rows: &[(String, Vec<String>)]) {
+    let width = rows.iter().map(|(path, _)| path.len()).max().unwrap_or(0);
+    for (path, kinds) in rows {
+        println!("{path:width$}  {}", kinds.join(", "));
+    }
+}

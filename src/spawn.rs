@@ -1,0 +1,265 @@
+//! Writing a planned repository to disk so that it either appears whole or
+//! not at all.
+//!
+//! Everything is written into a hidden staging directory beside the target
+//! (same filesystem), committed there, and only then renamed into place. Any
+//! failure or Ctrl-C before the rename drops the staging directory; the
+//! rename itself refuses to replace anything that appeared meanwhile.
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::SpawnConfig;
+use crate::exit_codes::{ExitCode, fail};
+use crate::git::{self, GitOutcome};
+use crate::templates::PlannedFile;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C during a spawn must not kill the process mid-write: it sets a flag
+/// that the writer checks between steps, so cleanup always runs.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+}
+
+fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(fail(
+            ExitCode::Interrupted,
+            "interrupted: nothing was created",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct Spawned {
+    pub path: PathBuf,
+    pub git: Option<GitOutcome>,
+}
+
+/// Removes the parent directories this spawn created if it fails, so that a
+/// failed spawn into a new `--out-dir` leaves the filesystem as it found it.
+struct CreatedBase {
+    topmost: Option<PathBuf>,
+    keep: bool,
+}
+
+impl Drop for CreatedBase {
+    fn drop(&mut self) {
+        if let (false, Some(dir)) = (self.keep, &self.topmost) {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn create_base(base: &Path) -> Result<CreatedBase> {
+    let topmost = base
+        .ancestors()
+        .take_while(|dir| fs::symlink_metadata(dir).is_err())
+        .last()
+        .map(Path::to_path_buf);
+    fs::create_dir_all(base).map_err(|e| {
+        fail(
+            ExitCode::Io,
+            format!(
+                "cannot create {}: {}; choose a writable --out-dir",
+                base.display(),
+                describe_io(&e)
+            ),
+        )
+    })?;
+    Ok(CreatedBase {
+        topmost,
+        keep: false,
+    })
+}
+
+fn describe_io(err: &std::io::Error) -> String {
+    match err.kind() {
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::StorageFull => "no space left on device".into(),
+        ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
+        _ => err.to_string(),
+    }
+}
+
+pub fn refuse_existing(target: &Path) -> Result<()> {
+    if fs::symlink_metadata(target).is_ok() {
+        return Err(fail(
+            ExitCode::TargetExists,
+            format!(
+                "cannot create {}: it already exists and was left untouched; choose another name or remove it",
+                target.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn progress(config: &SpawnConfig, len: u64) -> ProgressBar {
+    let target = if config.quiet || config.json {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message("writing");
+    bar
+}
+
+fn write_file(root: &Path, file: &PlannedFile) -> Result<()> {
+    let path = root.join(&file.path);
+    let io_fail = |e: std::io::Error| {
+        fail(
+            ExitCode::Io,
+            format!(
+                "cannot write {}: {}; nothing was created",
+                file.path,
+                describe_io(&e)
+            ),
+        )
+    };
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_fail)?;
+    }
+    let mode = if file.executable { 0o755 } else { 0o644 };
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&path)
+        .map_err(io_fail)?;
+    out.write_all(&file.contents).map_err(io_fail)?;
+    // The umask may have removed bits; the executable bit is part of what we
+    // promise (and of the receipt), so set it exactly.
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_fail)?;
+    Ok(())
+}
+
+/// Rename that fails instead of replacing an empty directory that appeared
+/// at the target since we checked (plain rename(2) would replace it).
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(ErrorKind::InvalidInput))
+    };
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    // Filesystems without RENAME_NOREPLACE: fall back to check-then-rename.
+    if matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+        if fs::symlink_metadata(to).is_ok() {
+            return Err(ErrorKind::AlreadyExists.into());
+        }
+        return fs::rename(from, to);
+    }
+    Err(err)
+}
+
+/// Write `files` as a new repository at `config.target`.
+///
+/// `before_commit` runs on the staged tree after the files are written and
+/// before git sees them: the receipt is written there so that it is part of
+/// the initial commit.
+pub fn write_repository(
+    config: &SpawnConfig,
+    files: &[PlannedFile],
+    before_commit: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Spawned> {
+    refuse_existing(&config.target)?;
+    let mut created_base = create_base(&config.base)?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.spawning-", config.name))
+        .permissions(fs::Permissions::from_mode(0o755))
+        .tempdir_in(&config.base)
+        .map_err(|e| {
+            fail(
+                ExitCode::Io,
+                format!(
+                    "cannot write in {}: {}; choose a writable --out-dir",
+                    config.base.display(),
+                    describe_io(&e)
+                ),
+            )
+        })?;
+
+    let bar = progress(config, files.len() as u64);
+    for file in files {
+        check_interrupted()?;
+        write_file(staging.path(), file)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    check_interrupted()?;
+    before_commit(staging.path())?;
+
+    let git = if config.git {
+        check_interrupted()?;
+        // Ctrl-C reaches git too and makes it fail: report the cause, not the symptom.
+        let outcome = git::init_and_commit(staging.path(), config);
+        check_interrupted()?;
+        Some(outcome?)
+    } else {
+        None
+    };
+
+    check_interrupted()?;
+    match rename_no_replace(staging.path(), &config.target) {
+        Ok(()) => {
+            let _ = staging.keep();
+            created_base.keep = true;
+        }
+        Err(e)
+            if e.kind() == ErrorKind::AlreadyExists
+                || e.raw_os_error() == Some(libc::EEXIST)
+                || e.raw_os_error() == Some(libc::ENOTEMPTY) =>
+        {
+            return Err(fail(
+                ExitCode::TargetExists,
+                format!(
+                    "cannot create {}: it appeared while spawning and was left untouched; choose another name or remove it",
+                    config.target.display()
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(fail(
+                ExitCode::Io,
+                format!(
+                    "cannot move the new repository into {}: {}; nothing was created",
+                    config.target.display(),
+                    describe_io(&e)
+                ),
+            ));
+        }
+    }
+    Ok(Spawned {
+        path: config.target.clone(),
+        git,
+    })
+}

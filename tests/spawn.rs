@@ -1,0 +1,487 @@
+//! The spawn command as a user meets it: files on disk, exit codes, messages.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{Sandbox, git, tree};
+use predicates::prelude::*;
+
+#[test]
+fn refuses_bad_names_with_exit_2_and_creates_nothing() {
+    let sb = Sandbox::new();
+    let long = "a".repeat(64);
+    for bad in [
+        "../x",
+        "a b",
+        "My_Svc",
+        "",
+        "-rf",
+        long.as_str(),
+        "ünï",
+        "x/y",
+        "svc-",
+    ] {
+        sb.cmd()
+            .arg("new")
+            .arg(bad)
+            .arg("--out-dir")
+            .arg(sb.repos())
+            .assert()
+            .code(2)
+            .stderr(predicate::str::starts_with("error: invalid name"))
+            .stderr(predicate::str::contains(
+                "lowercase letters, digits and '-'",
+            ))
+            .stderr(predicate::function(|s: &str| s.lines().count() == 1));
+        assert!(!sb.repos().exists(), "{bad:?} created the base directory");
+    }
+}
+
+#[test]
+fn a_dash_name_is_refused_as_a_name_not_as_an_unknown_flag() {
+    let sb = Sandbox::new();
+    sb.cmd()
+        .args(["-rf", "--out-dir"])
+        .arg(sb.repos())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid name: '-rf'"));
+}
+
+#[test]
+fn refuses_unknown_type_and_lists_valid_ones() {
+    let sb = Sandbox::new();
+    sb.cmd()
+        .args(["svc", "lambda", "--out-dir"])
+        .arg(sb.repos())
+        .assert()
+        .code(2)
+        .stderr("error: unknown type 'lambda': choose one of service, infra, tool\n");
+    assert!(!sb.repos().exists());
+}
+
+#[test]
+fn refuses_unknown_or_invalid_set_values() {
+    let sb = Sandbox::new();
+    let cases = [
+        (
+            "colour=red",
+            "unknown --set key 'colour': valid keys are description, org, python_version, port, version",
+        ),
+        ("port", "has no '='"),
+        ("port=80", "invalid --set port='80'"),
+        ("python_version=2.7", "invalid --set python_version='2.7'"),
+        ("org=a/b", "invalid --set org='a/b'"),
+        ("version=latest", "invalid --set version='latest'"),
+    ];
+    for (set, message) in cases {
+        sb.cmd()
+            .args(["svc", "--set", set, "--out-dir"])
+            .arg(sb.repos())
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+    }
+    assert!(!sb.repos().exists());
+}
+
+#[test]
+fn existing_target_is_refused_with_exit_3_and_left_untouched() {
+    let sb = Sandbox::new();
+    let target = sb.repos().join("svc");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("keep.txt"), "mine").unwrap();
+    sb.cmd()
+        .args(["svc", "--out-dir"])
+        .arg(sb.repos())
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("already exists"))
+        .stderr(predicate::str::contains("choose another name or remove it"));
+    assert_eq!(tree(&target), vec!["keep.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(target.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        tree(&sb.repos()),
+        vec!["svc", "svc/keep.txt"],
+        "no staging debris"
+    );
+}
+
+#[test]
+fn dry_run_lists_files_with_sizes_and_writes_nothing() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["svc", "--dry-run", "--out-dir"])
+        .arg(sb.repos())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("nothing was written"), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim_end().ends_with(" main.py")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.trim_end().ends_with(" Dockerfile")),
+        "{text}"
+    );
+    assert!(!sb.repos().exists());
+}
+
+#[test]
+fn spawn_uses_vaultmesh_repos_then_home_repos() {
+    let sb = Sandbox::new();
+    let custom = sb.path().join("custom");
+    sb.cmd()
+        .args(["svc", "--quiet"])
+        .env("VAULTMESH_REPOS", &custom)
+        .assert()
+        .success();
+    assert!(custom.join("svc/main.py").is_file());
+    sb.cmd().args(["other", "--quiet"]).assert().success();
+    assert!(sb.home().join("repos/other/main.py").is_file());
+}
+
+#[test]
+fn every_file_lands_in_one_commit_on_main() {
+    let sb = Sandbox::new();
+    for kind in ["service", "infra", "tool"] {
+        let name = format!("x-{kind}");
+        let repo = sb.spawn(&[&name, kind]);
+        assert_eq!(git(&repo, &["rev-list", "--count", "HEAD"]).trim(), "1");
+        assert_eq!(git(&repo, &["branch", "--show-current"]).trim(), "main");
+        assert_eq!(
+            git(&repo, &["status", "--porcelain"]),
+            "",
+            "{kind}: uncommitted files"
+        );
+        let committed: Vec<String> = git(&repo, &["ls-files"])
+            .lines()
+            .map(String::from)
+            .collect();
+        let on_disk: Vec<String> = tree(&repo)
+            .into_iter()
+            .filter(|p| repo.join(p).is_file())
+            .collect();
+        let mut committed_sorted = committed.clone();
+        committed_sorted.sort();
+        assert_eq!(committed_sorted, on_disk, "{kind}: every file is committed");
+        let message = git(&repo, &["log", "-1", "--format=%B"]);
+        assert!(
+            message.starts_with("feat: initial repository scaffold\n"),
+            "{message}"
+        );
+        assert!(message.contains(&format!("Type: {kind}")), "{message}");
+        assert!(
+            tree(&repo).iter().all(|p| !p.ends_with(".bak")),
+            "no .bak leftovers"
+        );
+    }
+}
+
+#[test]
+fn commits_as_spawn_elite_when_the_user_has_no_identity_without_touching_config() {
+    let sb = Sandbox::new();
+    let empty = sb.path().join("empty-gitconfig");
+    std::fs::write(&empty, "").unwrap();
+    sb.cmd()
+        .args(["svc", "--quiet", "--out-dir"])
+        .arg(sb.repos())
+        .env("GIT_CONFIG_GLOBAL", &empty)
+        .assert()
+        .success();
+    let repo = sb.repos().join("svc");
+    assert_eq!(
+        git(&repo, &["log", "-1", "--format=%an <%ae>"]).trim(),
+        "spawn-elite <spawn-elite@localhost>"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&empty).unwrap(),
+        "",
+        "user config unchanged"
+    );
+    assert!(
+        !std::fs::read_to_string(repo.join(".git/config"))
+            .unwrap()
+            .contains("[user]")
+    );
+}
+
+#[test]
+fn tool_executables_are_0755_and_data_files_0644() {
+    let sb = Sandbox::new();
+    let repo = sb.spawn(&["mytool", "tool"]);
+    let mode = |p: &str| {
+        std::fs::metadata(repo.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("bin/mytool"), 0o755);
+    assert_eq!(mode("lib/common.sh"), 0o644);
+    assert_eq!(mode("README.md"), 0o644);
+    assert!(git(&repo, &["ls-files", "-s", "bin/mytool"]).starts_with("100755"));
+}
+
+#[test]
+fn no_elite_writes_only_base_and_type_files() {
+    let sb = Sandbox::new();
+    let repo = sb.spawn(&["svc", "service", "--no-elite", "--no-git"]);
+    let files = tree(&repo);
+    assert!(files.contains(&"main.py".to_owned()));
+    for elite in [
+        "Dockerfile",
+        "docker-compose.yml",
+        ".github",
+        "deployments",
+        "monitoring",
+    ] {
+        assert!(
+            !files.iter().any(|f| f.starts_with(elite)),
+            "{elite} written with --no-elite"
+        );
+    }
+    assert!(!repo.join(".git").exists(), "--no-git made a repository");
+}
+
+#[test]
+fn json_summary_names_the_repository_and_its_files() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["svc", "--json", "--out-dir"])
+        .arg(sb.repos())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out).expect("stdout is one JSON object");
+    assert_eq!(summary["name"], "svc");
+    assert_eq!(summary["type"], "service");
+    assert_eq!(summary["path"], sb.repos().join("svc").to_str().unwrap());
+    let files = summary["files"].as_array().unwrap();
+    assert_eq!(
+        files.len(),
+        tree(&sb.repos().join("svc"))
+            .iter()
+            .filter(|p| sb.repos().join("svc").join(p).is_file())
+            .count()
+    );
+    assert!(summary["commit"].as_str().unwrap().len() == 40);
+}
+
+#[test]
+fn unwritable_base_fails_with_exit_4_and_leaves_nothing() {
+    let sb = Sandbox::new();
+    // A regular file where a directory is needed fails even for root,
+    // which ignores permission bits.
+    let blocker = sb.path().join("blocker");
+    std::fs::write(&blocker, "").unwrap();
+    sb.cmd()
+        .args(["svc", "--out-dir"])
+        .arg(blocker.join("repos"))
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("cannot create"))
+        .stderr(predicate::str::contains("choose a writable --out-dir"));
+    assert!(blocker.is_file());
+}
+
+/// A stand-in for git on PATH: passes every call to the real git except the
+/// ones named, which fail (or sleep), so failures midway can be staged.
+fn fake_git(sb: &Sandbox, script_body: &str) -> std::path::PathBuf {
+    let bin = sb.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = which_git();
+    let script = format!("#!/bin/sh\n{script_body}\nexec {real} \"$@\"\n");
+    let path = bin.join("git");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn which_git() -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "command -v git"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn path_with(dir: &std::path::Path) -> std::ffi::OsString {
+    let mut paths = vec![dir.to_path_buf()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
+}
+
+#[test]
+fn git_failure_midway_undoes_the_whole_spawn() {
+    let sb = Sandbox::new();
+    let bin = fake_git(
+        &sb,
+        r#"for a in "$@"; do [ "$a" = commit ] && { echo "fatal: simulated failure" >&2; exit 128; }; done"#,
+    );
+    sb.cmd()
+        .args(["svc", "--out-dir"])
+        .arg(sb.repos())
+        .env("PATH", path_with(&bin))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(
+            "git failed to commit: fatal: simulated failure",
+        ))
+        .stderr(predicate::str::contains("nothing was created"));
+    assert!(
+        !sb.repos().exists(),
+        "base created by the spawn is removed too: {:?}",
+        tree(&sb.repos())
+    );
+}
+
+#[test]
+fn failure_in_an_existing_base_leaves_it_exactly_as_it_was() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.repos()).unwrap();
+    std::fs::write(sb.repos().join("other.txt"), "x").unwrap();
+    let bin = fake_git(&sb, r#"for a in "$@"; do [ "$a" = add ] && exit 1; done"#);
+    sb.cmd()
+        .args(["svc", "--out-dir"])
+        .arg(sb.repos())
+        .env("PATH", path_with(&bin))
+        .assert()
+        .code(5);
+    assert_eq!(tree(&sb.repos()), vec!["other.txt"]);
+}
+
+#[test]
+fn missing_git_still_spawns_and_warns_once() {
+    let sb = Sandbox::new();
+    let empty_bin = sb.path().join("nogit");
+    std::fs::create_dir_all(&empty_bin).unwrap();
+    sb.cmd()
+        .args(["svc", "--quiet", "--out-dir"])
+        .arg(sb.repos())
+        .env("PATH", &empty_bin)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("git is not installed"))
+        .stderr(predicate::str::contains("--no-git"))
+        .stderr(predicate::function(|s: &str| s.lines().count() == 1));
+    let repo = sb.repos().join("svc");
+    assert!(repo.join("main.py").is_file());
+    assert!(!repo.join(".git").exists());
+}
+
+#[test]
+fn ctrl_c_during_spawn_leaves_nothing() {
+    let sb = Sandbox::new();
+    let marker = sb.path().join("git-started");
+    let bin = fake_git(
+        &sb,
+        &format!(
+            r#"for a in "$@"; do [ "$a" = commit ] && {{ touch '{}'; sleep 2; }}; done"#,
+            marker.display()
+        ),
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("spawn-elite"))
+        .args(["svc", "--quiet", "--out-dir"])
+        .arg(sb.repos())
+        .env("PATH", path_with(&bin))
+        .env("HOME", sb.home())
+        .env("GIT_CONFIG_GLOBAL", sb.git_config())
+        .env("XDG_DATA_HOME", sb.path().join("data"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded wait for the spawn to reach git, then interrupt it.
+    for _ in 0..200 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(marker.exists(), "the spawn never reached git commit");
+    send_sigint(child.id());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: interrupted: nothing was created\n"
+    );
+    assert!(!sb.repos().exists(), "left behind: {:?}", tree(&sb.repos()));
+}
+
+fn send_sigint(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn help_shows_both_spawn_forms() {
+    let sb = Sandbox::new();
+    sb.cmd()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("[NAME] [TYPE]"))
+        .stdout(predicate::str::contains("new"))
+        .stdout(predicate::str::contains(
+            "spawn-elite new verify --type tool",
+        ));
+}
+
+#[test]
+fn a_name_like_a_subcommand_works_through_new() {
+    let sb = Sandbox::new();
+    sb.cmd()
+        .args(["new", "templates", "--type", "tool", "--quiet", "--out-dir"])
+        .arg(sb.repos())
+        .assert()
+        .success();
+    assert!(sb.repos().join("templates/bin/templates").is_file());
+}
+
+#[test]
+fn templates_list_names_each_template_and_its_types() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["templates", "list"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let row = |path: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(path))
+            .map(str::to_owned)
+    };
+    assert!(
+        row("LICENSE").unwrap().contains("service, infra, tool"),
+        "{text}"
+    );
+    assert!(row("main.py").unwrap().ends_with("service"), "{text}");
+    assert!(
+        row("Dockerfile").unwrap().contains("service (elite)"),
+        "{text}"
+    );
+    assert!(row("bin/__name__").unwrap().contains("tool"), "{text}");
+}
