@@ -9,8 +9,10 @@ rather than repeating it.
     pip install blake3
     python3 scripts/receipt_vectors.py            # markdown for the doc
     python3 scripts/receipt_vectors.py --make DIR N   # build tree T<N> in DIR
+    python3 scripts/receipt_vectors.py --verify-proof PROOF FILE
 """
 
+import json
 import os
 import struct
 import sys
@@ -73,10 +75,45 @@ def make(directory: str, n: int) -> None:
             os.chmod(full, 0o755 if mode == 0o100755 else 0o644)
 
 
+def root_from_proof(node: bytes, index: int, count: int, siblings: list) -> bytes:
+    """Walk up level by level; an odd node at a level's end has no sibling."""
+    if index >= count:
+        raise ValueError("leaf_index outside leaf_count")
+    k = 0
+    while count > 1:
+        if index % 2 == 1:
+            node = h(b"\x01" + siblings[k] + node)
+            k += 1
+        elif index + 1 < count:
+            node = h(b"\x01" + node + siblings[k])
+            k += 1
+        index //= 2
+        count = (count + 1) // 2
+    if k != len(siblings):
+        raise ValueError("wrong number of siblings")
+    return node
+
+
+def verify_proof(proof_path: str, file_path: str) -> bool:
+    p = json.load(open(proof_path))
+    if os.path.islink(file_path):
+        mode, content = 0o120000, os.fsencode(os.readlink(file_path))
+    else:
+        mode = 0o100755 if os.stat(file_path).st_mode & 0o100 else 0o100644
+        content = open(file_path, "rb").read()
+    node = leaf(p["path"], mode, content)
+    siblings = [bytes.fromhex(s) for s in p["siblings"]]
+    return root_from_proof(node, p["leaf_index"], p["leaf_count"], siblings).hex() == p["merkle_root"]
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--make":
         make(sys.argv[2], int(sys.argv[3]))
         return
+    if len(sys.argv) == 4 and sys.argv[1] == "--verify-proof":
+        ok = verify_proof(sys.argv[2], sys.argv[3])
+        print("ok" if ok else "does not verify")
+        sys.exit(0 if ok else 10)
     print("| tree | files | merkle_root |")
     print("|---|---|---|")
     for n in SIZES:

@@ -110,7 +110,7 @@ pub fn verify(dir: &Path, receipt_file: Option<&Path>, json: bool) -> Result<Exi
 
 /// `spawn-elite receipt DIR [-o FILE]`
 pub fn receipt(dir: &Path, out: Option<&Path>) -> Result<ExitCode> {
-    let receipt = Receipt::of_tree(dir, None, jiff::Timestamp::now())?;
+    let receipt = Receipt::of_tree(dir, None, crate::config::now()?)?;
     match out {
         Some(path) => {
             receipt.write(path)?;

@@ -286,7 +286,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 
 /// `SOURCE_DATE_EPOCH` is the reproducible-builds convention; honouring it
 /// lets tests and release pipelines get identical bytes from identical input.
-fn now() -> Result<jiff::Timestamp> {
+pub fn now() -> Result<jiff::Timestamp> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) => text
             .trim()

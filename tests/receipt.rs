@@ -130,6 +130,10 @@ fn golden_trees_have_the_documented_roots() {
         assert_eq!(r["leaf_count"], n as u64);
         assert_eq!(r["format"], "spawn-elite.receipt/v1");
         assert!(r.get("spawn").is_none(), "a plain tree has no spawn fields");
+        assert_eq!(
+            r["created"], "2026-01-02T03:04:05Z",
+            "SOURCE_DATE_EPOCH is honoured"
+        );
     }
 }
 
