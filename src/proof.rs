@@ -219,8 +219,7 @@ fn hash_file(file: &Path) -> Result<(u32, Hash)> {
     } else {
         MODE_FILE
     };
-    let (_, hash) =
-        hash_reader(File::open(file).map_err(unreadable)?, false).map_err(unreadable)?;
+    let (_, hash) = hash_reader(File::open(file).map_err(unreadable)?).map_err(unreadable)?;
     Ok((mode, hash))
 }
 

@@ -548,3 +548,43 @@ fn receipt_output_file_round_trips_through_verify_receipt() {
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
+
+#[test]
+fn large_files_hash_to_their_plain_blake3_and_late_flips_are_caught() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("t");
+    fs::create_dir_all(&dir).expect("mkdir");
+    // Sizes around every read strategy's edges: buffered, mapped, mapped in
+    // several windows and split across threads.
+    let sizes = [
+        (64 << 10) - 1,
+        64 << 10,
+        100_000,
+        (8 << 20) + 3,
+        (17 << 20) + 1,
+    ];
+    for (i, size) in sizes.iter().enumerate() {
+        let content: Vec<u8> = (0..*size).map(|b| (b * 7 + i) as u8).collect();
+        fs::write(dir.join(format!("big{i}")), &content).expect("write");
+    }
+    let r = receipt_json(&sb, &dir);
+    for (i, size) in sizes.iter().enumerate() {
+        let content: Vec<u8> = (0..*size).map(|b| (b * 7 + i) as u8).collect();
+        let f = &r["files"][i];
+        assert_eq!(f["path"], format!("big{i}"));
+        assert_eq!(f["size"], *size as u64);
+        assert_eq!(
+            f["blake3"],
+            blake3::hash(&content).to_hex().as_str(),
+            "big{i}"
+        );
+    }
+    receipted(&sb, &dir);
+    let last = dir.join("big4");
+    let mut content = fs::read(&last).expect("read");
+    let end = content.len() - 1;
+    content[end] ^= 1;
+    fs::write(&last, &content).expect("write");
+    let o = verify(&sb, &dir);
+    assert_eq!((o.code, o.stdout.as_str()), (1, "modified      big4\n"));
+}
