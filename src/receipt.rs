@@ -427,6 +427,43 @@ mod tests {
             let _ = Receipt::parse(&bytes, "fuzz");
         }
 
+        /// Well-formed JSON with the right format and arbitrary field values
+        /// reaches the deeper checks, which must reject or accept cleanly.
+        #[test]
+        fn structured_receipts_never_panic_and_accepted_ones_round_trip(
+            files in proptest::collection::vec(
+                (
+                    "[a-z./\\x00é]{0,6}",
+                    any::<u64>(),
+                    prop::sample::select(vec!["100644", "100755", "120000", "100600", ""]),
+                    "[0-9a-fA-F]{0,65}",
+                ),
+                0..6,
+            ),
+            leaf_count in 0u64..8,
+            root in "[0-9a-f]{64}|[a-z]{0,3}",
+            created in "2026-01-01T00:00:00Z|[0-9TZ:-]{0,22}",
+        ) {
+            let files: Vec<serde_json::Value> = files
+                .into_iter()
+                .map(|(path, size, mode, hash)| serde_json::json!({
+                    "path": path, "size": size, "mode": mode, "blake3": hash,
+                }))
+                .collect();
+            let doc = serde_json::json!({
+                "format": FORMAT,
+                "tool": {"name": "spawn-elite", "version": "0"},
+                "created": created,
+                "merkle_root": root,
+                "leaf_count": leaf_count,
+                "files": files,
+            });
+            if let Ok(r) = Receipt::parse(doc.to_string().as_bytes(), "fuzz") {
+                let again = Receipt::parse(&r.to_json_bytes(), "fuzz");
+                prop_assert_eq!(again.ok(), Some(r));
+            }
+        }
+
         #[test]
         fn mutated_receipts_never_panic(
             edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
