@@ -51,7 +51,13 @@ where
     let mut cmd = git(dir);
     cmd.args(args);
     configure(&mut cmd);
-    let output = cmd.output().map_err(|e| {
+    checked(cmd.output(), describe)
+}
+
+/// A finished git process as its output, or as an error naming the step
+/// that failed.
+fn checked(output: std::io::Result<Output>, describe: &str) -> Result<Output> {
+    let output = output.map_err(|e| {
         fail(
             ExitCode::Git,
             format!("cannot run git to {describe}: {e}; fix git or pass --no-git"),
@@ -74,43 +80,48 @@ where
     Ok(output)
 }
 
-fn installed() -> bool {
-    !matches!(
-        Command::new("git").arg("--version").output(),
-        Err(e) if e.kind() == ErrorKind::NotFound
-    )
-}
-
-fn has_config(dir: &Path, key: &str) -> bool {
-    git(dir)
-        .args(["config", "--get", key])
+/// Whether the user's config names both an author and an email, asked in
+/// one process (each git process costs a few milliseconds of the spawn).
+fn has_identity(dir: &Path) -> bool {
+    let Ok(out) = git(dir)
+        .args(["config", "--get-regexp", r"^user\.(name|email)$"])
         .output()
-        .map(|o| o.status.success() && !o.stdout.trim_ascii().is_empty())
-        .unwrap_or(false)
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let set = |key: &str| {
+        text.lines().any(|l| {
+            l.split_once(' ')
+                .is_some_and(|(k, v)| k == key && !v.trim().is_empty())
+        })
+    };
+    set("user.name") && set("user.email")
 }
 
 /// `git init` on branch main, add everything, one commit.
 pub fn init_and_commit(dir: &Path, config: &SpawnConfig) -> Result<GitOutcome> {
-    if !installed() {
+    let init = git(dir)
+        .args(["-c", "init.defaultBranch=main", "init", "--quiet"])
+        .output();
+    if matches!(&init, Err(e) if e.kind() == ErrorKind::NotFound) {
         return Ok(GitOutcome::NotInstalled);
     }
-    // init.defaultBranch covers git >= 2.28; symbolic-ref covers older ones.
-    run(
-        dir,
-        ["-c", "init.defaultBranch=main", "init", "--quiet"],
-        "initialise the repository",
-        |_| {},
-    )?;
-    run(
-        dir,
-        ["symbolic-ref", "HEAD", "refs/heads/main"],
-        "name the branch main",
-        |_| {},
-    )?;
+    checked(init, "initialise the repository")?;
+    // init.defaultBranch covers git >= 2.28; older ones need the branch named.
+    let head = std::fs::read_to_string(dir.join(".git/HEAD")).unwrap_or_default();
+    if head.trim() != "ref: refs/heads/main" {
+        run(
+            dir,
+            ["symbolic-ref", "HEAD", "refs/heads/main"],
+            "name the branch main",
+            |_| {},
+        )?;
+    }
     run(dir, ["add", "--all"], "add the generated files", |_| {})?;
 
     let mut args: Vec<String> = Vec::new();
-    if !(has_config(dir, "user.name") && has_config(dir, "user.email")) {
+    if !has_identity(dir) {
         args.extend(["-c".into(), format!("user.name={FALLBACK_NAME}")]);
         args.extend(["-c".into(), format!("user.email={FALLBACK_EMAIL}")]);
     }

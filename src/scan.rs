@@ -9,16 +9,17 @@
 //! Memory therefore stays the same whatever the file sizes.
 
 use std::cell::RefCell;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use memmap2::MmapOptions;
 use rayon::prelude::*;
+use rustix::fs::{Mode, OFlags};
 use walkdir::WalkDir;
 
 use crate::exit_codes::{ExitCode, fail};
@@ -187,11 +188,10 @@ fn hash_one(p: &Pending) -> Result<Scanned> {
     }
     // Never follow a symlink swapped in since the walk, and never block on a
     // FIFO swapped in: either way the fstat below rejects what was opened.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&p.abs)
-        .map_err(unreadable)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = File::from(
+        rustix::fs::open(&p.abs, flags, Mode::empty()).map_err(|e| unreadable(e.into()))?,
+    );
     let meta = file.metadata().map_err(unreadable)?;
     if !meta.is_file() {
         return Err(fail(

@@ -147,37 +147,21 @@ fn write_file(root: &Path, file: &PlannedFile) -> Result<()> {
 }
 
 /// Rename that fails instead of replacing an empty directory that appeared
-/// at the target since we checked (plain rename(2) would replace it).
+/// at the target since we checked (plain rename(2) would replace it):
+/// renameat2(RENAME_NOREPLACE) on Linux, renameatx_np(RENAME_EXCL) on macOS.
 fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::from(ErrorKind::InvalidInput))
-    };
-    let (from_c, to_c) = (c(from)?, c(to)?);
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from_c.as_ptr(),
-            libc::AT_FDCWD,
-            to_c.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    // Filesystems without RENAME_NOREPLACE: fall back to check-then-rename.
-    if matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
-        if fs::symlink_metadata(to).is_ok() {
-            return Err(ErrorKind::AlreadyExists.into());
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        // Filesystems without no-replace renames: check, then rename.
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(ErrorKind::AlreadyExists.into());
+            }
+            fs::rename(from, to)
         }
-        return fs::rename(from, to);
+        Err(e) => Err(e.into()),
     }
-    Err(err)
 }
 
 /// Write `files` as a new repository at `config.target`.
@@ -235,9 +219,10 @@ pub fn write_repository(
             created_base.keep = true;
         }
         Err(e)
-            if e.kind() == ErrorKind::AlreadyExists
-                || e.raw_os_error() == Some(libc::EEXIST)
-                || e.raw_os_error() == Some(libc::ENOTEMPTY) =>
+            if matches!(
+                e.kind(),
+                ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty
+            ) =>
         {
             return Err(fail(
                 ExitCode::TargetExists,
@@ -262,4 +247,27 @@ pub fn write_repository(
         path: config.target.clone(),
         git,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_never_replaces_an_empty_directory_that_appeared() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("staging"), dir.path().join("target"));
+        fs::create_dir(&from).unwrap();
+        fs::write(from.join("f"), "new").unwrap();
+        fs::create_dir(&to).unwrap();
+        let err = rename_no_replace(&from, &to).unwrap_err();
+        assert!(matches!(
+            err.kind(),
+            ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty
+        ));
+        assert!(from.join("f").exists() && fs::read_dir(&to).unwrap().next().is_none());
+        fs::remove_dir(&to).unwrap();
+        rename_no_replace(&from, &to).unwrap();
+        assert_eq!(fs::read_to_string(to.join("f")).unwrap(), "new");
+    }
 }

@@ -114,16 +114,8 @@ fn existing_target_is_refused_with_exit_3_and_left_untouched() {
 #[test]
 fn dry_run_lists_files_with_sizes_and_writes_nothing() {
     let sb = Sandbox::new();
-    let out = sb
-        .cmd()
-        .args(["svc", "--dry-run", "--out-dir"])
-        .arg(sb.repos())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let out = sb.stdout(&["svc", "--dry-run"]);
+    let text = out;
     assert!(text.contains("nothing was written"), "{text}");
     assert!(
         text.lines().any(|l| l.trim_end().ends_with(" main.py")),
@@ -256,17 +248,8 @@ fn no_elite_writes_only_base_and_type_files() {
 #[test]
 fn json_summary_names_the_repository_and_its_files() {
     let sb = Sandbox::new();
-    let out = sb
-        .cmd()
-        .args(["svc", "--json", "--out-dir"])
-        .arg(sb.repos())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let summary: serde_json::Value =
-        serde_json::from_slice(&out).expect("stdout is one JSON object");
+    let out = sb.stdout(&["svc", "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("stdout is one JSON object");
     assert_eq!(summary["name"], "svc");
     assert_eq!(summary["type"], "service");
     assert_eq!(summary["path"], sb.repos().join("svc").to_str().unwrap());
@@ -396,7 +379,7 @@ fn ctrl_c_during_spawn_leaves_nothing() {
             marker.display()
         ),
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("spawn-elite"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("spawn-elite"))
         .args(["svc", "--quiet", "--out-dir"])
         .arg(sb.repos())
         .env("PATH", path_with(&bin))

@@ -63,6 +63,14 @@ impl Sandbox {
         path
     }
 
+    /// Run with `--out-dir repos/`, expect success, return stdout.
+    pub fn stdout(&self, args: &[&str]) -> String {
+        let mut cmd = self.cmd();
+        cmd.args(args).arg("--out-dir").arg(self.repos());
+        let out = cmd.assert().success().get_output().stdout.clone();
+        String::from_utf8(out).expect("stdout is UTF-8")
+    }
+
     /// Spawn into `repos/` and return the repository path.
     pub fn spawn(&self, args: &[&str]) -> PathBuf {
         let mut cmd = self.cmd();
