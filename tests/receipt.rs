@@ -588,3 +588,48 @@ fn large_files_hash_to_their_plain_blake3_and_late_flips_are_caught() {
     let o = verify(&sb, &dir);
     assert_eq!((o.code, o.stdout.as_str()), (1, "modified      big4\n"));
 }
+
+#[test]
+fn a_large_tree_prints_no_progress_when_stderr_is_not_a_terminal() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("t");
+    for i in 0..2500 {
+        let sub = dir.join(format!("d{}", i % 25));
+        fs::create_dir_all(&sub).expect("mkdir");
+        fs::write(sub.join(format!("f{i}")), i.to_string()).expect("write");
+    }
+    let out = sb.cmd().arg("receipt").arg(&dir).output().expect("run");
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["leaf_count"], 2500);
+}
+
+#[test]
+fn verify_without_arguments_checks_the_current_directory() {
+    let sb = Sandbox::new();
+    let dir = spawned(&sb);
+    let out = sb
+        .cmd()
+        .arg("verify")
+        .current_dir(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    fs::write(dir.join("stray"), "x").expect("write");
+    let out = sb
+        .cmd()
+        .arg("verify")
+        .current_dir(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "added         stray\n"
+    );
+}
