@@ -417,6 +417,27 @@ mod tests {
         assert!(Receipt::parse(&valid_receipt_json(), "t").is_ok());
     }
 
+    #[test]
+    fn spawn_fields_survive_a_round_trip_under_their_documented_names() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("f"), "x")?;
+        let spawn = SpawnInfo {
+            name: "my-svc".into(),
+            kind: "service".into(),
+            options: BTreeMap::from([("port".into(), "8000".into())]),
+            template_digest: "d".into(),
+            elite: true,
+        };
+        let r = Receipt::of_tree(dir.path(), Some(spawn), jiff::Timestamp::UNIX_EPOCH)?;
+        let bytes = r.to_json_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+        assert_eq!(v["spawn"]["type"], "service");
+        assert_eq!(v["spawn"]["options"]["port"], "8000");
+        assert_eq!(v["created"], "1970-01-01T00:00:00Z");
+        assert_eq!(Receipt::parse(&bytes, "t")?, r);
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(
             std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000)
