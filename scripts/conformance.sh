@@ -214,6 +214,15 @@ run_check() {
   [[ "${status}" == pass ]]
 }
 
+# copy_repo SRC DEST: a throwaway copy; the (large) .venv is linked, not copied.
+copy_repo() {
+  mkdir -p "$2"
+  tar -C "$1" --exclude=./.venv -cf - . | tar -C "$2" -xf -
+  if [[ -d "$1/.venv" ]]; then
+    ln -s "$1/.venv" "$2/.venv"
+  fi
+}
+
 # Start a command in the background and remember its PID for cleanup.
 start_bg() {
   local logf="$1"
@@ -253,6 +262,11 @@ c_yamllint() {
 c_make_targets() {
   local t
   for t in help lint test ci; do
+    # A target named only in .PHONY "succeeds" doing nothing: require a rule.
+    if ! grep -Eq "^${t}:" "$1/Makefile"; then
+      echo "Makefile has no rule for ${t}"
+      return 1
+    fi
     echo "## make ${t}"
     make -C "$1" --no-print-directory "${t}"
   done
@@ -261,7 +275,7 @@ c_make_targets() {
 # `make lint` must fail once a lint error is introduced (on a copy).
 c_make_lint_fails() {
   local copy="${WORK}/tmp.lintfail.$$.${RANDOM}"
-  cp -a "$1" "${copy}"
+  copy_repo "$1" "${copy}"
   case "$2" in
     service) printf '\nimport os\n' >>"${copy}/main.py" ;;
     infra) printf 'locals {\n    badly   = "formatted"\n}\n' >>"${copy}/main.tf" ;;
@@ -355,7 +369,7 @@ c_prometheus() {
 c_hadolint() {
   cd "$1"
   # Any finding fails, style and info included.
-  hadolint --failure-threshold style Dockerfile Dockerfile.elite
+  hadolint --no-color --failure-threshold style Dockerfile Dockerfile.elite
   echo "hadolint: no findings in Dockerfile, Dockerfile.elite"
 }
 
@@ -435,13 +449,18 @@ c_shfmt() {
 
 c_cli() {
   cd "$1"
-  local name version
+  local name version got
   name="$(basename "$1")"
   version="$(sed -n 's/^readonly VERSION="\(.*\)"$/\1/p' "bin/${name}")"
+  echo "bin/${name}: executable?"
   test -x "bin/${name}"
+  echo "strict mode?"
   head -5 "bin/${name}" | grep -q 'set -euo pipefail'
+  echo "--help prints usage?"
   "bin/${name}" --help | grep -q "^Usage: ${name}"
-  [[ "$("bin/${name}" --version)" == "${name} ${version}" ]]
+  got="$("bin/${name}" --version)"
+  echo "--version: '${got}', expected '${name} ${version}'"
+  [[ "${got}" == "${name} ${version}" ]]
 }
 
 c_tf_fmt() {
@@ -451,7 +470,7 @@ c_tf_fmt() {
 
 c_tf_validate() {
   local copy="${WORK}/tmp.tf.$$.${RANDOM}"
-  cp -a "$1" "${copy}"
+  copy_repo "$1" "${copy}"
   cd "${copy}"
   terraform init -backend=false -input=false -no-color
   terraform validate -no-color
@@ -558,10 +577,10 @@ mutate() {
   local src="${REPOS[${label}]}" type="${TYPES[${label}]}"
   local copy
   copy="${WORK}/mut/${check}.${RANDOM}/$(basename "${src}")"
-  mkdir -p "$(dirname "${copy}")"
-  cp -a "${src}" "${copy}"
+  copy_repo "${src}" "${copy}"
   (cd "${copy}" && eval "${edit}")
-  local logf="${WORK}/logs/mutate.${check}.log" start end status pid
+  MUTATION_N=$((MUTATION_N + 1))
+  local logf="${WORK}/logs/mutate.${MUTATION_N}.${check}.log" start end status pid
   start="$(date +%s%N)"
   ("${fn}" "${copy}" "${type}" 1) >"${logf}" 2>&1 &
   pid=$!
@@ -569,10 +588,14 @@ mutate() {
   end="$(date +%s%N)"
   printf '%s\t%s\t%s\t%s\n' "${check}" "${what}" "${status}" \
     "$(seconds_between "${start}" "${end}")" >>"${RESULTS}"
-  echo "${status}: ${check}: ${what} — $(grep -m1 -Ei 'error|fail|finding|warn|DL[0-9]|SC[0-9]|invalid|missing|not|unknown' "${logf}" | cut -c1-110)" >&2
+  local why
+  why="$(grep -m1 -Ei 'error|fail|finding|DL[0-9]{4}|SC[0-9]{4}|invalid|missing|unknown|unexpected|retired|would be|not ok|expected' "${logf}" ||
+    grep -v '^[[:space:]]*$' "${logf}" | tail -1 || true)"
+  echo "${status}: ${check}: ${what} — ${why:0:120}" >&2
   rm -rf "$(dirname "${copy}")"
 }
 
+MUTATION_N=0
 # The edits are single-quoted on purpose: they are evaluated inside the copy.
 # shellcheck disable=SC2016
 run_mutations() {

@@ -108,6 +108,33 @@ pub enum Command {
         #[command(subcommand)]
         action: LedgerAction,
     },
+    /// Print a shell completion script
+    ///
+    /// For example:
+    ///   spawn-elite completions bash > ~/.local/share/bash-completion/completions/spawn-elite
+    ///   spawn-elite completions zsh > ~/.zfunc/_spawn-elite
+    ///   spawn-elite completions fish > ~/.config/fish/completions/spawn-elite.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// Shell to complete for
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    ///
+    /// For example: spawn-elite man > ~/.local/share/man/man1/spawn-elite.1
+    Man,
+    /// Check this host for the tools spawned repositories use
+    ///
+    /// Reports git, python3 (>= 3.10), make, docker, docker compose, terraform
+    /// (>= 1.6), bats and shellcheck: version, or missing, too old or broken,
+    /// and what each is for. spawn-elite itself needs none of them, so doctor
+    /// exits 0 even when some are missing; scripts can read --json.
+    Doctor {
+        /// Print one JSON object on stdout instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,8 @@
 mod audit;
 mod cli;
+mod completions;
 mod config;
+mod doctor;
 mod exit_codes;
 mod git;
 mod ledger;
@@ -56,6 +58,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             LedgerAction::Verify => audit::ledger_verify(),
             LedgerAction::List => audit::ledger_list(),
         },
+        Some(Command::Completions { shell }) => {
+            completions::print(&completions::completion_script(shell))?;
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Man) => {
+            completions::print(&completions::man_page()?)?;
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Doctor { json }) => {
+            doctor::report(&doctor::check_all(), json);
+            Ok(ExitCode::Success)
+        }
         None => match cli.name {
             Some(name) => spawn_repo(&name, cli.kind.as_deref().unwrap_or("service"), &cli.spawn),
             None => {

@@ -308,7 +308,7 @@ def check_pins(repo: Path, kind: str, elite: bool, name: str) -> int:
         for ref in re.findall(r"uses:\s*(\S+)", text):
             if not re.search(r"@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$", ref):
                 findings.append(f"{wf.name}: action not pinned to a version: {ref}")
-        for tag in re.findall(r"(?:--tag|-t)\s+(\S+)", text):
+        for tag in re.findall(r"(?:--tag|-t)\s+((?:\$\{\{[^}]*\}\}|[^\s$])+)", text):
             if "github.repository" in tag or tag != tag.lower():
                 findings.append(f"{wf.name}: image tag may be upper-case: {tag}")
     images: list[tuple[str, str]] = []

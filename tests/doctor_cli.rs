@@ -1,0 +1,154 @@
+//! `spawn-elite doctor` against a PATH of stand-in tools, so the result does
+//! not depend on what this machine has installed.
+
+#![cfg(unix)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn fake_tool(dir: &Path, name: &str, body: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn doctor(path: &Path, args: &[&str]) -> std::process::Output {
+    Command::cargo_bin("spawn-elite")
+        .unwrap()
+        .arg("doctor")
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+fn stand_ins() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fake_tool(dir.path(), "git", "echo 'git version 2.40.1'");
+    // Python prints its version on stdout; an old one.
+    fake_tool(dir.path(), "python3", "echo 'Python 3.9.18'");
+    fake_tool(dir.path(), "make", "echo 'make: it broke' >&2; exit 2");
+    // docker without the compose plugin.
+    fake_tool(
+        dir.path(),
+        "docker",
+        "if [ \"$1\" = compose ]; then echo \"docker: 'compose' is not a docker command.\" >&2; exit 1; fi\necho 'Docker version 27.1.0, build abc'",
+    );
+    fake_tool(
+        dir.path(),
+        "terraform",
+        "echo 'Terraform v1.5.7'; echo 'on linux_amd64'",
+    );
+    fake_tool(
+        dir.path(),
+        "shellcheck",
+        "printf 'ShellCheck\\nversion: 0.10.0\\n'",
+    );
+    // bats is absent.
+    dir
+}
+
+#[test]
+fn json_report_tells_found_old_broken_and_missing_apart() {
+    let dir = stand_ins();
+    let out = doctor(dir.path(), &["--json"]);
+    assert!(out.status.success(), "doctor exits 0 with tools missing");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = |name: &str| {
+        let tool = report["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not reported"));
+        (
+            tool["status"].as_str().unwrap().to_string(),
+            tool["version"].as_str().map(str::to_string),
+        )
+    };
+    assert_eq!(status("git"), ("ok".into(), Some("2.40.1".into())));
+    assert_eq!(status("python3"), ("too old".into(), Some("3.9.18".into())));
+    assert_eq!(status("make").0, "broken");
+    assert_eq!(status("docker"), ("ok".into(), Some("27.1.0".into())));
+    assert_eq!(status("docker compose"), ("missing".into(), None));
+    assert_eq!(
+        status("terraform"),
+        ("too old".into(), Some("1.5.7".into()))
+    );
+    assert_eq!(status("bats"), ("missing".into(), None));
+    assert_eq!(status("shellcheck"), ("ok".into(), Some("0.10.0".into())));
+    let missing: Vec<&str> = report["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        missing,
+        ["python3", "make", "docker compose", "terraform", "bats"]
+    );
+}
+
+#[test]
+fn text_report_says_what_each_tool_is_for() {
+    let dir = stand_ins();
+    let out = doctor(dir.path(), &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("3.9.18 (needs >= 3.10)"), "{text}");
+    assert!(text.contains("make: it broke"), "{text}");
+    assert!(text.contains("tool: make test"), "{text}");
+    assert!(
+        text.contains("Not usable here: python3, make, docker compose, terraform, bats."),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_empty_path_reports_everything_missing_and_still_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = doctor(dir.path(), &["--json"]);
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "missing"),
+        "{report}"
+    );
+}
+
+#[test]
+fn completions_and_man_are_printed() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = Command::cargo_bin("spawn-elite")
+            .unwrap()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        assert!(!out.stdout.is_empty(), "{shell}");
+    }
+    let out = Command::cargo_bin("spawn-elite")
+        .unwrap()
+        .arg("man")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH spawn-elite 1"));
+    let bad = Command::cargo_bin("spawn-elite")
+        .unwrap()
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
