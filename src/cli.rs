@@ -181,4 +181,8 @@ pub struct SpawnArgs {
     /// Set a template value (repeatable): description, org, python_version, port, version
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+
+    /// Do not record the spawn in the local ledger ($XDG_DATA_HOME/spawn-elite/ledger.jsonl)
+    #[arg(long)]
+    pub no_ledger: bool,
 }

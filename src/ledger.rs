@@ -40,8 +40,6 @@ pub fn path() -> Result<PathBuf> {
 ///
 /// The file is locked while the last line is read and the new one written,
 /// so two spawns at once still make one chain.
-// Called by spawn once it writes receipts; until then only tests use it.
-#[allow(dead_code)]
 pub fn append(receipt: &Receipt, repo_path: &Path) -> Result<PathBuf> {
     let path = path()?;
     append_to(&path, receipt, repo_path)?;

@@ -22,6 +22,17 @@ use crate::cli::{Cli, Command, LedgerAction, SpawnArgs, TemplatesAction};
 use crate::config::SpawnConfig;
 use crate::exit_codes::{ExitCode, code_of};
 use crate::git::GitOutcome;
+use crate::receipt::{Receipt, SpawnInfo};
+
+fn spawn_info(config: &SpawnConfig) -> SpawnInfo {
+    SpawnInfo {
+        name: config.name.clone(),
+        kind: config.kind.as_str().to_owned(),
+        options: config.values.clone(),
+        template_digest: templates::digest(),
+        elite: config.elite,
+    }
+}
 
 fn main() {
     let cli = Cli::parse();
@@ -89,12 +100,29 @@ fn spawn_repo(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     spawn::install_interrupt_handler();
-    let spawned = spawn::write_repository(&config, &files, |_staging| Ok(()))?;
+    let mut made = None;
+    let spawned = spawn::write_repository(&config, &files, |staging| {
+        let receipt = Receipt::of_tree(staging, Some(spawn_info(&config)), config.now)?;
+        receipt.write(&staging.join(scan::RECEIPT_PATH))?;
+        made = Some(receipt);
+        Ok(())
+    })?;
+    let receipt =
+        made.ok_or_else(|| anyhow::anyhow!("internal error: the spawn wrote no receipt"))?;
     if spawned.git == Some(GitOutcome::NotInstalled) {
         output::warn(
             "git is not installed: the repository was created without git; install git, or pass --no-git to silence this",
         );
     }
-    output::summary(&config, &files, &spawned);
+    // The repository and its receipt exist now; a ledger that cannot be
+    // written is worth a warning, not a failed spawn.
+    let ledger = if config.ledger {
+        ledger::append(&receipt, &spawned.path)
+            .inspect_err(|e| output::warn(&format!("{e:#}; the spawn is complete but not in the ledger (pass --no-ledger to skip it)")))
+            .ok()
+    } else {
+        None
+    };
+    output::summary(&config, &files, &spawned, &receipt, ledger.as_deref());
     Ok(ExitCode::Success)
 }

@@ -92,7 +92,6 @@ impl Receipt {
         })
     }
 
-    #[allow(dead_code)] // part of the API spawn uses
     pub fn merkle_root(&self) -> &str {
         &self.merkle_root
     }
