@@ -59,6 +59,21 @@ APT_PINS=(
 KUBECTL_DEB=kubernetes-client=1.20.5+really1.20.2-1.1+deb12u1
 PIP_REQUIREMENTS="${HERE}/requirements.txt"
 
+# columns: align tab-separated rows (awk only; `column` is not everywhere).
+columns() {
+  awk -F'\t' '{
+    for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }
+    if (NF > n) n = NF
+  } END {
+    for (r = 1; r <= NR; r++) {
+      line = ""
+      for (i = 1; i <= n; i++) line = line sprintf("%-" (w[i] + 2) "s", cell[r, i])
+      sub(/ +$/, "", line)
+      print line
+    }
+  }'
+}
+
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 
@@ -164,7 +179,7 @@ tool_versions() {
     printf 'hadolint\t%s\n' "$(hadolint --version)"
     printf 'check-jsonschema\t%s\n' "$(check-jsonschema --version)"
     printf 'kubernetes-validate\t%s\n' "$("${PY}" -m pip show kubernetes-validate 2>/dev/null | sed -n 's/^Version: //p')"
-  } | column -t -s $'\t' >&2
+  } | columns >&2
 }
 
 # ------------------------------------------------------------------- the work
@@ -286,6 +301,22 @@ c_make_lint_fails() {
   rm -rf "${copy}"
   echo "make lint exit code with a lint error: ${rc}"
   ((rc != 0))
+}
+
+# After every tool has run, the spawned repo's single commit still describes
+# it: everything the tools wrote (.venv, caches, .terraform) is git-ignored.
+c_git_clean() {
+  cd "$1"
+  git log --oneline
+  [[ "$(git rev-list --count HEAD)" == 1 ]]
+  local dirty
+  dirty="$(git status --porcelain --untracked-files=all)"
+  if [[ -n "${dirty}" ]]; then
+    echo "not ignored or changed after the checks:"
+    echo "${dirty}"
+    return 1
+  fi
+  echo "working tree clean"
 }
 
 c_venv() {
@@ -540,6 +571,9 @@ checks_for() {
   esac
   run_check make-targets "${label}" c_make_targets "${dir}" || true
   run_check make-lint-fails "${label}" c_make_lint_fails "${dir}" "${type}" || true
+  if [[ -d "${dir}/.git" ]]; then
+    run_check git-clean "${label}" c_git_clean "${dir}" || true
+  fi
   if ((e)); then
     run_check actionlint "${label}" c_actionlint "${dir}" || true
     run_check workflow-schema "${label}" c_workflow_schema "${dir}" || true
@@ -562,7 +596,7 @@ print_table() {
   {
     printf '%s\t%s\t%s\t%s\n' "$2" "$3" "$4" "seconds"
     cat "${RESULTS}"
-  } | column -t -s $'\t'
+  } | columns
   echo
   echo "${total} checks, $((total - fails)) $5, ${fails} $1"
   ((fails == 0))
@@ -640,6 +674,7 @@ run_mutations() {
   mutate "$s" c_workflow_schema workflow-schema "misspelt runs-on" 'sed -i "0,/runs-on:/s//run-on:/" .github/workflows/ci.yml'
   mutate "$s" c_make_targets make-targets "make ci target removed" 'sed -i "/^ci:/d" Makefile'
   mutate "$s" c_make_lint_fails make-lint-fails "lint ends in || true (service)" 'sed -i "s/^\(\t\$(PYTHON) -m \(ruff\|mypy\).*\)$/\1 || true/" Makefile'
+  mutate "$s" c_git_clean git-clean ".gitignore forgets the Python caches" 'sed -i "/^__pycache__\/$/d; /^\.mypy_cache\/$/d; /^\.pytest_cache\/$/d" .gitignore && git -c user.name=m -c user.email=m@localhost commit -q -a --amend --no-edit && mkdir -p __pycache__ .mypy_cache && touch __pycache__/main.cpython-311.pyc .mypy_cache/x'
   mutate "$t" c_bats bats "the command prints something else" "sed -i \"s/Hello, %s!/Hi, %s!/\" bin/${n_tool}"
   mutate "$t" c_shellcheck shellcheck "unquoted expansion (SC2086)" 'printf "\nbroken() {\n  echo \$1\n}\n" >>lib/common.sh'
   mutate "$t" c_shfmt shfmt "four-space indent" 'sed -i "s/^  log_error \"\$1\"$/    log_error \"\$1\"/" lib/common.sh'

@@ -89,6 +89,7 @@ pub struct SpawnConfig {
     pub dry_run: bool,
     pub json: bool,
     pub quiet: bool,
+    pub ledger: bool,
     /// Template values after defaults and `--set`, keyed by `--set` name.
     pub values: BTreeMap<String, String>,
     /// The moment of the spawn: `SOURCE_DATE_EPOCH` when set, so that output
@@ -113,6 +114,7 @@ impl SpawnConfig {
             dry_run: args.dry_run,
             json: args.json,
             quiet: args.quiet,
+            ledger: !args.no_ledger,
             values,
             now: now()?,
         })
@@ -286,7 +288,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 
 /// `SOURCE_DATE_EPOCH` is the reproducible-builds convention; honouring it
 /// lets tests and release pipelines get identical bytes from identical input.
-fn now() -> Result<jiff::Timestamp> {
+pub fn now() -> Result<jiff::Timestamp> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) => text
             .trim()

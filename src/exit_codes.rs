@@ -5,7 +5,6 @@
 
 use std::fmt;
 
-#[allow(dead_code)] // until receipts, callbacks and the ledger are wired in
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     Success = 0,

@@ -1,3 +1,4 @@
+mod audit;
 mod callback;
 mod cli;
 mod completions;
@@ -7,19 +8,35 @@ mod exit_codes;
 mod git;
 mod httpsig;
 mod keys;
+mod ledger;
+mod merkle;
 mod output;
 mod paths;
+mod proof;
+mod receipt;
 mod receive;
+mod scan;
 mod spawn;
 mod templates;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command, SpawnArgs, TemplatesAction};
+use crate::cli::{Cli, Command, LedgerAction, SpawnArgs, TemplatesAction};
 use crate::config::SpawnConfig;
 use crate::exit_codes::{ExitCode, code_of};
 use crate::git::GitOutcome;
+use crate::receipt::{Receipt, SpawnInfo};
+
+fn spawn_info(config: &SpawnConfig) -> SpawnInfo {
+    SpawnInfo {
+        name: config.name.clone(),
+        kind: config.kind.as_str().to_owned(),
+        options: config.values.clone(),
+        template_digest: templates::digest(),
+        elite: config.elite,
+    }
+}
 
 fn main() {
     let cli = Cli::parse();
@@ -42,6 +59,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             output::catalogue(&templates::catalogue());
             Ok(ExitCode::Success)
         }
+        Some(Command::Verify { dir, receipt, json }) => {
+            audit::verify(&dir, receipt.as_deref(), json)
+        }
+        Some(Command::Receipt { dir, output }) => audit::receipt(&dir, output.as_deref()),
+        Some(Command::Prove { dir, path, receipt }) => {
+            audit::prove(&dir, &path, receipt.as_deref())
+        }
+        Some(Command::VerifyProof { proof, file, root }) => {
+            audit::verify_proof(&proof, &file, root.as_deref())
+        }
+        Some(Command::Ledger { action }) => match action {
+            LedgerAction::Verify => audit::ledger_verify(),
+            LedgerAction::List => audit::ledger_list(),
+        },
         Some(Command::Completions { shell }) => {
             completions::print(&completions::completion_script(shell))?;
             Ok(ExitCode::Success)
@@ -85,12 +116,29 @@ fn spawn_repo(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     spawn::install_interrupt_handler();
-    let spawned = spawn::write_repository(&config, &files, |_staging| Ok(()))?;
+    let mut made = None;
+    let spawned = spawn::write_repository(&config, &files, |staging| {
+        let receipt = Receipt::of_tree(staging, Some(spawn_info(&config)), config.now)?;
+        receipt.write(&staging.join(scan::RECEIPT_PATH))?;
+        made = Some(receipt);
+        Ok(())
+    })?;
+    let receipt =
+        made.ok_or_else(|| anyhow::anyhow!("internal error: the spawn wrote no receipt"))?;
     if spawned.git == Some(GitOutcome::NotInstalled) {
         output::warn(
             "git is not installed: the repository was created without git; install git, or pass --no-git to silence this",
         );
     }
-    output::summary(&config, &files, &spawned);
+    // The repository and its receipt exist now; a ledger that cannot be
+    // written is worth a warning, not a failed spawn.
+    let ledger = if config.ledger {
+        ledger::append(&receipt, &spawned.path)
+            .inspect_err(|e| output::warn(&format!("{e:#}; the spawn is complete but not in the ledger (pass --no-ledger to skip it)")))
+            .ok()
+    } else {
+        None
+    };
+    output::summary(&config, &files, &spawned, &receipt, ledger.as_deref());
     Ok(ExitCode::Success)
 }

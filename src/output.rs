@@ -1,11 +1,14 @@
 //! Everything a spawn prints for the person (or script) that ran it.
 
 use std::io::Write;
+use std::path::Path;
 
 use serde_json::json;
 
 use crate::config::{Kind, SpawnConfig};
 use crate::git::GitOutcome;
+use crate::receipt::Receipt;
+use crate::scan::RECEIPT_PATH;
 use crate::spawn::Spawned;
 use crate::templates::PlannedFile;
 
@@ -61,7 +64,13 @@ pub fn warn(message: &str) {
     eprintln!("warning: {message}");
 }
 
-pub fn summary(config: &SpawnConfig, files: &[PlannedFile], spawned: &Spawned) {
+pub fn summary(
+    config: &SpawnConfig,
+    files: &[PlannedFile],
+    spawned: &Spawned,
+    receipt: &Receipt,
+    ledger: Option<&Path>,
+) {
     let commit = match &spawned.git {
         Some(GitOutcome::Committed { commit }) => Some(commit.as_str()),
         _ => None,
@@ -73,6 +82,11 @@ pub fn summary(config: &SpawnConfig, files: &[PlannedFile], spawned: &Spawned) {
             "path": spawned.path,
             "elite": config.elite,
             "commit": commit,
+            "receipt": {
+                "path": spawned.path.join(RECEIPT_PATH),
+                "merkle_root": receipt.merkle_root(),
+            },
+            "ledger": ledger,
             "files": files_json(files),
         }));
         return;
@@ -94,6 +108,10 @@ pub fn summary(config: &SpawnConfig, files: &[PlannedFile], spawned: &Spawned) {
         ),
         None => println!("  {} files, no git repository", files.len()),
     }
+    println!(
+        "  receipt {RECEIPT_PATH}, Merkle root {}",
+        receipt.merkle_root()
+    );
     println!();
     println!("Next steps:");
     println!("  cd {}", spawned.path.display());

@@ -9,7 +9,6 @@ use anyhow::{Result, bail};
 /// Only absolute values of `XDG_DATA_HOME` count, as the XDG base directory
 /// specification says; a relative one is ignored rather than resolved against
 /// whatever directory the user happens to be in.
-#[allow(dead_code)] // until receipts, callbacks and the ledger are wired in
 pub fn data_dir() -> Result<PathBuf> {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from)
         && xdg.is_absolute()

@@ -24,6 +24,10 @@ use serde_json::json;
 
 use crate::httpsig::{self, RequestParts, SigError};
 use crate::keys;
+// The log's chain follows the spawn ledger's convention: `seq` from 1,
+// `prev` = BLAKE3 hex of the previous line's bytes without its newline,
+// and the ledger's GENESIS before the first line.
+use crate::ledger::GENESIS;
 
 /// Accepted clock skew and signature lifetime, in seconds.
 pub const WINDOW_SECS: i64 = 300;
@@ -48,11 +52,6 @@ pub struct ReceiveArgs {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 }
-
-/// Hash that starts the chain (the "previous line" of the first line).
-/// Same chain convention as the spawn ledger: `seq` from 1, `prev` = BLAKE3
-/// hex of the previous line's bytes without its newline.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// BLAKE3 (hex) of one log line, without its newline.
 pub fn line_hash(line: &str) -> String {

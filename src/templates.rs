@@ -185,7 +185,6 @@ pub fn catalogue() -> Vec<(String, Vec<String>)> {
 
 /// BLAKE3 over every embedded template (path and bytes, in path order), so a
 /// receipt can name exactly which template set produced a repository.
-#[allow(dead_code)] // until receipts, callbacks and the ledger are wired in
 pub fn digest() -> String {
     let mut all = walk(&TEMPLATES);
     all.sort_by_key(|f| path_text(f));

@@ -253,13 +253,21 @@ fn json_summary_names_the_repository_and_its_files() {
     assert_eq!(summary["name"], "svc");
     assert_eq!(summary["type"], "service");
     assert_eq!(summary["path"], sb.repos().join("svc").to_str().unwrap());
-    let files = summary["files"].as_array().unwrap();
+    let repo = sb.repos().join("svc");
+    let listed: Vec<&str> = summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    let mut on_disk: Vec<String> = tree(&repo)
+        .into_iter()
+        .filter(|p| repo.join(p).is_file() && p != ".spawn-elite/receipt.json")
+        .collect();
+    on_disk.sort();
     assert_eq!(
-        files.len(),
-        tree(&sb.repos().join("svc"))
-            .iter()
-            .filter(|p| sb.repos().join("svc").join(p).is_file())
-            .count()
+        listed, on_disk,
+        "the files list is every generated file; the receipt is reported apart"
     );
     assert!(summary["commit"].as_str().unwrap().len() == 40);
 }
@@ -467,4 +475,52 @@ fn templates_list_names_each_template_and_its_types() {
         "{text}"
     );
     assert!(row("bin/__name__").unwrap().contains("tool"), "{text}");
+}
+
+#[test]
+fn spawn_writes_a_committed_receipt_that_verifies_and_a_ledger_line() {
+    let sb = Sandbox::new();
+    let summary: serde_json::Value = serde_json::from_str(&sb.stdout(&["svc", "--json"])).unwrap();
+    let repo = sb.repos().join("svc");
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.join(".spawn-elite/receipt.json")).unwrap())
+            .unwrap();
+    assert_eq!(receipt["merkle_root"], summary["receipt"]["merkle_root"]);
+    assert_eq!(receipt["spawn"]["name"], "svc");
+    assert_eq!(receipt["spawn"]["options"]["port"], "8000");
+    assert!(
+        git(&repo, &["ls-files"])
+            .lines()
+            .any(|l| l == ".spawn-elite/receipt.json")
+    );
+    sb.cmd().arg("verify").arg(&repo).assert().success();
+
+    let ledger = sb.home().join(".local/share/spawn-elite/ledger.jsonl");
+    assert_eq!(summary["ledger"], ledger.to_str().unwrap());
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.contains(receipt["merkle_root"].as_str().unwrap()));
+
+    sb.stdout(&["svc2", "--no-ledger", "--quiet"]);
+    assert_eq!(
+        std::fs::read_to_string(&ledger).unwrap().lines().count(),
+        1,
+        "--no-ledger appended"
+    );
+}
+
+#[test]
+fn an_unwritable_ledger_warns_but_keeps_the_spawn() {
+    let sb = Sandbox::new();
+    let blocker = sb.path().join("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    sb.cmd()
+        .args(["svc", "--quiet", "--out-dir"])
+        .arg(sb.repos())
+        .env("XDG_DATA_HOME", &blocker)
+        .assert()
+        .success()
+        .stderr(predicate::str::starts_with("warning: "))
+        .stderr(predicate::str::contains("--no-ledger"));
+    assert!(sb.repos().join("svc/.spawn-elite/receipt.json").is_file());
 }

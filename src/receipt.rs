@@ -1,0 +1,501 @@
+//! The receipt: what a tree held when it was generated, in a form anyone can
+//! check later. docs/RECEIPT.md is the specification; this follows it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::exit_codes::{ExitCode, fail};
+use crate::merkle::{self, Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
+use crate::scan::{self, RECEIPT_PATH};
+
+pub const FORMAT: &str = "spawn-elite.receipt/v1";
+const FORMAT_FAMILY: &str = "spawn-elite.receipt/";
+
+/// What a spawn was asked for; absent when a receipt describes an arbitrary
+/// tree (`spawn-elite receipt DIR`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Every template variable that came from the command line, `--set`
+    /// values included, so the spawn can be repeated.
+    pub options: BTreeMap<String, String>,
+    /// Digest of the embedded template set, so two binaries that generate
+    /// different trees can be told apart.
+    pub template_digest: String,
+    pub elite: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub mode: String,
+    pub blake3: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    pub format: String,
+    pub tool: Tool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn: Option<SpawnInfo>,
+    pub created: String,
+    pub merkle_root: String,
+    pub leaf_count: u64,
+    pub files: Vec<FileEntry>,
+}
+
+impl Receipt {
+    /// Hash every file under `dir` (see `scan::scan` for what is left out).
+    pub fn of_tree(dir: &Path, spawn: Option<SpawnInfo>, created: jiff::Timestamp) -> Result<Self> {
+        let scanned = scan::scan(dir)?;
+        let leaves: Vec<Hash> = scanned
+            .iter()
+            .map(|f| merkle::leaf_hash(&f.path, f.mode, &f.blake3))
+            .collect();
+        let files = scanned
+            .into_iter()
+            .map(|f| FileEntry {
+                path: f.path,
+                size: f.size,
+                mode: mode_str(f.mode).to_owned(),
+                blake3: hex(&f.blake3),
+            })
+            .collect::<Vec<_>>();
+        Ok(Receipt {
+            format: FORMAT.to_owned(),
+            tool: Tool {
+                name: env!("CARGO_PKG_NAME").to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            spawn,
+            created: created.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            merkle_root: hex(&merkle::root(&leaves)),
+            leaf_count: files.len() as u64,
+            files,
+        })
+    }
+
+    pub fn merkle_root(&self) -> &str {
+        &self.merkle_root
+    }
+
+    /// Pretty JSON with a final newline: receipts are committed, so they
+    /// should diff well and satisfy editors.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Write to `path`, creating its directory; a crash leaves either the
+    /// old file or the new one, never half of one.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let io = |e: std::io::Error| {
+            fail(
+                ExitCode::Io,
+                format!(
+                    "cannot write receipt {}: {e}; check the directory is writable",
+                    path.display()
+                ),
+            )
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, self.to_json_bytes()).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Read and fully check a receipt file, so that everything after can
+    /// trust its fields.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            fail(
+                ExitCode::Io,
+                format!(
+                    "cannot read receipt {}: {e}; pass the right file with --receipt",
+                    path.display()
+                ),
+            )
+        })?;
+        Self::parse(&bytes, &path.display().to_string())
+    }
+
+    /// `origin` names the input in error messages.
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<Self> {
+        let invalid =
+            |why: String| fail(ExitCode::InvalidReceipt, format!("receipt {origin} {why}"));
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            invalid(format!(
+                "is not valid JSON ({e}); it may be truncated: regenerate it with `spawn-elite receipt DIR -o FILE`"
+            ))
+        })?;
+        match value.get("format").and_then(|f| f.as_str()) {
+            Some(FORMAT) => {}
+            Some(other) if other.starts_with(FORMAT_FAMILY) => {
+                return Err(invalid(format!(
+                    "has format {other:?}, but this spawn-elite reads only {FORMAT:?}; use a matching spawn-elite version"
+                )));
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "has format {other:?}, not {FORMAT:?}; it is not a spawn-elite receipt"
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "is JSON but not a spawn-elite receipt (no \"format\": {FORMAT:?}); pass the file written to {RECEIPT_PATH}"
+                )));
+            }
+        }
+        let receipt: Receipt = serde_json::from_value(value).map_err(|e| {
+            invalid(format!(
+                "is malformed: {e}; regenerate it with `spawn-elite receipt DIR -o FILE`"
+            ))
+        })?;
+        receipt.check(origin)?;
+        Ok(receipt)
+    }
+
+    fn check(&self, origin: &str) -> Result<()> {
+        let invalid =
+            |why: String| fail(ExitCode::InvalidReceipt, format!("receipt {origin} {why}"));
+        let exact_shape = self.created.len() == 20 && self.created.ends_with('Z');
+        if !exact_shape || self.created.parse::<jiff::Timestamp>().is_err() {
+            return Err(invalid(format!(
+                "has created {:?}, which is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z",
+                self.created
+            )));
+        }
+        let root = parse_hash(&self.merkle_root).ok_or_else(|| {
+            invalid("has a merkle_root that is not 64 lowercase hex digits".into())
+        })?;
+        if self.leaf_count != self.files.len() as u64 {
+            return Err(invalid(format!(
+                "says leaf_count {} but lists {} files; it was edited or corrupted",
+                self.leaf_count,
+                self.files.len()
+            )));
+        }
+        let mut leaves = Vec::with_capacity(self.files.len());
+        for (i, f) in self.files.iter().enumerate() {
+            if let Some(why) = path_problem(&f.path) {
+                return Err(invalid(format!("has a bad path {:?}: {why}", f.path)));
+            }
+            if i > 0 && self.files[i - 1].path.as_bytes() >= f.path.as_bytes() {
+                return Err(invalid(format!(
+                    "lists {:?} out of order or twice; files must be sorted by path bytes",
+                    f.path
+                )));
+            }
+            let mode = parse_mode(&f.mode).ok_or_else(|| {
+                invalid(format!(
+                    "gives {:?} mode {:?}; only 100644, 100755 and 120000 exist",
+                    f.path, f.mode
+                ))
+            })?;
+            let content = parse_hash(&f.blake3).ok_or_else(|| {
+                invalid(format!(
+                    "gives {:?} a blake3 that is not 64 lowercase hex digits",
+                    f.path
+                ))
+            })?;
+            leaves.push(merkle::leaf_hash(&f.path, mode, &content));
+        }
+        let actual = merkle::root(&leaves);
+        if actual != root {
+            return Err(invalid(format!(
+                "is inconsistent: its merkle_root {} does not match its own file list (which gives {}); it was edited or corrupted",
+                self.merkle_root,
+                hex(&actual)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The leaf hashes in order, for proofs. Only valid on a checked receipt.
+    pub fn leaves(&self) -> Vec<Hash> {
+        self.files
+            .iter()
+            .map(|f| {
+                let mode = parse_mode(&f.mode).unwrap_or(MODE_FILE);
+                let content = parse_hash(&f.blake3).unwrap_or_default();
+                merkle::leaf_hash(&f.path, mode, &content)
+            })
+            .collect()
+    }
+}
+
+/// Why a path cannot appear in a receipt, if it cannot.
+fn path_problem(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        return Some("it is empty");
+    }
+    if path.starts_with('/') {
+        return Some("it is absolute");
+    }
+    if path.contains('\0') {
+        return Some("it contains a NUL byte");
+    }
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Some("it has an empty, '.' or '..' component");
+    }
+    if path == ".git" || path.starts_with(".git/") {
+        return Some("receipts never cover .git");
+    }
+    if path == RECEIPT_PATH {
+        return Some("a receipt cannot cover itself");
+    }
+    None
+}
+
+pub fn mode_str(mode: u32) -> &'static str {
+    match mode {
+        MODE_EXEC => "100755",
+        MODE_LINK => "120000",
+        _ => "100644",
+    }
+}
+
+pub fn parse_mode(s: &str) -> Option<u32> {
+    match s {
+        "100644" => Some(MODE_FILE),
+        "100755" => Some(MODE_EXEC),
+        "120000" => Some(MODE_LINK),
+        _ => None,
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Lowercase only, so that one hash has exactly one spelling.
+pub fn parse_hash(s: &str) -> Option<Hash> {
+    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Drift {
+    pub modified: Vec<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub mode_changed: Vec<ModeChange>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModeChange {
+    pub path: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.modified.is_empty()
+            && self.added.is_empty()
+            && self.removed.is_empty()
+            && self.mode_changed.is_empty()
+    }
+}
+
+/// How `actual` differs from `expected`; both lists are sorted by path.
+pub fn compare(expected: &Receipt, actual: &Receipt) -> Drift {
+    let mut drift = Drift::default();
+    let (mut e, mut a) = (
+        expected.files.iter().peekable(),
+        actual.files.iter().peekable(),
+    );
+    loop {
+        match (e.peek(), a.peek()) {
+            (None, None) => break,
+            (Some(x), None) => {
+                drift.removed.push(x.path.clone());
+                e.next();
+            }
+            (None, Some(y)) => {
+                drift.added.push(y.path.clone());
+                a.next();
+            }
+            (Some(x), Some(y)) => match x.path.as_bytes().cmp(y.path.as_bytes()) {
+                std::cmp::Ordering::Less => {
+                    drift.removed.push(x.path.clone());
+                    e.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    drift.added.push(y.path.clone());
+                    a.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if x.blake3 != y.blake3 || x.size != y.size {
+                        drift.modified.push(x.path.clone());
+                    }
+                    if x.mode != y.mode {
+                        drift.mode_changed.push(ModeChange {
+                            path: x.path.clone(),
+                            from: x.mode.clone(),
+                            to: y.mode.clone(),
+                        });
+                    }
+                    e.next();
+                    a.next();
+                }
+            },
+        }
+    }
+    drift
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_receipt_json() -> Vec<u8> {
+        let files = vec![FileEntry {
+            path: "a".into(),
+            size: 1,
+            mode: "100644".into(),
+            blake3: hex(blake3::hash(b"a").as_bytes()),
+        }];
+        let leaves = vec![merkle::leaf_hash(
+            "a",
+            MODE_FILE,
+            blake3::hash(b"a").as_bytes(),
+        )];
+        Receipt {
+            format: FORMAT.into(),
+            tool: Tool {
+                name: "spawn-elite".into(),
+                version: "0".into(),
+            },
+            spawn: None,
+            created: "2026-01-01T00:00:00Z".into(),
+            merkle_root: hex(&merkle::root(&leaves)),
+            leaf_count: 1,
+            files,
+        }
+        .to_json_bytes()
+    }
+
+    #[test]
+    fn a_valid_receipt_parses() {
+        assert!(Receipt::parse(&valid_receipt_json(), "t").is_ok());
+    }
+
+    #[test]
+    fn spawn_fields_survive_a_round_trip_under_their_documented_names() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("f"), "x")?;
+        let spawn = SpawnInfo {
+            name: "my-svc".into(),
+            kind: "service".into(),
+            options: BTreeMap::from([("port".into(), "8000".into())]),
+            template_digest: "d".into(),
+            elite: true,
+        };
+        let r = Receipt::of_tree(dir.path(), Some(spawn), jiff::Timestamp::UNIX_EPOCH)?;
+        let bytes = r.to_json_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+        assert_eq!(v["spawn"]["type"], "service");
+        assert_eq!(v["spawn"]["options"]["port"], "8000");
+        assert_eq!(v["created"], "1970-01-01T00:00:00Z");
+        assert_eq!(Receipt::parse(&bytes, "t")?, r);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000)
+        ))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Receipt::parse(&bytes, "fuzz");
+        }
+
+        /// Well-formed JSON with the right format and arbitrary field values
+        /// reaches the deeper checks, which must reject or accept cleanly.
+        #[test]
+        fn structured_receipts_never_panic_and_accepted_ones_round_trip(
+            files in proptest::collection::vec(
+                (
+                    "[a-z./\\x00é]{0,6}",
+                    any::<u64>(),
+                    prop::sample::select(vec!["100644", "100755", "120000", "100600", ""]),
+                    "[0-9a-fA-F]{0,65}",
+                ),
+                0..6,
+            ),
+            leaf_count in 0u64..8,
+            root in "[0-9a-f]{64}|[a-z]{0,3}",
+            created in "2026-01-01T00:00:00Z|[0-9TZ:-]{0,22}",
+        ) {
+            let files: Vec<serde_json::Value> = files
+                .into_iter()
+                .map(|(path, size, mode, hash)| serde_json::json!({
+                    "path": path, "size": size, "mode": mode, "blake3": hash,
+                }))
+                .collect();
+            let doc = serde_json::json!({
+                "format": FORMAT,
+                "tool": {"name": "spawn-elite", "version": "0"},
+                "created": created,
+                "merkle_root": root,
+                "leaf_count": leaf_count,
+                "files": files,
+            });
+            if let Ok(r) = Receipt::parse(doc.to_string().as_bytes(), "fuzz") {
+                let again = Receipt::parse(&r.to_json_bytes(), "fuzz");
+                prop_assert_eq!(again.ok(), Some(r));
+            }
+        }
+
+        #[test]
+        fn mutated_receipts_never_panic(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = valid_receipt_json();
+            for (at, b) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            let keep = cut.index(bytes.len() + 1);
+            let _ = Receipt::parse(&bytes[..keep], "fuzz");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `ledger verify` and `ledger list` on ledgers as a user's machine holds them.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::Sandbox;
+
+const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn ledger_path(sb: &Sandbox) -> PathBuf {
+    sb.home().join(".local/share/spawn-elite/ledger.jsonl")
+}
+
+/// Lines chained as docs/RECEIPT.md describes, built here independently.
+fn chained(names: &[&str]) -> String {
+    let mut prev = ZERO.to_owned();
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        let line = format!(
+            r#"{{"seq":{},"prev":"{prev}","created":"2026-01-02T03:04:05Z","repo":"/r/{name}","name":"{name}","type":"service","merkle_root":"{ZERO}","leaf_count":3,"receipt_blake3":"{ZERO}"}}"#,
+            i + 1
+        );
+        prev = blake3::hash(line.as_bytes()).to_hex().to_string();
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn write_ledger(sb: &Sandbox, text: &str) {
+    let path = ledger_path(sb);
+    fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    fs::write(path, text).expect("write");
+}
+
+#[test]
+fn an_absent_ledger_verifies_and_lists_nothing() {
+    let sb = Sandbox::new();
+    let out = sb.cmd().args(["ledger", "verify"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to check"));
+    let out = sb.cmd().args(["ledger", "list"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no spawns recorded yet"));
+}
+
+#[test]
+fn an_intact_chain_verifies_and_lists_every_spawn() {
+    let sb = Sandbox::new();
+    write_ledger(&sb, &chained(&["alpha", "beta", "gamma"]));
+    let out = sb.cmd().args(["ledger", "verify"]).output().expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 entries"));
+    let out = sb.cmd().args(["ledger", "list"]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 3);
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("beta") && l.contains("/r/beta"))
+    );
+}
+
+fn verify_fails_at(sb: &Sandbox, text: &str, line: usize) {
+    write_ledger(sb, text);
+    let out = sb.cmd().args(["ledger", "verify"]).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("is broken at line {line}:")), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn the_first_broken_line_is_reported() {
+    let sb = Sandbox::new();
+    let good = chained(&["alpha", "beta", "gamma", "delta"]);
+    // Editing line 2 breaks the link that line 3 holds.
+    verify_fails_at(&sb, &good.replacen("/r/beta", "/r/evil", 1), 3);
+    let lines: Vec<&str> = good.lines().collect();
+    verify_fails_at(&sb, &format!("{}\n{}\n", lines[0], lines[2]), 2);
+    verify_fails_at(&sb, &format!("{}\n{}\n", lines[1], lines[0]), 1);
+    verify_fails_at(&sb, &good[..good.len() - 3], 4);
+    verify_fails_at(
+        &sb,
+        &good.replacen("{\"seq\":2", "{\"seq\":2,\"x\":1", 1),
+        2,
+    );
+}

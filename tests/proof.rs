@@ -1,0 +1,279 @@
+//! `prove` and `verify-proof`: every leaf of every tree size proves, and
+//! anything changed does not.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use common::Sandbox;
+use serde_json::Value;
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(sb: &Sandbox, args: &[&OsStr]) -> Outcome {
+    let out = sb.cmd().args(args).output().expect("run");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn assert_one_line_error(o: &Outcome, code: i32, needle: &str) {
+    assert_eq!(o.code, code, "stderr: {}", o.stderr);
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains(needle),
+        "wanted {needle:?} in {}",
+        o.stderr
+    );
+}
+
+/// A tree of `n` files at mixed depths, one executable and one symlink.
+fn tree(sb: &Sandbox, n: usize) -> (PathBuf, Vec<String>) {
+    let dir = sb.path().join(format!("tree{n}"));
+    let mut paths = Vec::new();
+    for i in 0..n {
+        let rel = match i % 4 {
+            0 => format!("f{i}.txt"),
+            1 => format!("d{}/f{i}", i % 3),
+            2 => format!("d{}/sub/f{i}.sh", i % 2),
+            _ => format!("l{i}"),
+        };
+        let full = dir.join(&rel);
+        fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        if i % 4 == 3 {
+            symlink(format!("target-{i}"), &full).expect("symlink");
+        } else {
+            fs::write(&full, format!("content of file {i}\n")).expect("write");
+            if i % 4 == 2 {
+                fs::set_permissions(&full, fs::Permissions::from_mode(0o755)).expect("chmod");
+            }
+        }
+        paths.push(rel);
+    }
+    (dir, paths)
+}
+
+fn prove(sb: &Sandbox, dir: &Path, path: &str) -> Value {
+    let o = run(sb, &["prove".as_ref(), dir.as_os_str(), path.as_ref()]);
+    assert_eq!(o.code, 0, "prove {path}: {}", o.stderr);
+    serde_json::from_str(&o.stdout).expect("proof is JSON")
+}
+
+fn verify_proof(sb: &Sandbox, proof: &Value, file: &Path) -> Outcome {
+    let pf = sb.path().join("proof.json");
+    fs::write(&pf, proof.to_string()).expect("write proof");
+    run(
+        sb,
+        &["verify-proof".as_ref(), pf.as_os_str(), file.as_os_str()],
+    )
+}
+
+#[test]
+fn every_leaf_of_trees_of_1_to_33_files_proves_and_verifies() {
+    let sb = Sandbox::new();
+    for n in 1..=33 {
+        let (dir, paths) = tree(&sb, n);
+        let root = {
+            let o = run(&sb, &["receipt".as_ref(), dir.as_os_str()]);
+            let r: Value = serde_json::from_str(&o.stdout).expect("json");
+            r["merkle_root"].clone()
+        };
+        for path in &paths {
+            let proof = prove(&sb, &dir, path);
+            assert_eq!(proof["merkle_root"], root);
+            assert_eq!(proof["leaf_count"], n);
+            assert_eq!(proof["path"], path.as_str());
+            let o = verify_proof(&sb, &proof, &dir.join(path));
+            assert_eq!(o.code, 0, "n={n} {path}: {}", o.stderr);
+            assert!(o.stdout.starts_with("ok: "), "{}", o.stdout);
+        }
+    }
+}
+
+#[test]
+fn a_proof_fails_for_a_modified_file_with_exit_10() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 7);
+    let proof = prove(&sb, &dir, "f4.txt");
+    fs::write(dir.join("f4.txt"), "content of file 5\n").expect("write");
+    let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
+    assert_one_line_error(&o, 10, "the file was changed");
+}
+
+#[test]
+fn a_proof_for_one_file_does_not_verify_another() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 7);
+    let proof = prove(&sb, &dir, "f0.txt");
+    let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
+    assert_one_line_error(&o, 10, "does not match the proof");
+}
+
+#[test]
+fn a_mode_change_fails_the_proof() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 7);
+    let proof = prove(&sb, &dir, "f4.txt");
+    fs::set_permissions(dir.join("f4.txt"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
+    assert_one_line_error(&o, 10, "mode 100755");
+}
+
+#[test]
+fn altered_proofs_fail() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 9);
+    let file = dir.join("f4.txt");
+    let proof = prove(&sb, &dir, "f4.txt");
+
+    let mut p = proof.clone();
+    p["merkle_root"] = blake3::hash(b"x").to_hex().as_str().into();
+    assert_one_line_error(&verify_proof(&sb, &p, &file), 10, "altered");
+
+    let mut p = proof.clone();
+    p["siblings"][0] = blake3::hash(b"x").to_hex().as_str().into();
+    assert_one_line_error(&verify_proof(&sb, &p, &file), 10, "altered");
+
+    assert_eq!(proof["leaf_index"], 5, "f4.txt sorts sixth");
+    let mut p = proof.clone();
+    p["leaf_index"] = 4.into();
+    assert_one_line_error(&verify_proof(&sb, &p, &file), 10, "altered");
+
+    let mut p = proof.clone();
+    p["path"] = "f5.txt".into();
+    assert_one_line_error(&verify_proof(&sb, &p, &file), 10, "altered");
+
+    let mut p = proof.clone();
+    p["siblings"].as_array_mut().expect("array").pop();
+    assert_one_line_error(&verify_proof(&sb, &p, &file), 6, "needs exactly");
+
+    let mut p = proof.clone();
+    p["leaf_index"] = 9.into();
+    assert_one_line_error(&verify_proof(&sb, &p, &file), 6, "outside its leaf_count");
+}
+
+#[test]
+fn bad_proof_files_exit_6() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 3);
+    let file = dir.join("f0.txt");
+    let pf = sb.path().join("p.json");
+    for (text, needle) in [
+        (&b"{\"format\":"[..], "not valid JSON"),
+        (b"null", "not a spawn-elite proof"),
+        (
+            b"{\"format\": \"spawn-elite.receipt/v1\"}",
+            "not \"spawn-elite.proof/v1\"",
+        ),
+        (
+            b"{\"format\": \"spawn-elite.proof/v1\", \"path\": 3}",
+            "is malformed",
+        ),
+    ] {
+        fs::write(&pf, text).expect("write");
+        let o = run(
+            &sb,
+            &["verify-proof".as_ref(), pf.as_os_str(), file.as_os_str()],
+        );
+        assert_one_line_error(&o, 6, needle);
+    }
+}
+
+#[test]
+fn root_option_pins_the_expected_root() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 4);
+    let proof = prove(&sb, &dir, "f0.txt");
+    let pf = sb.path().join("proof.json");
+    fs::write(&pf, proof.to_string()).expect("write");
+    let file = dir.join("f0.txt");
+    let root = proof["merkle_root"].as_str().expect("root").to_owned();
+    let o = run(
+        &sb,
+        &[
+            "verify-proof".as_ref(),
+            pf.as_os_str(),
+            file.as_os_str(),
+            "--root".as_ref(),
+            root.as_ref(),
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let other = blake3::hash(b"other").to_hex().to_string();
+    let o = run(
+        &sb,
+        &[
+            "verify-proof".as_ref(),
+            pf.as_os_str(),
+            file.as_os_str(),
+            "--root".as_ref(),
+            other.as_ref(),
+        ],
+    );
+    assert_one_line_error(&o, 10, "belongs to another receipt");
+}
+
+#[test]
+fn prove_uses_the_stored_receipt_so_later_edits_fail_verification() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 5);
+    let stored = dir.join(".spawn-elite/receipt.json");
+    let o = run(
+        &sb,
+        &[
+            "receipt".as_ref(),
+            dir.as_os_str(),
+            "-o".as_ref(),
+            stored.as_os_str(),
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    fs::write(dir.join("f0.txt"), "edited after the receipt\n").expect("write");
+    let proof = prove(&sb, &dir, "f0.txt");
+    assert_eq!(
+        proof["blake3"],
+        blake3::hash(b"content of file 0\n").to_hex().as_str()
+    );
+    let o = verify_proof(&sb, &proof, &dir.join("f0.txt"));
+    assert_one_line_error(&o, 10, "the file was changed");
+}
+
+#[test]
+fn proving_a_path_not_in_the_tree_exits_2() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 3);
+    let o = run(
+        &sb,
+        &["prove".as_ref(), dir.as_os_str(), "nope.txt".as_ref()],
+    );
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("\"nope.txt\" is not in the receipt"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn prove_accepts_the_path_with_dir_in_front() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 3);
+    let with_dir = dir.join("d1/f1");
+    let o = run(
+        &sb,
+        &["prove".as_ref(), dir.as_os_str(), with_dir.as_os_str()],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let p: Value = serde_json::from_str(&o.stdout).expect("json");
+    assert_eq!(p["path"], "d1/f1");
+}
