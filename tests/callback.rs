@@ -501,3 +501,68 @@ fn receiver_log_is_hash_chained_and_survives_a_restart() {
         stderr(&out)
     );
 }
+
+#[test]
+fn flush_removes_only_what_was_delivered() {
+    let env = Env::new();
+    let (key, _) = env.trusted_key("k");
+    let dead = format!("http://127.0.0.1:{}/hook", free_port());
+    let first = env.write_receipt("a.json", "root-a");
+    let second = env.write_receipt("b.json", "root-b");
+    for receipt in [&first, &second] {
+        let out = env.run(&[
+            "callback",
+            "send",
+            "--receipt",
+            s(receipt),
+            "--url",
+            &dead,
+            "--key",
+            s(&key),
+            "--attempts",
+            "1",
+        ]);
+        assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    }
+    let queued = env.outbox_files();
+    assert_eq!(queued.len(), 2);
+
+    // Point the first entry at a live receiver; the second stays dead.
+    let rx = env.receiver("127.0.0.1:0");
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&queued[0]).expect("read")).expect("json");
+    let live_for = entry["idempotency_key"].as_str().expect("key").to_owned();
+    entry["url"] = serde_json::Value::String(rx.url("/hook"));
+    std::fs::write(&queued[0], serde_json::to_vec(&entry).expect("json")).expect("write");
+
+    let out = env.run(&["callback", "flush", "--attempts", "1"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 delivered, 1 still queued"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(env.outbox_files(), vec![queued[1].clone()]);
+    rx.stop();
+    let lines = env.log_lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["idempotency_key"], live_for.as_str());
+}
+
+#[test]
+fn a_key_trusted_while_the_receiver_runs_is_picked_up() {
+    let env = Env::new();
+    let rx = env.receiver("127.0.0.1:0");
+    let (key_path, id) = env.keygen("late");
+    let key = load_key(&key_path);
+    let body = receipt_json(ROOT).into_bytes();
+    let req = |nonce: &str| hand_signed(rx.addr, "/", &body, ROOT, &key, &id, unix_now(), nonce);
+    assert_eq!(req("n1").send(rx.addr).0, 401, "not trusted yet");
+    std::fs::copy(
+        env.path().join("late.pem.pub"),
+        env.trust().join("late.pub"),
+    )
+    .expect("trust it");
+    assert_eq!(req("n2").send(rx.addr).0, 204, "trusted now");
+    rx.stop();
+}
