@@ -532,7 +532,8 @@ spawn() {
     args+=(--set "description=${SET_DESC}")
   fi
   mkdir -p "${dir}"
-  "${BIN}" "${name}" "${type}" --out-dir "${dir}" --quiet "${args[@]}"
+  # The spawn's ledger line goes to the work dir, not the user's data dir.
+  XDG_DATA_HOME="${WORK}/xdg-data" "${BIN}" "${name}" "${type}" --out-dir "${dir}" --quiet "${args[@]}"
   REPO="${dir}/${name}"
 }
 

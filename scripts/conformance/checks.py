@@ -9,6 +9,7 @@ Standard library plus PyYAML (installed by conformance.sh into its venv).
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import sys
@@ -19,6 +20,8 @@ import yaml
 
 # Every path a spawn must produce, per layer. `{name}` is the repo name.
 EXPECTED = {
+    # Written by the engine itself (not a template): the spawn's receipt.
+    "engine": [".spawn-elite/receipt.json"],
     "base": [
         ".gitignore",
         ".yamllint",
@@ -87,7 +90,7 @@ def fail_if(findings: list[str], ok_message: str) -> int:
 
 def check_files(repo: Path, kind: str, elite: bool, name: str) -> int:
     """Every expected path exists; nothing else; no leftovers or placeholders."""
-    layers = ["base", kind] + ([f"elite/{kind}"] if elite else [])
+    layers = ["engine", "base", kind] + ([f"elite/{kind}"] if elite else [])
     expected = {p.format(name=name) for layer in layers for p in EXPECTED[layer]}
     present = {str(p) for p in repo_files(repo)}
     findings = [f"missing: {p}" for p in sorted(expected - present)]
@@ -97,6 +100,11 @@ def check_files(repo: Path, kind: str, elite: bool, name: str) -> int:
         r"\{%|%\}|\{#|#\}|__name__|\{\{-?\s*(" + TEMPLATE_VARS + r")\b[^}]*\}\}"
     )
     for rel in sorted(present):
+        if rel.endswith(".json"):
+            try:
+                json.loads((repo / rel).read_text(encoding="utf-8"))
+            except ValueError as err:
+                findings.append(f"invalid JSON: {rel}: {err}")
         if leftover.search(rel):
             findings.append(f"leftover file: {rel}")
         if (repo / rel).stat().st_size == 0:
