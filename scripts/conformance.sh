@@ -262,6 +262,8 @@ c_secrets() { ours secrets "$@"; }
 c_paths() { ours paths "$@"; }
 c_pins() { ours pins "$@"; }
 c_dockerignore() { ours dockerignore "$@"; }
+# Dockerfile.elite replayed without an engine: wheels, offline install, HEALTHCHECK.
+c_offline_image() { PIP_CACHE_DIR="${CACHE}/pip" ours offline-image "$@"; }
 
 c_yamllint() {
   cd "$1"
@@ -532,7 +534,8 @@ spawn() {
     args+=(--set "description=${SET_DESC}")
   fi
   mkdir -p "${dir}"
-  "${BIN}" "${name}" "${type}" --out-dir "${dir}" --quiet "${args[@]}"
+  # The spawn's ledger line goes to the work dir, not the user's data dir.
+  XDG_DATA_HOME="${WORK}/xdg-data" "${BIN}" "${name}" "${type}" --out-dir "${dir}" --quiet "${args[@]}"
   REPO="${dir}/${name}"
 }
 
@@ -578,6 +581,7 @@ checks_for() {
     run_check actionlint "${label}" c_actionlint "${dir}" || true
     run_check workflow-schema "${label}" c_workflow_schema "${dir}" || true
     if [[ "${type}" == service ]]; then
+      run_check offline-image "${label}" c_offline_image "${dir}" "${type}" "${e}" || true
       run_check hadolint "${label}" c_hadolint "${dir}" || true
       run_check kubernetes-validate "${label}" c_kubernetes_validate "${dir}" || true
       run_check kustomize "${label}" c_kustomize "${dir}" || true
@@ -660,6 +664,8 @@ run_mutations() {
   mutate "$s" c_http uvicorn-http "no /metrics endpoint" 'sed -i "s#@app.get(\"/metrics\", include_in_schema=False)#@app.get(\"/prometheus\", include_in_schema=False)#" main.py'
   mutate "$s" c_http uvicorn-http "/health answers the wrong body" 'sed -i "s/return {\"healthy\": True}/return {\"healthy\": False}/" main.py'
   mutate "$s" c_prometheus prometheus-up "Prometheus scrapes a path the app does not serve" 'sed -i "s#metrics_path: /metrics#metrics_path: /stats#" monitoring/prometheus/prometheus.yml'
+  mutate "$s" c_offline_image offline-image "wheel stage built with --no-deps" 'sed -i "s/pip wheel --no-cache-dir/pip wheel --no-cache-dir --no-deps/" Dockerfile.elite'
+  mutate "$s" c_offline_image offline-image "HEALTHCHECK imports requests" 'sed -i "s/import urllib.request; urllib.request.urlopen(/import requests; requests.get(/" Dockerfile.elite'
   mutate "$s" c_hadolint hadolint "apt-get install unpinned, lists kept" 'sed -i "s/^WORKDIR \/app$/RUN apt-get update \&\& apt-get install -y curl\nWORKDIR \/app/" Dockerfile.elite'
   mutate "$s" c_hadolint hadolint "base image :latest" 'sed -i "s/^FROM python:[^ ]*/FROM python:latest/" Dockerfile'
   mutate "$s" c_kubernetes_validate kubernetes-validate "misspelt field (strict)" 'sed -i "s/readOnlyRootFilesystem: true/readOnlyRootFileSystem: true/" deployments/kubernetes/base/deployment.yaml'

@@ -9,6 +9,7 @@ Standard library plus PyYAML (installed by conformance.sh into its venv).
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import sys
@@ -19,6 +20,8 @@ import yaml
 
 # Every path a spawn must produce, per layer. `{name}` is the repo name.
 EXPECTED = {
+    # Written by the engine itself (not a template): the spawn's receipt.
+    "engine": [".spawn-elite/receipt.json"],
     "base": [
         ".gitignore",
         ".yamllint",
@@ -87,7 +90,7 @@ def fail_if(findings: list[str], ok_message: str) -> int:
 
 def check_files(repo: Path, kind: str, elite: bool, name: str) -> int:
     """Every expected path exists; nothing else; no leftovers or placeholders."""
-    layers = ["base", kind] + ([f"elite/{kind}"] if elite else [])
+    layers = ["engine", "base", kind] + ([f"elite/{kind}"] if elite else [])
     expected = {p.format(name=name) for layer in layers for p in EXPECTED[layer]}
     present = {str(p) for p in repo_files(repo)}
     findings = [f"missing: {p}" for p in sorted(expected - present)]
@@ -97,6 +100,11 @@ def check_files(repo: Path, kind: str, elite: bool, name: str) -> int:
         r"\{%|%\}|\{#|#\}|__name__|\{\{-?\s*(" + TEMPLATE_VARS + r")\b[^}]*\}\}"
     )
     for rel in sorted(present):
+        if rel.endswith(".json"):
+            try:
+                json.loads((repo / rel).read_text(encoding="utf-8"))
+            except ValueError as err:
+                findings.append(f"invalid JSON: {rel}: {err}")
         if leftover.search(rel):
             findings.append(f"leftover file: {rel}")
         if (repo / rel).stat().st_size == 0:
@@ -329,12 +337,103 @@ def check_pins(repo: Path, kind: str, elite: bool, name: str) -> int:
     return fail_if(findings, f"{len(images)} images tagged; actions pinned")
 
 
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for line in path.read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        word, _, rest = full.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def check_offline_image(repo: Path, kind: str, elite: bool, name: str) -> int:
+    """Replays Dockerfile.elite without a Docker engine: its wheel stage's
+    `pip wheel` into a temp wheelhouse, its final stage's offline
+    `pip install --no-index` into a fresh venv, the app started from that
+    venv, and its HEALTHCHECK command run with `python -S` (standard library
+    only, no site-packages) against it."""
+    import shlex
+    import subprocess
+    import tempfile
+    import time
+    import urllib.request
+
+    steps = dockerfile_instructions(repo / "Dockerfile.elite")
+    runs = [args for instr, args in steps if instr == "RUN"]
+    wheel_cmds = [r for r in runs if "pip wheel" in r]
+    install_cmds = [r for r in runs if "pip install" in r]
+    health = [args for instr, args in steps if instr == "HEALTHCHECK"]
+    if not (wheel_cmds and install_cmds and health):
+        return fail_if(["Dockerfile.elite lacks a pip wheel, pip install or HEALTHCHECK"], "")
+    tmp = Path(tempfile.mkdtemp(prefix="offline-image."))
+    wheels = tmp / "wheels"
+
+    def run(cmd: str, python: str) -> None:
+        words = [w for w in shlex.split(cmd.replace("/wheels", str(wheels)))
+                 if not w.startswith("--mount=")]
+        words = [python, "-m", "pip"] + words[words.index("pip") + 1:]
+        print("$", " ".join(words), flush=True)
+        subprocess.run(words, cwd=repo, check=True)
+
+    findings: list[str] = []
+    try:
+        run(wheel_cmds[0], sys.executable)
+        subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)
+        vpy = str(tmp / "venv" / "bin" / "python")
+        # From here on pip may use the wheelhouse only.
+        os.environ.update(PIP_NO_INDEX="1", PIP_FIND_LINKS="")
+        run(install_cmds[-1], vpy)
+        # HEALTHCHECK [options] CMD ["python", "-c", "..."]
+        cmd_json = health[0].split("CMD", 1)[1].strip()
+        argv = json.loads(cmd_json)
+        if argv[0] != "python":
+            findings.append(f"HEALTHCHECK does not run python: {argv}")
+            return fail_if(findings, "")
+        with __import__("socket").socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        app = subprocess.Popen([vpy, "-m", "uvicorn", "main:app", "--host", "127.0.0.1",
+                                "--port", str(port)], cwd=repo)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.25)
+            code = argv[argv.index("-c") + 1]
+            code = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", code)
+            code = re.sub(r"localhost:\d+", f"127.0.0.1:{port}", code)
+            print("$ python -S -c", code, flush=True)
+            hc = subprocess.run([vpy, "-S", "-c", code], cwd=tmp)
+            if hc.returncode != 0:
+                findings.append("HEALTHCHECK failed with the standard library only")
+        finally:
+            app.terminate()
+            app.wait(timeout=10)
+    except subprocess.CalledProcessError as err:
+        findings.append(f"command failed: {err.cmd}")
+    finally:
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    return fail_if(findings, "offline install from the wheelhouse and stdlib HEALTHCHECK work")
+
+
 CHECKS: dict[str, Callable[[Path, str, bool, str], int]] = {
     "files": check_files,
     "secrets": check_secrets,
     "paths": check_paths,
     "dockerignore": check_dockerignore,
     "pins": check_pins,
+    "offline-image": check_offline_image,
 }
 
 if __name__ == "__main__":
