@@ -49,7 +49,6 @@ impl CallbackArgs {
     /// The callback options, if `--callback` was given. Call this and
     /// [`CallbackOptions::check`] before spawning, so a bad key or URL
     /// fails before anything is created.
-    #[allow(dead_code)] // called by the spawn command
     pub fn options(&self) -> Result<Option<CallbackOptions>> {
         let Some(url) = &self.callback else {
             return Ok(None);
@@ -121,7 +120,6 @@ pub struct CallbackOptions {
 impl CallbackOptions {
     /// Check the URL, load the key and CA file. Errors here are the user's
     /// to fix (key errors exit with code 9); nothing is queued.
-    #[allow(dead_code)] // called by the spawn command
     pub fn check(&self) -> Result<()> {
         self.prepare().map(|_| ())
     }
@@ -196,6 +194,39 @@ pub fn deliver(receipt_json: &[u8], merkle_root: &str, opts: &CallbackOptions) -
                 outbox_file,
                 reason,
             })
+        }
+    }
+}
+
+/// After a successful spawn: deliver the receipt, tell the user, and say
+/// whether the callback is still pending (exit code 7). Never fails: the
+/// spawn is done and the receipt is at `receipt_path` whatever happens.
+pub fn after_spawn(
+    receipt_json: &[u8],
+    merkle_root: &str,
+    receipt_path: &Path,
+    opts: &CallbackOptions,
+    quiet: bool,
+) -> CallbackStatus {
+    match deliver(receipt_json, merkle_root, opts) {
+        Ok(d @ Delivery::Delivered { .. }) => {
+            if !quiet {
+                eprintln!("{}", d.message(&opts.url));
+            }
+            CallbackStatus::Done
+        }
+        Ok(d @ Delivery::Queued { .. }) => {
+            eprintln!("warning: {}", d.message(&opts.url));
+            CallbackStatus::Pending
+        }
+        Err(e) => {
+            eprintln!(
+                "warning: {e:#}; resend with `spawn-elite callback send --receipt {} --url {} --key {}`",
+                receipt_path.display(),
+                opts.url,
+                opts.key_path.display()
+            );
+            CallbackStatus::Pending
         }
     }
 }

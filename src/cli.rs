@@ -194,4 +194,7 @@ pub struct SpawnArgs {
     /// Do not record the spawn in the local ledger ($XDG_DATA_HOME/spawn-elite/ledger.jsonl)
     #[arg(long)]
     pub no_ledger: bool,
+
+    #[command(flatten)]
+    pub callback: crate::callback::CallbackArgs,
 }

@@ -109,10 +109,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn spawn_repo(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
     let config = SpawnConfig::from_args(name, kind, args)?;
+    // A bad callback key or URL fails before anything is written.
+    let callback = args.callback.options()?;
+    if let Some(cb) = &callback {
+        cb.check()?;
+    }
     let files = templates::plan(&config)?;
     if config.dry_run {
         spawn::refuse_existing(&config.target)?;
         output::plan(&config, &files);
+        if let Some(cb) = &callback {
+            let receipt = preview_receipt(&config, &files)?;
+            print!(
+                "{}",
+                callback::dry_run(&receipt.to_json_bytes(), receipt.merkle_root(), cb)?
+            );
+        }
         return Ok(ExitCode::Success);
     }
     spawn::install_interrupt_handler();
@@ -140,5 +152,27 @@ fn spawn_repo(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
         None
     };
     output::summary(&config, &files, &spawned, &receipt, ledger.as_deref());
+    if let Some(cb) = &callback {
+        let status = callback::after_spawn(
+            &receipt.to_json_bytes(),
+            receipt.merkle_root(),
+            &spawned.path.join(scan::RECEIPT_PATH),
+            cb,
+            config.quiet,
+        );
+        if status == callback::CallbackStatus::Pending {
+            return Ok(ExitCode::CallbackPending);
+        }
+    }
     Ok(ExitCode::Success)
+}
+
+/// The receipt a spawn would write, for `--dry-run --callback`: the planned
+/// files are written to a scratch directory and measured like the real thing.
+fn preview_receipt(config: &SpawnConfig, files: &[templates::PlannedFile]) -> Result<Receipt> {
+    let scratch = tempfile::tempdir()?;
+    for file in files {
+        spawn::write_file(scratch.path(), file)?;
+    }
+    Receipt::of_tree(scratch.path(), Some(spawn_info(config)), config.now)
 }

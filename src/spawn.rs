@@ -117,7 +117,7 @@ fn progress(config: &SpawnConfig, len: u64) -> ProgressBar {
     bar
 }
 
-fn write_file(root: &Path, file: &PlannedFile) -> Result<()> {
+pub fn write_file(root: &Path, file: &PlannedFile) -> Result<()> {
     let path = root.join(&file.path);
     let io_fail = |e: std::io::Error| {
         fail(

@@ -566,3 +566,115 @@ fn a_key_trusted_while_the_receiver_runs_is_picked_up() {
     assert_eq!(req("n2").send(rx.addr).0, 204, "trusted now");
     rx.stop();
 }
+
+// ------------------------------------------------------------------ spawn --callback
+
+fn spawn_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["svc", "--out-dir", out, "--no-git", "--no-ledger"];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn receipt_of(repo: &std::path::Path) -> (Vec<u8>, String) {
+    let bytes = std::fs::read(repo.join(".spawn-elite/receipt.json")).expect("receipt");
+    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    let root = v["merkle_root"].as_str().expect("merkle_root").to_owned();
+    (bytes, root)
+}
+
+#[test]
+fn spawn_with_callback_delivers_its_receipt() {
+    let env = Env::new();
+    let (key, _) = env.trusted_key("k");
+    let rx = env.receiver("127.0.0.1:0");
+    let url = rx.url("/hooks/spawn");
+    let repos = env.path().join("repos");
+    let out = env.run(&spawn_args(
+        s(&repos),
+        &["--callback", &url, "--key", s(&key)],
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("callback delivered"),
+        "{}",
+        stderr(&out)
+    );
+    rx.stop();
+    let (_, root) = receipt_of(&repos.join("svc"));
+    let lines = env.log_lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["idempotency_key"], root.as_str());
+    assert_eq!(lines[0]["receipt"]["merkle_root"], root.as_str());
+}
+
+#[test]
+fn spawn_with_callback_to_a_down_server_succeeds_with_exit_7_and_flush_delivers() {
+    let env = Env::new();
+    let (key, _) = env.trusted_key("k");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hooks/spawn");
+    let repos = env.path().join("repos");
+    let out = env.run(&spawn_args(
+        s(&repos),
+        &["--callback", &url, "--key", s(&key), "--attempts", "2"],
+    ));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("spawn-elite callback flush"), "{err}");
+    let (receipt, root) = receipt_of(&repos.join("svc"));
+    let queued = env.outbox_files();
+    assert_eq!(queued.len(), 1);
+
+    let rx = env.receiver(&format!("127.0.0.1:{port}"));
+    let out = env.run(&["callback", "flush"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(env.outbox_files().is_empty());
+    rx.stop();
+    let lines = env.log_lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["idempotency_key"], root.as_str());
+    assert_eq!(
+        lines[0]["content_digest"],
+        callback_support::httpsig::content_digest(&receipt).as_str(),
+        "the receipt was sent byte for byte"
+    );
+}
+
+#[test]
+fn spawn_dry_run_with_callback_prints_the_request_and_sends_nothing() {
+    let env = Env::new();
+    let (key, _) = env.keygen("k");
+    let flaky = Flaky::start(vec![Step::Status(204, vec![])]);
+    let repos = env.path().join("repos");
+    let out = env.run(&spawn_args(
+        s(&repos),
+        &[
+            "--dry-run",
+            "--callback",
+            &flaky.url("/hook"),
+            "--key",
+            s(&key),
+        ],
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("POST /hook HTTP/1.1"), "{text}");
+    assert!(text.contains("--- signature base ---"), "{text}");
+    assert!(text.contains("Idempotency-Key: "), "{text}");
+    assert!(flaky.requests().is_empty(), "nothing sent");
+    assert!(!repos.join("svc").exists(), "nothing written");
+}
+
+#[test]
+fn spawn_with_a_missing_key_fails_with_exit_9_before_writing_anything() {
+    let env = Env::new();
+    let repos = env.path().join("repos");
+    let missing = env.path().join("nope.pem");
+    let out = env.run(&spawn_args(
+        s(&repos),
+        &["--callback", "http://127.0.0.1:9/", "--key", s(&missing)],
+    ));
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(stderr(&out).contains(s(&missing)), "{}", stderr(&out));
+    assert!(!repos.join("svc").exists());
+}
