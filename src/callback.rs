@@ -207,26 +207,30 @@ pub fn after_spawn(
     receipt_path: &Path,
     opts: &CallbackOptions,
     quiet: bool,
-) -> CallbackStatus {
+) -> (CallbackStatus, serde_json::Value) {
+    let to_json = |d: &Delivery| serde_json::to_value(d).unwrap_or(serde_json::Value::Null);
     match deliver(receipt_json, merkle_root, opts) {
         Ok(d @ Delivery::Delivered { .. }) => {
             if !quiet {
                 eprintln!("{}", d.message(&opts.url));
             }
-            CallbackStatus::Done
+            (CallbackStatus::Done, to_json(&d))
         }
         Ok(d @ Delivery::Queued { .. }) => {
             eprintln!("warning: {}", d.message(&opts.url));
-            CallbackStatus::Pending
+            (CallbackStatus::Pending, to_json(&d))
         }
         Err(e) => {
+            let reason = format!("{e:#}");
             eprintln!(
-                "warning: {e:#}; resend with `spawn-elite callback send --receipt {} --url {} --key {}`",
+                "warning: {reason}; resend with `spawn-elite callback send --receipt {} --url {} --key {}`",
                 receipt_path.display(),
                 opts.url,
                 opts.key_path.display()
             );
-            CallbackStatus::Pending
+            let report =
+                serde_json::json!({"outcome": "failed", "reason": reason, "receipt": receipt_path});
+            (CallbackStatus::Pending, report)
         }
     }
 }

@@ -22,21 +22,8 @@ mod templates;
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command, LedgerAction, SpawnArgs, TemplatesAction};
-use crate::config::SpawnConfig;
+use crate::cli::{Cli, Command, LedgerAction, TemplatesAction};
 use crate::exit_codes::{ExitCode, code_of};
-use crate::git::GitOutcome;
-use crate::receipt::{Receipt, SpawnInfo};
-
-fn spawn_info(config: &SpawnConfig) -> SpawnInfo {
-    SpawnInfo {
-        name: config.name.clone(),
-        kind: config.kind.as_str().to_owned(),
-        options: config.values.clone(),
-        template_digest: templates::digest(),
-        elite: config.elite,
-    }
-}
 
 fn main() {
     let cli = Cli::parse();
@@ -52,7 +39,7 @@ fn main() {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Some(Command::New { name, kind, spawn }) => spawn_repo(&name, &kind, &spawn),
+        Some(Command::New { name, kind, spawn }) => spawn::run(&name, &kind, &spawn),
         Some(Command::Templates {
             action: TemplatesAction::List,
         }) => {
@@ -98,81 +85,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::Success)
         }
         None => match cli.name {
-            Some(name) => spawn_repo(&name, cli.kind.as_deref().unwrap_or("service"), &cli.spawn),
+            Some(name) => spawn::run(&name, cli.kind.as_deref().unwrap_or("service"), &cli.spawn),
             None => {
                 let _ = Cli::command().print_help();
                 Ok(ExitCode::Usage)
             }
         },
     }
-}
-
-fn spawn_repo(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
-    let config = SpawnConfig::from_args(name, kind, args)?;
-    // A bad callback key or URL fails before anything is written.
-    let callback = args.callback.options()?;
-    if let Some(cb) = &callback {
-        cb.check()?;
-    }
-    let files = templates::plan(&config)?;
-    if config.dry_run {
-        spawn::refuse_existing(&config.target)?;
-        output::plan(&config, &files);
-        if let Some(cb) = &callback {
-            let receipt = preview_receipt(&config, &files)?;
-            print!(
-                "{}",
-                callback::dry_run(&receipt.to_json_bytes(), receipt.merkle_root(), cb)?
-            );
-        }
-        return Ok(ExitCode::Success);
-    }
-    spawn::install_interrupt_handler();
-    let mut made = None;
-    let spawned = spawn::write_repository(&config, &files, |staging| {
-        let receipt = Receipt::of_tree(staging, Some(spawn_info(&config)), config.now)?;
-        receipt.write(&staging.join(scan::RECEIPT_PATH))?;
-        made = Some(receipt);
-        Ok(())
-    })?;
-    let receipt =
-        made.ok_or_else(|| anyhow::anyhow!("internal error: the spawn wrote no receipt"))?;
-    if spawned.git == Some(GitOutcome::NotInstalled) {
-        output::warn(
-            "git is not installed: the repository was created without git; install git, or pass --no-git to silence this",
-        );
-    }
-    // The repository and its receipt exist now; a ledger that cannot be
-    // written is worth a warning, not a failed spawn.
-    let ledger = if config.ledger {
-        ledger::append(&receipt, &spawned.path)
-            .inspect_err(|e| output::warn(&format!("{e:#}; the spawn is complete but not in the ledger (pass --no-ledger to skip it)")))
-            .ok()
-    } else {
-        None
-    };
-    output::summary(&config, &files, &spawned, &receipt, ledger.as_deref());
-    if let Some(cb) = &callback {
-        let status = callback::after_spawn(
-            &receipt.to_json_bytes(),
-            receipt.merkle_root(),
-            &spawned.path.join(scan::RECEIPT_PATH),
-            cb,
-            config.quiet,
-        );
-        if status == callback::CallbackStatus::Pending {
-            return Ok(ExitCode::CallbackPending);
-        }
-    }
-    Ok(ExitCode::Success)
-}
-
-/// The receipt a spawn would write, for `--dry-run --callback`: the planned
-/// files are written to a scratch directory and measured like the real thing.
-fn preview_receipt(config: &SpawnConfig, files: &[templates::PlannedFile]) -> Result<Receipt> {
-    let scratch = tempfile::tempdir()?;
-    for file in files {
-        spawn::write_file(scratch.path(), file)?;
-    }
-    Receipt::of_tree(scratch.path(), Some(spawn_info(config)), config.now)
 }

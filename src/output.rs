@@ -1,15 +1,13 @@
 //! Everything a spawn prints for the person (or script) that ran it.
 
 use std::io::Write;
-use std::path::Path;
 
 use serde_json::json;
 
 use crate::config::{Kind, SpawnConfig};
 use crate::git::GitOutcome;
-use crate::receipt::Receipt;
 use crate::scan::RECEIPT_PATH;
-use crate::spawn::Spawned;
+use crate::spawn::Report;
 use crate::templates::PlannedFile;
 
 fn mode_text(file: &PlannedFile) -> &'static str {
@@ -64,13 +62,14 @@ pub fn warn(message: &str) {
     eprintln!("warning: {message}");
 }
 
-pub fn summary(
-    config: &SpawnConfig,
-    files: &[PlannedFile],
-    spawned: &Spawned,
-    receipt: &Receipt,
-    ledger: Option<&Path>,
-) {
+pub fn summary(config: &SpawnConfig, report: &Report<'_>) {
+    let Report {
+        files,
+        spawned,
+        receipt,
+        ledger,
+        callback,
+    } = *report;
     let commit = match &spawned.git {
         Some(GitOutcome::Committed { commit }) => Some(commit.as_str()),
         _ => None,
@@ -87,6 +86,7 @@ pub fn summary(
                 "merkle_root": receipt.merkle_root(),
             },
             "ledger": ledger,
+            "callback": callback,
             "files": files_json(files),
         }));
         return;

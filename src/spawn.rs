@@ -15,10 +15,115 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::callback;
+use crate::cli::SpawnArgs;
 use crate::config::SpawnConfig;
 use crate::exit_codes::{ExitCode, fail};
 use crate::git::{self, GitOutcome};
+use crate::ledger;
+use crate::output;
+use crate::receipt::{Receipt, SpawnInfo};
+use crate::scan;
+use crate::templates;
 use crate::templates::PlannedFile;
+
+/// What a finished spawn reports to the user.
+pub struct Report<'a> {
+    pub files: &'a [PlannedFile],
+    pub spawned: &'a Spawned,
+    pub receipt: &'a Receipt,
+    pub ledger: Option<&'a Path>,
+    pub callback: Option<&'a serde_json::Value>,
+}
+
+/// One spawn, start to end: check every input, plan in memory, write
+/// atomically with the receipt, record it in the ledger, then send the callback.
+pub fn run(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
+    let config = SpawnConfig::from_args(name, kind, args)?;
+    // A bad callback key or URL fails before anything is written.
+    let callback = args.callback.options()?;
+    if let Some(cb) = &callback {
+        cb.check()?;
+    }
+    let files = templates::plan(&config)?;
+    if config.dry_run {
+        refuse_existing(&config.target)?;
+        output::plan(&config, &files);
+        if let Some(cb) = &callback {
+            let receipt = preview_receipt(&config, &files)?;
+            print!(
+                "{}",
+                callback::dry_run(&receipt.to_json_bytes(), receipt.merkle_root(), cb)?
+            );
+        }
+        return Ok(ExitCode::Success);
+    }
+    install_interrupt_handler();
+    let mut made = None;
+    let spawned = write_repository(&config, &files, |staging| {
+        let receipt = Receipt::of_tree(staging, Some(spawn_info(&config)), config.now)?;
+        receipt.write(&staging.join(scan::RECEIPT_PATH))?;
+        made = Some(receipt);
+        Ok(())
+    })?;
+    let receipt =
+        made.ok_or_else(|| anyhow::anyhow!("internal error: the spawn wrote no receipt"))?;
+    if spawned.git == Some(GitOutcome::NotInstalled) {
+        output::warn(
+            "git is not installed: the repository was created without git; install git, or pass --no-git to silence this",
+        );
+    }
+    // The repository and its receipt exist now; a ledger that cannot be
+    // written is worth a warning, not a failed spawn.
+    let ledger = if config.ledger {
+        ledger::append(&receipt, &spawned.path)
+            .inspect_err(|e| output::warn(&format!("{e:#}; the spawn is complete but not in the ledger (pass --no-ledger to skip it)")))
+            .ok()
+    } else {
+        None
+    };
+    let delivery = callback.as_ref().map(|cb| {
+        callback::after_spawn(
+            &receipt.to_json_bytes(),
+            receipt.merkle_root(),
+            &spawned.path.join(scan::RECEIPT_PATH),
+            cb,
+            config.quiet,
+        )
+    });
+    let report = Report {
+        files: &files,
+        spawned: &spawned,
+        receipt: &receipt,
+        ledger: ledger.as_deref(),
+        callback: delivery.as_ref().map(|(_, json)| json),
+    };
+    output::summary(&config, &report);
+    match delivery {
+        Some((callback::CallbackStatus::Pending, _)) => Ok(ExitCode::CallbackPending),
+        _ => Ok(ExitCode::Success),
+    }
+}
+
+/// The receipt a spawn would write, for `--dry-run --callback`: the planned
+/// files are written to a scratch directory and measured like the real thing.
+fn preview_receipt(config: &SpawnConfig, files: &[templates::PlannedFile]) -> Result<Receipt> {
+    let scratch = tempfile::tempdir()?;
+    for file in files {
+        write_file(scratch.path(), file)?;
+    }
+    Receipt::of_tree(scratch.path(), Some(spawn_info(config)), config.now)
+}
+
+fn spawn_info(config: &SpawnConfig) -> SpawnInfo {
+    SpawnInfo {
+        name: config.name.clone(),
+        kind: config.kind.as_str().to_owned(),
+        options: config.values.clone(),
+        template_digest: templates::digest(),
+        elite: config.elite,
+    }
+}
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

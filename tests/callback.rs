@@ -616,7 +616,15 @@ fn spawn_with_callback_to_a_down_server_succeeds_with_exit_7_and_flush_delivers(
     let repos = env.path().join("repos");
     let out = env.run(&spawn_args(
         s(&repos),
-        &["--callback", &url, "--key", s(&key), "--attempts", "2"],
+        &[
+            "--callback",
+            &url,
+            "--key",
+            s(&key),
+            "--attempts",
+            "2",
+            "--json",
+        ],
     ));
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let err = stderr(&out);
@@ -624,6 +632,10 @@ fn spawn_with_callback_to_a_down_server_succeeds_with_exit_7_and_flush_delivers(
     let (receipt, root) = receipt_of(&repos.join("svc"));
     let queued = env.outbox_files();
     assert_eq!(queued.len(), 1);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(summary["callback"]["outcome"], "queued");
+    assert_eq!(summary["callback"]["outbox_file"], s(&queued[0]));
+    assert_eq!(summary["receipt"]["merkle_root"], root.as_str());
 
     let rx = env.receiver(&format!("127.0.0.1:{port}"));
     let out = env.run(&["callback", "flush"]);
