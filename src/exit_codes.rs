@@ -20,6 +20,9 @@ pub enum ExitCode {
     Git = 5,
     /// A receipt or proof file is malformed, foreign or inconsistent.
     InvalidReceipt = 6,
+    /// The tree holds something a receipt cannot record: a name that is not
+    /// UTF-8, or a FIFO, socket or device.
+    Unrecordable = 8,
     /// The spawn succeeded but the callback could not be delivered and waits in the outbox.
     CallbackPending = 7,
     /// A signing key is missing, malformed or unusable.

@@ -106,7 +106,7 @@ fn list(dir: &Path) -> Result<Vec<Pending>> {
         let rel_path = entry.path().strip_prefix(dir).unwrap_or(entry.path());
         let Some(rel) = rel_path.to_str() else {
             return Err(fail(
-                ExitCode::Io,
+                ExitCode::Unrecordable,
                 format!(
                     "{} has a name that is not valid UTF-8; receipts record UTF-8 paths only, so rename it",
                     entry.path().display()
@@ -124,7 +124,7 @@ fn list(dir: &Path) -> Result<Vec<Pending>> {
             MODE_FILE
         } else {
             return Err(fail(
-                ExitCode::Io,
+                ExitCode::Unrecordable,
                 format!(
                     "{} is not a regular file, directory or symlink; a receipt cannot record it, so remove it",
                     entry.path().display()

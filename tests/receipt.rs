@@ -495,18 +495,18 @@ fn an_unreadable_file_exits_4_and_is_named() {
 }
 
 #[test]
-fn a_non_utf8_name_exits_4_and_is_named() {
+fn a_non_utf8_name_exits_8_and_is_named() {
     let sb = Sandbox::new();
     let dir = sb.path().join("t");
     fs::create_dir_all(&dir).expect("mkdir");
     fs::write(dir.join(std::ffi::OsStr::from_bytes(b"bad\xffname")), "x").expect("write");
     let o = run(&sb, &["receipt".as_ref(), dir.as_os_str()]);
-    assert_one_line_error(&o, 4, "not valid UTF-8");
+    assert_one_line_error(&o, 8, "not valid UTF-8");
     assert!(o.stderr.contains("bad"), "{}", o.stderr);
 }
 
 #[test]
-fn a_fifo_in_the_tree_exits_4_instead_of_hanging() {
+fn a_fifo_in_the_tree_exits_8_instead_of_hanging() {
     let sb = Sandbox::new();
     let dir = sb.path().join("t");
     fs::create_dir_all(&dir).expect("mkdir");
@@ -516,7 +516,7 @@ fn a_fifo_in_the_tree_exits_4_instead_of_hanging() {
         .expect("mkfifo runs");
     assert!(status.success());
     let o = run(&sb, &["receipt".as_ref(), dir.as_os_str()]);
-    assert_one_line_error(&o, 4, "not a regular file");
+    assert_one_line_error(&o, 8, "not a regular file");
 }
 
 #[test]
