@@ -13,7 +13,8 @@
 #   --only TYPE  only service, infra or tool
 #
 # Installs what it needs itself, pinned, into target/conformance-cache
-# (CONFORMANCE_CACHE overrides), so a re-run skips the installs. Ends with a
+# (CONFORMANCE_CACHE overrides), so a re-run skips the installs. Builds the
+# release binary unless SPAWN_ELITE_BIN names one already built. Ends with a
 # table (check, repo, result, seconds) and exits non-zero if any check fails.
 set -euo pipefail
 
@@ -32,7 +33,7 @@ while (($# > 0)); do
       shift
       ;;
     -h | --help)
-      sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *)
@@ -203,10 +204,10 @@ mkdir -p "${WORK}/repos" "${WORK}/logs"
 RESULTS="${WORK}/results.tsv"
 : >"${RESULTS}"
 
-# seconds_between START_NS END_NS: elapsed seconds with one decimal.
+# seconds_between START_NS END_NS: elapsed seconds with two decimals.
 seconds_between() {
-  local ds=$((($2 - $1) / 100000000))
-  printf '%d.%d' $((ds / 10)) $((ds % 10))
+  local cs=$((($2 - $1) / 10000000))
+  printf '%d.%02d' $((cs / 100)) $((cs % 100))
 }
 
 # run_check CHECK LABEL FUNCTION ARGS...: runs FUNCTION in a background
@@ -706,9 +707,14 @@ export TF_CLI_CONFIG_FILE="${CACHE}/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_D
 unset GRAFANA_ADMIN_PASSWORD
 tool_versions
 
-log "cargo build --release"
-(cd "${ROOT}" && cargo build --release --quiet)
-BIN="${ROOT}/target/release/spawn-elite"
+if [[ -n "${SPAWN_ELITE_BIN:-}" ]]; then
+  BIN="${SPAWN_ELITE_BIN}"
+  log "using ${BIN} (SPAWN_ELITE_BIN)"
+else
+  log "cargo build --release"
+  (cd "${ROOT}" && cargo build --release --quiet)
+  BIN="${ROOT}/target/release/spawn-elite"
+fi
 
 declare -A REPOS TYPES
 for v in "${VARIANTS[@]}"; do
