@@ -26,6 +26,7 @@ use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
 use crate::exit_codes::{ExitCode, fail};
 use crate::httpsig::{self, RequestParts, SignatureParams};
+use crate::interrupt;
 use crate::keys;
 
 /// Spawn flags for the callback; the spawn command flattens this in.
@@ -579,7 +580,11 @@ fn send_with_retries(p: &Prepared, body: &[u8], merkle_root: &str, d: &DeliveryO
                     p.target.url,
                     wait.as_millis()
                 );
-                std::thread::sleep(wait);
+                if !interrupt::sleep(wait) {
+                    return Outcome::Failed {
+                        reason: format!("{reason}; interrupted before attempt {}", attempt + 1),
+                    };
+                }
             }
         }
     }

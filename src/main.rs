@@ -7,6 +7,7 @@ mod doctor;
 mod exit_codes;
 mod git;
 mod httpsig;
+mod interrupt;
 mod keys;
 mod ledger;
 mod merkle;

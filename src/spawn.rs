@@ -1,5 +1,5 @@
-//! Writing a planned repository to disk so that it either appears whole or
-//! not at all.
+//! One spawn from validated input to report, and the part that matters
+//! most: writing a planned repository so that it appears whole or not at all.
 //!
 //! Everything is written into a hidden staging directory beside the target
 //! (same filesystem), committed there, and only then renamed into place. Any
@@ -10,7 +10,6 @@ use std::fs;
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -20,6 +19,7 @@ use crate::cli::SpawnArgs;
 use crate::config::SpawnConfig;
 use crate::exit_codes::{ExitCode, fail};
 use crate::git::{self, GitOutcome};
+use crate::interrupt;
 use crate::ledger;
 use crate::output;
 use crate::receipt::{Receipt, SpawnInfo};
@@ -58,7 +58,7 @@ pub fn run(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::Success);
     }
-    install_interrupt_handler();
+    interrupt::install();
     let mut made = None;
     let spawned = write_repository(&config, &files, |staging| {
         let receipt = Receipt::of_tree(staging, Some(spawn_info(&config)), config.now)?;
@@ -125,16 +125,10 @@ fn spawn_info(config: &SpawnConfig) -> SpawnInfo {
     }
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Ctrl-C during a spawn must not kill the process mid-write: it sets a flag
-/// that the writer checks between steps, so cleanup always runs.
-pub fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
-}
-
+/// Ctrl-C during a spawn must not kill the process mid-write: the writer
+/// checks for it between steps, so cleanup always runs.
 fn check_interrupted() -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if interrupt::requested() {
         return Err(fail(
             ExitCode::Interrupted,
             "interrupted: nothing was created",

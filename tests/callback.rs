@@ -690,3 +690,62 @@ fn spawn_with_a_missing_key_fails_with_exit_9_before_writing_anything() {
     assert!(stderr(&out).contains(s(&missing)), "{}", stderr(&out));
     assert!(!repos.join("svc").exists());
 }
+
+#[test]
+fn ctrl_c_while_waiting_to_retry_queues_the_callback_at_once() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let (key, _) = env.trusted_key("k");
+    let url = format!("http://127.0.0.1:{}/hooks/spawn", free_port());
+    let repos = env.path().join("repos");
+    let args = spawn_args(
+        s(&repos),
+        &[
+            "--callback",
+            &url,
+            "--key",
+            s(&key),
+            "--attempts",
+            "3",
+            "--backoff",
+            "60s",
+            "--max-backoff",
+            "60s",
+        ],
+    );
+    let mut child = env
+        .cmd()
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start spawn-elite");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    // The first attempt fails at once (nothing listens); wait for the retry notice.
+    let notice = lines
+        .by_ref()
+        .take(20)
+        .map_while(Result::ok)
+        .find(|l| l.contains("retrying in"));
+    assert!(notice.is_some(), "no retry notice");
+    let started = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "Ctrl-C did not cut the 60 s backoff short"
+    );
+    assert_eq!(status.code(), Some(7), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("interrupted")), "{rest:?}");
+    assert_eq!(
+        env.outbox_files().len(),
+        1,
+        "the callback waits in the outbox"
+    );
+    assert!(repos.join("svc/.spawn-elite/receipt.json").is_file());
+}
