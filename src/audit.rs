@@ -214,8 +214,10 @@ pub fn ledger_verify() -> Result<ExitCode> {
 /// `spawn-elite ledger list`
 pub fn ledger_list() -> Result<ExitCode> {
     let path = ledger::path()?;
-    let entries = ledger::read_verified(&path)?;
-    if entries.is_empty() {
+    // A broken line does not hide the spawns before it: they are listed,
+    // then the error (exit 1) names the line.
+    let (entries, broken) = ledger::read_until_break(&path)?;
+    if entries.is_empty() && broken.is_none() {
         eprintln!("no spawns recorded yet in {}", path.display());
         return Ok(ExitCode::Success);
     }
@@ -232,5 +234,8 @@ pub fn ledger_list() -> Result<ExitCode> {
         ));
     }
     stdout_write(text.as_bytes())?;
-    Ok(ExitCode::Success)
+    match broken {
+        Some(err) => Err(err),
+        None => Ok(ExitCode::Success),
+    }
 }

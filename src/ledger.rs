@@ -51,7 +51,7 @@ fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path) -> Result<()> {
         fail(
             ExitCode::Io,
             format!(
-                "cannot update ledger {}: {e}; fix its permissions or pass --no-ledger",
+                "cannot update ledger {}: {e}; make its directory writable",
                 path.display()
             ),
         )
@@ -68,29 +68,15 @@ fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path) -> Result<()> {
     file.lock().map_err(io)?;
     let mut text = Vec::new();
     file.read_to_end(&mut text).map_err(io)?;
-    let (seq, prev) = match last_line(&text) {
-        None => (1, GENESIS.to_owned()),
-        Some(last) => {
-            if !text.ends_with(b"\n") {
-                return Err(fail(
-                    ExitCode::Io,
-                    format!(
-                        "ledger {} ends in a partial line; run `spawn-elite ledger verify`, repair it, or pass --no-ledger",
-                        path.display()
-                    ),
-                ));
-            }
-            let entry: Entry = serde_json::from_slice(last).map_err(|e| {
-                fail(
-                    ExitCode::Io,
-                    format!(
-                        "ledger {} has an unreadable last line ({e}); run `spawn-elite ledger verify`, or pass --no-ledger",
-                        path.display()
-                    ),
-                )
-            })?;
-            (entry.seq + 1, hex(blake3::hash(last).as_bytes()))
-        }
+    // A line chained to a broken ledger would never verify, so the whole
+    // chain is checked first (hashing a line per spawn costs nothing).
+    let (entries, broken) = check_chain(&text);
+    if let Some((line, why)) = broken {
+        return Err(fail(ExitCode::Io, broken_message(path, line, &why)));
+    }
+    let (seq, prev) = match (entries.last(), last_line(&text)) {
+        (Some(entry), Some(last)) => (entry.seq + 1, hex(blake3::hash(last).as_bytes())),
+        _ => (1, GENESIS.to_owned()),
     };
     let repo = std::fs::canonicalize(repo_path).unwrap_or_else(|_| repo_path.to_path_buf());
     let entry = Entry {
@@ -123,12 +109,31 @@ fn last_line(text: &[u8]) -> Option<&[u8]> {
     })
 }
 
+/// What is wrong with a broken ledger, and how to recover: the chain
+/// cannot be mended without rewriting history, so a new one starts.
+fn broken_message(path: &Path, line: usize, why: &str) -> String {
+    format!(
+        "ledger {} is broken at line {line}: {why}; move it aside (`mv {0} {0}.broken`) and the next spawn starts a new chain",
+        path.display()
+    )
+}
+
 /// All entries, checking the chain; the error names the first broken line.
 pub fn read_verified(path: &Path) -> Result<Vec<Entry>> {
+    let (entries, broken) = read_until_break(path)?;
+    match broken {
+        Some(err) => Err(err),
+        None => Ok(entries),
+    }
+}
+
+/// The entries before the first broken line, and the error (exit 1) naming
+/// that line if there is one; `Err` only when the file cannot be read.
+pub fn read_until_break(path: &Path) -> Result<(Vec<Entry>, Option<anyhow::Error>)> {
     let mut text = Vec::new();
     match File::open(path) {
         Ok(mut f) => f.read_to_end(&mut text).map(|_| ()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => Err(e),
     }
     .map_err(|e| {
@@ -140,57 +145,58 @@ pub fn read_verified(path: &Path) -> Result<Vec<Entry>> {
             ),
         )
     })?;
-    check_chain(&text).map_err(|(line, why)| {
-        fail(
-            ExitCode::Drift,
-            format!("ledger {} is broken at line {line}: {why}", path.display()),
-        )
-    })
+    let (entries, broken) = check_chain(&text);
+    let broken = broken.map(|(line, why)| fail(ExitCode::Drift, broken_message(path, line, &why)));
+    Ok((entries, broken))
 }
 
-fn check_chain(text: &[u8]) -> std::result::Result<Vec<Entry>, (usize, String)> {
+/// The entries up to the first line that does not fit the chain, and that
+/// line's number with what is wrong with it.
+fn check_chain(text: &[u8]) -> (Vec<Entry>, Option<(usize, String)>) {
     let mut entries = Vec::new();
     let mut prev = GENESIS.to_owned();
     if text.is_empty() {
-        return Ok(entries);
+        return (entries, None);
     }
-    let body = match text.strip_suffix(b"\n") {
-        Some(body) => body,
-        None => {
-            let n = text.iter().filter(|&&b| b == b'\n').count() + 1;
-            return Err((
-                n,
-                "it has no final newline, so it was cut off while written".into(),
-            ));
-        }
+    // A last line without its newline was cut off while written: the lines
+    // before it still count.
+    let (body, cut) = match text.strip_suffix(b"\n") {
+        Some(body) => (body, false),
+        None => (text, true),
     };
-    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    for (i, line) in lines.iter().enumerate() {
         let n = i + 1;
-        let entry: Entry = serde_json::from_slice(line)
-            .map_err(|e| (n, format!("it is not a ledger entry ({e}); it was edited")))?;
+        if cut && n == lines.len() {
+            let why = "it has no final newline, so it was cut off while written";
+            return (entries, Some((n, why.into())));
+        }
+        let entry: Entry = match serde_json::from_slice(line) {
+            Ok(entry) => entry,
+            Err(e) => {
+                let why = format!("it is not a ledger entry ({e}); it was edited");
+                return (entries, Some((n, why)));
+            }
+        };
         if entry.seq != n as u64 {
-            return Err((
-                n,
-                format!(
-                    "its seq is {} instead of {n}; lines were removed or reordered",
-                    entry.seq
-                ),
-            ));
+            let why = format!(
+                "its seq is {} instead of {n}; lines were removed or reordered",
+                entry.seq
+            );
+            return (entries, Some((n, why)));
         }
         if entry.prev != prev {
-            return Err((
-                n,
-                format!(
-                    "its prev {} is not the BLAKE3 of line {} ({prev}); the line before it was edited, removed or reordered",
-                    entry.prev,
-                    n - 1
-                ),
-            ));
+            let why = format!(
+                "its prev {} is not the BLAKE3 of line {} ({prev}); the line before it was edited, removed or reordered",
+                entry.prev,
+                n - 1
+            );
+            return (entries, Some((n, why)));
         }
         prev = hex(blake3::hash(line).as_bytes());
         entries.push(entry);
     }
-    Ok(entries)
+    (entries, None)
 }
 
 #[cfg(test)]
@@ -239,10 +245,16 @@ mod tests {
         Ok(())
     }
 
+    fn broken_at(text: &[u8]) -> Option<usize> {
+        check_chain(text).1.map(|(n, _)| n)
+    }
+
     #[test]
     fn an_intact_chain_verifies() {
-        assert_eq!(check_chain(&chain(4)).map(|e| e.len()), Ok(4));
-        assert_eq!(check_chain(b"").map(|e| e.len()), Ok(0));
+        let (entries, broken) = check_chain(&chain(4));
+        assert_eq!((entries.len(), broken), (4, None));
+        assert_eq!(check_chain(b"").0.len(), 0);
+        assert_eq!(broken_at(b""), None);
     }
 
     #[test]
@@ -251,7 +263,8 @@ mod tests {
         let edited = text
             .replacen("\"/r\"", "\"/s\"", 2)
             .replacen("\"/s\"", "\"/r\"", 1);
-        assert_eq!(check_chain(edited.as_bytes()).map_err(|(n, _)| n), Err(3));
+        assert_eq!(broken_at(edited.as_bytes()), Some(3));
+        assert_eq!(check_chain(edited.as_bytes()).0.len(), 2);
     }
 
     #[test]
@@ -259,10 +272,26 @@ mod tests {
         let text = chain(3);
         let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
         let dropped = [lines[0], lines[2], b""].join(&b'\n');
-        assert_eq!(check_chain(&dropped).map_err(|(n, _)| n), Err(2));
-        assert_eq!(
-            check_chain(&text[..text.len() - 5]).map_err(|(n, _)| n),
-            Err(3)
-        );
+        assert_eq!(broken_at(&dropped), Some(2));
+        assert_eq!(broken_at(&text[..text.len() - 5]), Some(3));
+        assert_eq!(check_chain(&text[..text.len() - 5]).0.len(), 2);
+    }
+
+    #[test]
+    fn appending_to_a_broken_ledger_is_refused_and_says_how_to_recover() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = dir.path().join("ledger.jsonl");
+        let text = chain(3);
+        std::fs::write(&ledger, &text[..text.len() - 5])?;
+        let receipt = Receipt::of_tree(dir.path(), None, jiff::Timestamp::UNIX_EPOCH)?;
+        let err = append_to(&ledger, &receipt, dir.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("is broken at line 3:"), "{err}");
+        assert!(err.contains("move it aside"), "{err}");
+        assert!(!err.contains("--no-ledger"), "{err}");
+        assert_eq!(std::fs::read(&ledger)?, &text[..text.len() - 5]);
+        Ok(())
     }
 }

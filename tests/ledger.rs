@@ -94,3 +94,68 @@ fn the_first_broken_line_is_reported() {
         2,
     );
 }
+
+#[test]
+fn list_shows_the_entries_before_a_break_then_the_error() {
+    let sb = Sandbox::new();
+    let good = chained(&["alpha", "beta", "gamma", "delta"]);
+    write_ledger(&sb, &good.replacen("/r/beta", "/r/evil", 1));
+    let out = sb.cmd().args(["ledger", "list"]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Line 2 was edited, which line 3 reveals: lines 1 and 2 are listed.
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("alpha") && text.contains("/r/evil"), "{text}");
+    assert!(!text.contains("gamma"), "{text}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is broken at line 3:"), "{err}");
+    assert!(
+        err.contains("move it aside") && err.contains("the next spawn starts a new chain"),
+        "{err}"
+    );
+
+    // Broken at line 1: nothing to list, only the error.
+    write_ledger(&sb, "garbage\n");
+    let out = sb.cmd().args(["ledger", "list"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is broken at line 1:"));
+}
+
+#[test]
+fn a_spawn_with_a_broken_ledger_warns_how_to_recover_and_moving_it_aside_works() {
+    let sb = Sandbox::new();
+    let good = chained(&["alpha", "beta"]);
+    let cut = &good[..good.len() - 4];
+    write_ledger(&sb, cut);
+    let out = sb
+        .cmd()
+        .args(["svc", "--quiet", "--out-dir"])
+        .arg(sb.repos())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.starts_with("warning: "), "{err}");
+    assert!(err.contains("is broken at line 2:"), "{err}");
+    assert!(err.contains("move it aside"), "{err}");
+    // The ledger's own message does not send the user to --no-ledger twice.
+    assert_eq!(
+        err.matches("--no-ledger").count(),
+        err.contains("(pass --no-ledger to skip it)") as usize,
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(ledger_path(&sb)).expect("read"), cut);
+
+    // The documented recovery: move it aside; the next spawn starts afresh.
+    fs::rename(ledger_path(&sb), ledger_path(&sb).with_extension("broken")).expect("mv");
+    sb.cmd()
+        .args(["svc2", "--quiet", "--out-dir"])
+        .arg(sb.repos())
+        .assert()
+        .success();
+    let out = sb.cmd().args(["ledger", "verify"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("holds 1 entries"));
+}
