@@ -82,20 +82,28 @@ pub enum Command {
         /// Print the result as JSON
         #[arg(long)]
         json: bool,
+        /// Skip paths the receipt does not list that match GLOB (repeatable), e.g. '.venv/**'
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
     },
     /// Write a receipt (file hashes and Merkle root) for any existing tree
     Receipt {
+        /// The tree to record (its top-level .git is skipped)
         #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Write it to FILE instead of standard output
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Replace FILE if it already exists
+        #[arg(long)]
+        force: bool,
     },
     /// Print an inclusion proof that one file belongs to a tree's receipt
     Prove {
+        /// The tree whose receipt lists the file
         #[arg(value_name = "DIR")]
         dir: PathBuf,
-        /// The file, relative to DIR
+        /// The file: relative to DIR, or to the current directory, or absolute (inside DIR)
         #[arg(value_name = "PATH")]
         path: PathBuf,
         /// The receipt to prove against [default: DIR/.spawn-elite/receipt.json if present, else the tree as it is]
@@ -104,11 +112,13 @@ pub enum Command {
     },
     /// Check one file against an inclusion proof, offline and without the other files
     VerifyProof {
+        /// The proof, as `spawn-elite prove` printed it
         #[arg(value_name = "PROOF")]
         proof: PathBuf,
+        /// The file to check against the proof (a symlink is checked as a link)
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Also require the proof to be for this Merkle root (from a receipt or the ledger)
+        /// Also require the proof to be for this Merkle root, 64 hex digits (from a receipt or the ledger)
         #[arg(long, value_name = "HEX")]
         root: Option<String>,
     },

@@ -47,10 +47,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             output::catalogue(&templates::catalogue());
             Ok(ExitCode::Success)
         }
-        Some(Command::Verify { dir, receipt, json }) => {
-            audit::verify(&dir, receipt.as_deref(), json)
+        Some(Command::Verify {
+            dir,
+            receipt,
+            json,
+            exclude,
+        }) => audit::verify(&dir, receipt.as_deref(), json, &exclude),
+        Some(Command::Receipt { dir, output, force }) => {
+            audit::receipt(&dir, output.as_deref(), force)
         }
-        Some(Command::Receipt { dir, output }) => audit::receipt(&dir, output.as_deref()),
         Some(Command::Prove { dir, path, receipt }) => {
             audit::prove(&dir, &path, receipt.as_deref())
         }

@@ -64,7 +64,32 @@ pub struct Receipt {
 impl Receipt {
     /// Hash every file under `dir` (see `scan::scan` for what is left out).
     pub fn of_tree(dir: &Path, spawn: Option<SpawnInfo>, created: jiff::Timestamp) -> Result<Self> {
-        let scanned = scan::scan(dir)?;
+        Self::of_scanned(scan::scan(dir)?, spawn, created)
+    }
+
+    /// A receipt of `dir` without the files `skip` accepts (never read), and
+    /// how many those were.
+    pub fn of_tree_skipping(
+        dir: &Path,
+        skip: &(dyn Fn(&str) -> bool + Sync),
+        created: jiff::Timestamp,
+    ) -> Result<(Self, usize)> {
+        let (scanned, skipped) = scan::scan_skipping(dir, skip)?;
+        Ok((Self::of_scanned(scanned, None, created)?, skipped))
+    }
+
+    /// Whether `path` is one of the receipt's entries.
+    pub fn lists(&self, path: &str) -> bool {
+        self.files
+            .binary_search_by(|f| f.path.as_bytes().cmp(path.as_bytes()))
+            .is_ok()
+    }
+
+    fn of_scanned(
+        scanned: Vec<scan::Scanned>,
+        spawn: Option<SpawnInfo>,
+        created: jiff::Timestamp,
+    ) -> Result<Self> {
         let leaves: Vec<Hash> = scanned
             .iter()
             .map(|f| merkle::leaf_hash(&f.path, f.mode, &f.blake3))
@@ -126,7 +151,8 @@ impl Receipt {
     }
 
     /// Read and fully check a receipt file, so that everything after can
-    /// trust its fields.
+    /// trust its fields. A damaged receipt's error says how to get the right
+    /// one back, which depends on where it lives (see `damage_remedy`).
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| {
             fail(
@@ -137,16 +163,23 @@ impl Receipt {
                 ),
             )
         })?;
-        Self::parse(&bytes, &path.display().to_string())
+        Self::parse_with(&bytes, &path.display().to_string(), &damage_remedy(path))
     }
 
     /// `origin` names the input in error messages.
+    #[cfg(test)]
     pub fn parse(bytes: &[u8], origin: &str) -> Result<Self> {
+        Self::parse_with(bytes, origin, USER_FILE_REMEDY)
+    }
+
+    /// `remedy` ends the message of every error that means the receipt was
+    /// damaged or edited: what to do to get the right one back.
+    fn parse_with(bytes: &[u8], origin: &str, remedy: &str) -> Result<Self> {
         let invalid =
             |why: String| fail(ExitCode::InvalidReceipt, format!("receipt {origin} {why}"));
         let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
             invalid(format!(
-                "is not valid JSON ({e}); it may be truncated: regenerate it with `spawn-elite receipt DIR -o FILE`"
+                "is not valid JSON ({e}); it may be truncated: {remedy}"
             ))
         })?;
         match value.get("format").and_then(|f| f.as_str()) {
@@ -167,18 +200,19 @@ impl Receipt {
                 )));
             }
         }
-        let receipt: Receipt = serde_json::from_value(value).map_err(|e| {
-            invalid(format!(
-                "is malformed: {e}; regenerate it with `spawn-elite receipt DIR -o FILE`"
-            ))
-        })?;
-        receipt.check(origin)?;
+        let receipt: Receipt = serde_json::from_value(value)
+            .map_err(|e| invalid(format!("is malformed: {e}; {remedy}")))?;
+        receipt.check(origin, remedy)?;
         Ok(receipt)
     }
 
-    fn check(&self, origin: &str) -> Result<()> {
-        let invalid =
-            |why: String| fail(ExitCode::InvalidReceipt, format!("receipt {origin} {why}"));
+    fn check(&self, origin: &str, remedy: &str) -> Result<()> {
+        let invalid = |why: String| {
+            fail(
+                ExitCode::InvalidReceipt,
+                format!("receipt {origin} {why}; {remedy}"),
+            )
+        };
         let exact_shape = self.created.len() == 20 && self.created.ends_with('Z');
         if !exact_shape || self.created.parse::<jiff::Timestamp>().is_err() {
             return Err(invalid(format!(
@@ -191,7 +225,7 @@ impl Receipt {
         })?;
         if self.leaf_count != self.files.len() as u64 {
             return Err(invalid(format!(
-                "says leaf_count {} but lists {} files; it was edited or corrupted",
+                "says leaf_count {} but lists {} files: it was edited or corrupted",
                 self.leaf_count,
                 self.files.len()
             )));
@@ -224,7 +258,7 @@ impl Receipt {
         let actual = merkle::root(&leaves);
         if actual != root {
             return Err(invalid(format!(
-                "is inconsistent: its merkle_root {} does not match its own file list (which gives {}); it was edited or corrupted",
+                "is inconsistent: its merkle_root {} does not match its own file list (which gives {}): it was edited or corrupted",
                 self.merkle_root,
                 hex(&actual)
             )));
@@ -242,6 +276,45 @@ impl Receipt {
                 merkle::leaf_hash(&f.path, mode, &content)
             })
             .collect()
+    }
+}
+
+/// How to recover from a damaged receipt that the user made and keeps
+/// outside a repository: making a new one approves whatever the tree holds
+/// now, so that is the last resort and the message says so.
+const USER_FILE_REMEDY: &str = "restore it from where you got it; only if the tree is known to be good, `spawn-elite receipt DIR -o FILE --force` writes a new one, which re-approves the tree as it is now";
+
+/// What to do about a damaged receipt at `path`. One at a repository's
+/// `.spawn-elite/receipt.json` was committed there: the good copy is in git
+/// (and its root in the ledger), and regenerating it would approve the very
+/// change that damaged it, so the message never suggests that.
+fn damage_remedy(path: &Path) -> String {
+    let in_repo = path.ends_with(RECEIPT_PATH);
+    let root = path.parent().and_then(Path::parent);
+    match root {
+        Some(root) if in_repo => {
+            let ledger = "`spawn-elite ledger list` shows the root it had when spawned";
+            let on_disk = if root.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                root
+            };
+            if on_disk.join(".git").exists() {
+                let git = if root.as_os_str().is_empty() {
+                    "git".to_owned()
+                } else {
+                    format!("git -C {}", root.display())
+                };
+                format!(
+                    "restore it from git (`{git} checkout -- {RECEIPT_PATH}`; {ledger}); do not regenerate it, which would approve the change"
+                )
+            } else {
+                format!(
+                    "restore it from a backup or a clean copy of the repository ({ledger}); do not regenerate it, which would approve the change"
+                )
+            }
+        }
+        _ => USER_FILE_REMEDY.to_owned(),
     }
 }
 

@@ -58,6 +58,15 @@ struct Pending {
 /// so both are left out. Symlinks are recorded, never followed, so a link
 /// pointing outside the tree reveals nothing about what it points to.
 pub fn scan(dir: &Path) -> Result<Vec<Scanned>> {
+    scan_skipping(dir, &|_| false).map(|(files, _)| files)
+}
+
+/// Like `scan`, but leaves out (and never reads) every file whose relative
+/// path `skip` accepts; also returns how many were left out.
+pub fn scan_skipping(
+    dir: &Path,
+    skip: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<(Vec<Scanned>, usize)> {
     let meta = fs::metadata(dir).map_err(|e| {
         fail(
             ExitCode::Io,
@@ -76,18 +85,19 @@ pub fn scan(dir: &Path) -> Result<Vec<Scanned>> {
             ),
         ));
     }
-    let mut pending = list(dir)?;
+    let (mut pending, skipped) = list(dir, skip)?;
     pending.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
-    hash_all(&pending)
+    Ok((hash_all(&pending)?, skipped))
 }
 
-fn list(dir: &Path) -> Result<Vec<Pending>> {
+fn list(dir: &Path, skip: &(dyn Fn(&str) -> bool + Sync)) -> Result<(Vec<Pending>, usize)> {
     let walk = WalkDir::new(dir)
         .follow_links(false)
         .min_depth(1)
         .into_iter()
         .filter_entry(|e| !(e.depth() == 1 && e.file_name() == ".git"));
     let mut out = Vec::new();
+    let mut skipped = 0;
     for entry in walk {
         let entry = entry.map_err(|e| {
             let at = e.path().unwrap_or(dir).display().to_string();
@@ -116,6 +126,10 @@ fn list(dir: &Path) -> Result<Vec<Pending>> {
         if rel == RECEIPT_PATH {
             continue;
         }
+        if skip(rel) {
+            skipped += 1;
+            continue;
+        }
         let mode = if kind.is_symlink() {
             MODE_LINK
         } else if kind.is_file() {
@@ -137,7 +151,7 @@ fn list(dir: &Path) -> Result<Vec<Pending>> {
             mode,
         });
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 fn hash_all(pending: &[Pending]) -> Result<Vec<Scanned>> {

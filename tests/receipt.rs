@@ -201,7 +201,8 @@ fn spawned(sb: &Sandbox) -> PathBuf {
         .assert()
         .success();
     let dir = sb.repos().join("tamper-me");
-    receipted(sb, &dir);
+    // The receipt the spawn wrote and committed is the one checked.
+    assert!(dir.join(".spawn-elite/receipt.json").is_file());
     assert_eq!(verify(sb, &dir).code, 0);
     dir
 }
@@ -632,4 +633,269 @@ fn verify_without_arguments_checks_the_current_directory() {
         String::from_utf8_lossy(&out.stdout),
         "added         stray\n"
     );
+}
+
+/// What `make venv && make test` leaves behind: files git ignores.
+fn build_output(dir: &Path, venv_files: usize) {
+    for i in 0..venv_files {
+        let f = dir.join(format!(
+            ".venv/lib/python3.12/site-packages/pkg{}/m{i}.py",
+            i % 7
+        ));
+        fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+        fs::write(f, "x").expect("write");
+    }
+    for name in ["a", "b"] {
+        let f = dir.join(format!("tests/__pycache__/{name}.cpython-312.pyc"));
+        fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+        fs::write(f, "pyc").expect("write");
+    }
+}
+
+#[test]
+fn build_output_is_summed_up_and_hinted_and_exclude_makes_verify_pass() {
+    let sb = Sandbox::new();
+    let dir = spawned(&sb);
+    build_output(&dir, 300);
+    let o = verify(&sb, &dir);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let added = o.stdout.lines().filter(|l| l.starts_with("added ")).count();
+    assert_eq!(added, 50, "{}", o.stdout);
+    assert!(
+        o.stdout.contains("… and 252 more added under .venv/\n"),
+        "{}",
+        o.stdout
+    );
+    // The smaller directory still gets its lines, not buried under .venv/.
+    assert!(
+        o.stdout
+            .contains("added         tests/__pycache__/a.cpython-312.pyc\n"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.lines().count() <= 60, "{}", o.stdout);
+    assert!(o.stderr.starts_with("drift: "), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("50 of the 302 added paths are listed; --json lists them all"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains(
+            "hint: all 302 added paths are ignored by git (build output?); pass --exclude GLOB (e.g. --exclude '.venv/**') or verify a clean clone"
+        ),
+        "{}",
+        o.stderr
+    );
+
+    let o = run(
+        &sb,
+        &["verify".as_ref(), dir.as_os_str(), "--json".as_ref()],
+    );
+    assert_eq!(o.code, 1);
+    let v: Value = serde_json::from_str(&o.stdout).expect("json");
+    assert_eq!(v["added"].as_array().map(Vec::len), Some(302));
+
+    let o = run(
+        &sb,
+        &[
+            "verify".as_ref(),
+            dir.as_os_str(),
+            "--exclude".as_ref(),
+            ".venv/**".as_ref(),
+            "--exclude".as_ref(),
+            "**/__pycache__/**".as_ref(),
+        ],
+    );
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.starts_with("ok: ") && o.stdout.contains("302 other path(s) skipped by --exclude"),
+        "{}",
+        o.stdout
+    );
+    // A pattern naming a directory covers what is under it.
+    let o = run(
+        &sb,
+        &[
+            "verify".as_ref(),
+            dir.as_os_str(),
+            "--exclude".as_ref(),
+            ".venv".as_ref(),
+            "--exclude".as_ref(),
+            "**/__pycache__".as_ref(),
+        ],
+    );
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+}
+
+#[test]
+fn exclude_never_hides_a_path_the_receipt_lists_nor_an_unmatched_addition() {
+    let sb = Sandbox::new();
+    let dir = spawned(&sb);
+    build_output(&dir, 3);
+    fs::write(dir.join("README.md"), "changed").expect("write");
+    fs::write(dir.join("backdoor.sh"), "x").expect("write");
+    let o = run(
+        &sb,
+        &[
+            "verify".as_ref(),
+            dir.as_os_str(),
+            "--exclude".as_ref(),
+            ".venv/**".as_ref(),
+            "--exclude".as_ref(),
+            "README.md".as_ref(),
+            "--exclude".as_ref(),
+            "tests/*.pyc".as_ref(),
+        ],
+    );
+    assert_eq!(o.code, 1);
+    // `*` stays within one directory, so tests/__pycache__/*.pyc is not skipped.
+    assert_eq!(
+        o.stdout,
+        "modified      README.md\n\
+         added         backdoor.sh\n\
+         added         tests/__pycache__/a.cpython-312.pyc\n\
+         added         tests/__pycache__/b.cpython-312.pyc\n"
+    );
+    // backdoor.sh is not ignored by git, so there is no build-output hint.
+    assert!(!o.stderr.contains("ignored by git"), "{}", o.stderr);
+}
+
+#[test]
+fn a_bad_exclude_glob_exits_2() {
+    let sb = Sandbox::new();
+    let dir = spawned(&sb);
+    let o = run(
+        &sb,
+        &[
+            "verify".as_ref(),
+            dir.as_os_str(),
+            "--exclude".as_ref(),
+            "a[b".as_ref(),
+        ],
+    );
+    assert_one_line_error(&o, 2, "--exclude \"a[b\" is not a valid glob");
+}
+
+#[test]
+fn without_git_or_a_work_tree_verify_gives_no_git_hint_and_still_works() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("plain");
+    fs::create_dir_all(&dir).expect("mkdir");
+    make_tree(&dir, 3);
+    receipted(&sb, &dir);
+    fs::write(dir.join("new"), "x").expect("write");
+    let o = verify(&sb, &dir);
+    assert_eq!((o.code, o.stdout.as_str()), (1, "added         new\n"));
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+
+    let git_repo = spawned(&sb);
+    build_output(&git_repo, 1);
+    let empty_path = sb.path().join("no-git-here");
+    fs::create_dir_all(&empty_path).expect("mkdir");
+    let out = sb
+        .cmd()
+        .arg("verify")
+        .arg(&git_repo)
+        .env("PATH", &empty_path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("drift: "), "{err}");
+    assert!(!err.contains("ignored by git"), "{err}");
+}
+
+#[test]
+fn a_damaged_receipt_in_a_repo_says_restore_it_from_git_never_regenerate() {
+    let sb = Sandbox::new();
+    let dir = spawned(&sb);
+    let file = dir.join(".spawn-elite/receipt.json");
+    let text = fs::read_to_string(&file).expect("read");
+    let mut v: Value = serde_json::from_str(&text).expect("json");
+    v["files"][0]["blake3"] = blake3::hash(b"forged").to_hex().as_str().into();
+    for damaged in [v.to_string(), text[..text.len() / 2].to_owned()] {
+        fs::write(&file, damaged).expect("write");
+        let o = verify(&sb, &dir);
+        let restore = format!(
+            "git -C {} checkout -- .spawn-elite/receipt.json",
+            dir.display()
+        );
+        assert_one_line_error(&o, 6, &restore);
+        assert!(o.stderr.contains("ledger list"), "{}", o.stderr);
+        assert!(!o.stderr.contains("spawn-elite receipt"), "{}", o.stderr);
+    }
+    // The advice works: git has the good copy.
+    common::git(&dir, &["checkout", "--", ".spawn-elite/receipt.json"]);
+    assert_eq!(verify(&sb, &dir).code, 0);
+}
+
+#[test]
+fn a_damaged_user_receipt_says_regenerating_re_approves_the_tree() {
+    let sb = Sandbox::new();
+    let text = good_receipt(&sb);
+    let o = with_receipt_text(&sb, &text.as_bytes()[..text.len() / 2]);
+    assert_one_line_error(&o, 6, "re-approves the tree as it is now");
+    assert!(o.stderr.contains("-o FILE --force"), "{}", o.stderr);
+
+    // A receipt at .spawn-elite/ of a tree without git: no git advice.
+    let dir = sb.path().join("nogit");
+    fs::create_dir_all(&dir).expect("mkdir");
+    make_tree(&dir, 2);
+    receipted(&sb, &dir);
+    fs::write(dir.join(".spawn-elite/receipt.json"), "{").expect("write");
+    let o = verify(&sb, &dir);
+    assert_one_line_error(&o, 6, "restore it from a backup or a clean copy");
+    assert!(!o.stderr.contains("git -C"), "{}", o.stderr);
+}
+
+#[test]
+fn receipt_refuses_to_overwrite_a_file_without_force() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("t");
+    fs::create_dir_all(&dir).expect("mkdir");
+    make_tree(&dir, 2);
+    let out = sb.path().join("r.json");
+    fs::write(&out, "precious").expect("write");
+    let args = [
+        "receipt".as_ref(),
+        dir.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ];
+    let o = run(&sb, &args);
+    assert_one_line_error(
+        &o,
+        2,
+        &format!("{} exists; pass --force to replace it", out.display()),
+    );
+    assert_eq!(fs::read_to_string(&out).expect("read"), "precious");
+    let mut forced = args.to_vec();
+    forced.push("--force".as_ref());
+    let o = run(&sb, &forced);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let r: Value = serde_json::from_slice(&fs::read(&out).expect("read")).expect("json");
+    assert_eq!(r["merkle_root"], GOLDEN[2].1);
+}
+
+#[test]
+fn every_positional_argument_has_help_text() {
+    let sb = Sandbox::new();
+    for cmd in ["verify", "receipt", "prove", "verify-proof"] {
+        let o = run(&sb, &[cmd.as_ref(), "--help".as_ref()]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let args: Vec<&str> = o
+            .stdout
+            .lines()
+            .skip_while(|l| *l != "Arguments:")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert!(!args.is_empty(), "{cmd}: {}", o.stdout);
+        for line in args {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert!(words.len() > 1, "{cmd}: {line:?} has no help text");
+        }
+    }
 }
