@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::Result;
@@ -342,10 +342,12 @@ pub fn receipt(dir: &Path, out: Option<&Path>, force: bool) -> Result<ExitCode> 
 /// there is one, since that is what a third party can trust; else against
 /// the tree as it is now.
 pub fn prove(dir: &Path, path: &Path, receipt_file: Option<&Path>) -> Result<ExitCode> {
+    let candidates = PathCandidates::new(dir, path)?;
     let receipt_at = receipt_path(dir, receipt_file);
     let receipt = if receipt_file.is_some() || receipt_at.exists() {
+        let receipt = read_receipt(dir, receipt_file)?.1;
         eprintln!("proving against {}", receipt_at.display());
-        read_receipt(dir, receipt_file)?.1
+        receipt
     } else {
         eprintln!(
             "no receipt at {}: proving against the tree as it is now",
@@ -353,30 +355,137 @@ pub fn prove(dir: &Path, path: &Path, receipt_file: Option<&Path>) -> Result<Exi
         );
         Receipt::of_tree(dir, None, jiff::Timestamp::now())?
     };
-    let wanted = in_tree_path(dir, path)?;
+    let wanted = candidates.choose(&receipt);
     let proof = Proof::build(&receipt, &wanted)?;
     stdout_write(&proof.to_json_bytes())?;
     Ok(ExitCode::Success)
 }
 
-/// PATH as the receipt spells it: relative to DIR, or given with DIR in front
-/// the way shell completion produces it.
-fn in_tree_path(dir: &Path, path: &Path) -> Result<String> {
-    let rel = path.strip_prefix(dir).unwrap_or(path);
-    let rel = rel.strip_prefix("./").unwrap_or(rel);
-    rel.to_str().map(str::to_owned).ok_or_else(|| {
-        fail(
-            ExitCode::Usage,
-            format!(
-                "{} is not valid UTF-8, so no receipt can list it",
-                path.display()
-            ),
-        )
-    })
+/// What PATH may mean inside DIR. PATH may be relative to DIR (as the
+/// receipt lists it), relative to the current directory (as a shell
+/// completes it), or absolute; either of the last two must lie inside DIR.
+struct PathCandidates {
+    /// PATH resolved against the current directory, relative to DIR.
+    from_cwd: Option<String>,
+    /// PATH taken as relative to DIR.
+    from_dir: Option<String>,
+    /// Whether PATH names something on disk (from the current directory).
+    exists: bool,
+}
+
+impl PathCandidates {
+    /// Fails (exit 2) when PATH cannot name anything inside DIR, before any
+    /// receipt is read.
+    fn new(dir: &Path, path: &Path) -> Result<Self> {
+        let shown = path.display();
+        if path.to_str().is_none() {
+            return Err(fail(
+                ExitCode::Usage,
+                format!("{shown} is not valid UTF-8, so no receipt can list it"),
+            ));
+        }
+        let root = resolve(dir).unwrap_or_else(|| dir.to_path_buf());
+        let from_cwd = resolve(path).and_then(|p| {
+            let rel = p.strip_prefix(&root).ok()?;
+            if rel.as_os_str().is_empty() {
+                return None;
+            }
+            rel.to_str().map(str::to_owned)
+        });
+        let from_dir = if path.is_absolute() {
+            None
+        } else {
+            dir_relative(path)
+        };
+        if from_cwd.is_none() && from_dir.is_none() {
+            return Err(fail(
+                ExitCode::Usage,
+                format!(
+                    "{shown} is not a file inside {}; name one relative to DIR, to the current directory, or by an absolute path inside DIR",
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(PathCandidates {
+            from_cwd,
+            from_dir,
+            exists: std::fs::symlink_metadata(path).is_ok(),
+        })
+    }
+
+    /// The path the receipt should list: a meaning the receipt does list
+    /// (the current directory's first, as for every other command-line
+    /// path), else the likeliest one, for the "not in the receipt" error.
+    fn choose(self, receipt: &Receipt) -> String {
+        let PathCandidates {
+            from_cwd,
+            from_dir,
+            exists,
+        } = self;
+        let listed = |p: &Option<String>| p.as_deref().is_some_and(|p| receipt.lists(p));
+        let pick = if listed(&from_cwd) {
+            from_cwd
+        } else if listed(&from_dir) {
+            from_dir
+        } else if exists && from_cwd.is_some() {
+            from_cwd
+        } else {
+            from_dir.or(from_cwd)
+        };
+        // `new` made sure there is at least one meaning.
+        pick.unwrap_or_default()
+    }
+}
+
+/// PATH as a path inside DIR: `./` components dropped, `None` if it is
+/// empty or climbs out with `..`.
+fn dir_relative(path: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_str()?),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// `path` made absolute against the current directory, with every existing
+/// directory on the way resolved (symlinks included, so `DIR` given through
+/// a link still contains its files), but the last component left as it is:
+/// a symlink in the tree is proved as a link, not as what it points to.
+fn resolve(path: &Path) -> Option<PathBuf> {
+    let mut abs = PathBuf::new();
+    for c in std::path::absolute(path).ok()?.components() {
+        match c {
+            Component::ParentDir => {
+                abs.pop();
+            }
+            Component::CurDir => {}
+            other => abs.push(other),
+        }
+    }
+    let Some(name) = abs.file_name().map(ToOwned::to_owned) else {
+        return Some(abs);
+    };
+    let mut base = abs.parent()?.to_path_buf();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(mut real) = base.canonicalize() {
+            real.extend(missing.iter().rev());
+            real.push(name);
+            return Some(real);
+        }
+        missing.push(base.file_name()?.to_owned());
+        base = base.parent()?.to_path_buf();
+    }
 }
 
 /// `spawn-elite verify-proof PROOF FILE [--root HEX]`
 pub fn verify_proof(proof_file: &Path, file: &Path, root: Option<&str>) -> Result<ExitCode> {
+    let root = root.map(expected_root).transpose()?;
+    let root = root.as_deref();
     let bytes = std::fs::read(proof_file).map_err(|e| {
         fail(
             ExitCode::Io,
@@ -401,6 +510,19 @@ pub fn verify_proof(proof_file: &Path, file: &Path, root: Option<&str>) -> Resul
         .as_bytes(),
     )?;
     Ok(ExitCode::Success)
+}
+
+/// `--root HEX` in the one spelling receipts use: 64 hex digits, any case.
+fn expected_root(hex: &str) -> Result<String> {
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(hex.to_ascii_lowercase());
+    }
+    Err(fail(
+        ExitCode::Usage,
+        format!(
+            "--root {hex:?} is not a Merkle root; give the 64 hex digits of a receipt's merkle_root"
+        ),
+    ))
 }
 
 /// `spawn-elite ledger verify`

@@ -46,7 +46,7 @@ impl Proof {
             fail(
                 ExitCode::Usage,
                 format!(
-                    "{path:?} is not in the receipt; give a path relative to the tree's root, as `spawn-elite receipt DIR` lists them"
+                    "{path:?} is not in the receipt; name a file it lists (`spawn-elite receipt DIR` shows them), relative to DIR or to the current directory"
                 ),
             )
         })?;
@@ -175,7 +175,7 @@ impl Checked {
             )));
         }
         if let Some(expected) = expected_root
-            && expected != p.merkle_root
+            && !expected.eq_ignore_ascii_case(&p.merkle_root)
         {
             return Err(mismatch(format!(
                 "the proof is for root {}, not the expected {expected}; it belongs to another receipt",

@@ -277,3 +277,106 @@ fn prove_accepts_the_path_with_dir_in_front() {
     let p: Value = serde_json::from_str(&o.stdout).expect("json");
     assert_eq!(p["path"], "d1/f1");
 }
+
+#[test]
+fn root_option_ignores_case_and_rejects_what_is_not_a_root() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 4);
+    let proof = prove(&sb, &dir, "f0.txt");
+    let pf = sb.path().join("proof.json");
+    fs::write(&pf, proof.to_string()).expect("write");
+    let file = dir.join("f0.txt");
+    let root = proof["merkle_root"].as_str().expect("root").to_owned();
+    let with_root = |r: &str| {
+        run(
+            &sb,
+            &[
+                "verify-proof".as_ref(),
+                pf.as_os_str(),
+                file.as_os_str(),
+                "--root".as_ref(),
+                r.as_ref(),
+            ],
+        )
+    };
+    let o = with_root(&root.to_uppercase());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for bad in [
+        "xyz",
+        &root[..63],
+        &format!("{}g", &root[..63]),
+        &format!("{root}0"),
+    ] {
+        let o = with_root(bad);
+        assert_one_line_error(&o, 2, "is not a Merkle root; give the 64 hex digits");
+    }
+}
+
+#[test]
+fn prove_accepts_paths_relative_to_the_current_directory_and_absolute_ones() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 6);
+    let proved = |cwd: &Path, d: &OsStr, p: &OsStr| {
+        let out = sb
+            .cmd()
+            .current_dir(cwd)
+            .args([OsStr::new("prove"), d, p])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "prove {d:?} {p:?} in {cwd:?}: {err}"
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["path"].as_str().map(str::to_owned)
+    };
+    let want = Some("d1/f1".to_owned());
+    // The tests run in sb.path(), where the tree is "tree6".
+    let top = sb.path();
+    assert_eq!(proved(top, "tree6".as_ref(), "tree6/d1/f1".as_ref()), want);
+    assert_eq!(
+        proved(top, "./tree6/".as_ref(), "tree6/d1/../d1/f1".as_ref()),
+        want
+    );
+    assert_eq!(
+        proved(top, "tree6".as_ref(), dir.join("d1/f1").as_os_str()),
+        want
+    );
+    assert_eq!(proved(top, dir.as_os_str(), "tree6/d1/f1".as_ref()), want);
+    assert_eq!(proved(top, "tree6".as_ref(), "d1/f1".as_ref()), want);
+    // From inside the tree, as shell completion writes paths.
+    assert_eq!(proved(&dir.join("d1"), "..".as_ref(), "f1".as_ref()), want);
+    assert_eq!(proved(&dir, ".".as_ref(), "./d1/f1".as_ref()), want);
+    // A symlink is proved as the link, not as what it points to.
+    assert_eq!(
+        proved(top, "tree6".as_ref(), "tree6/l3".as_ref()),
+        Some("l3".to_owned())
+    );
+}
+
+#[test]
+fn prove_rejects_a_path_outside_dir_with_exit_2() {
+    let sb = Sandbox::new();
+    let (dir, _) = tree(&sb, 3);
+    let outside = sb.path().join("outside.txt");
+    fs::write(&outside, "x").expect("write");
+    for p in [outside.as_os_str(), "../outside.txt".as_ref()] {
+        let o = run(&sb, &["prove".as_ref(), dir.as_os_str(), p]);
+        assert_one_line_error(&o, 2, "is not a file inside");
+    }
+    // A bare name is also a name inside DIR: taken as such, and not listed.
+    let o = run(
+        &sb,
+        &["prove".as_ref(), dir.as_os_str(), "outside.txt".as_ref()],
+    );
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("\"outside.txt\" is not in the receipt"),
+        "{}",
+        o.stderr
+    );
+    let o = run(&sb, &["prove".as_ref(), dir.as_os_str(), dir.as_os_str()]);
+    assert_one_line_error(&o, 2, "is not a file inside");
+}

@@ -825,6 +825,11 @@ fn a_damaged_receipt_in_a_repo_says_restore_it_from_git_never_regenerate() {
         assert_one_line_error(&o, 6, &restore);
         assert!(o.stderr.contains("ledger list"), "{}", o.stderr);
         assert!(!o.stderr.contains("spawn-elite receipt"), "{}", o.stderr);
+        let o = run(
+            &sb,
+            &["prove".as_ref(), dir.as_os_str(), "README.md".as_ref()],
+        );
+        assert_one_line_error(&o, 6, &restore);
     }
     // The advice works: git has the good copy.
     common::git(&dir, &["checkout", "--", ".spawn-elite/receipt.json"]);
