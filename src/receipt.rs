@@ -23,8 +23,8 @@ pub struct SpawnInfo {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
-    /// Every template variable that came from the command line, `--set`
-    /// values included, so the spawn can be repeated.
+    /// Every template value the spawn used, keyed by its `--set` name: the
+    /// `--set` value, else the default, so the spawn can be repeated.
     pub options: BTreeMap<String, String>,
     /// Digest of the embedded template set, so two binaries that generate
     /// different trees can be told apart.
