@@ -40,7 +40,7 @@ fn main() {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Some(Command::New { name, kind, spawn }) => spawn::run(&name, &kind, &spawn),
+        Some(Command::New { name, kind, spawn }) => spawn::run(&name, kind.as_deref(), &spawn),
         Some(Command::Templates {
             action: TemplatesAction::List,
         }) => {
@@ -86,7 +86,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::Success)
         }
         None => match cli.name {
-            Some(name) => spawn::run(&name, cli.kind.as_deref().unwrap_or("service"), &cli.spawn),
+            Some(name) => spawn::run(&name, cli.kind.as_deref(), &cli.spawn),
             None => {
                 let _ = Cli::command().print_help();
                 Ok(ExitCode::Usage)

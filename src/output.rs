@@ -123,7 +123,7 @@ pub fn summary(config: &SpawnConfig, report: &Report<'_>) {
 fn next_steps(kind: Kind, elite: bool) -> Vec<&'static str> {
     let mut steps = match kind {
         Kind::Service => vec![
-            "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt",
+            "make venv      # .venv with runtime and development dependencies",
             "make test      # run the tests",
             "make dev       # serve on localhost with reload",
         ],
@@ -133,10 +133,11 @@ fn next_steps(kind: Kind, elite: bool) -> Vec<&'static str> {
         ],
         Kind::Tool => vec![
             "make test      # bats tests",
-            "make install   # copy bin/* to ~/.local/bin",
+            "make install   # install the command into ~/.local/bin",
         ],
     };
     if elite && kind == Kind::Service {
+        steps.push("cp .env.example .env   # then set GRAFANA_ADMIN_PASSWORD in .env");
         steps.push("docker compose up -d   # app, Prometheus and Grafana");
     }
     steps
