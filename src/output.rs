@@ -10,8 +10,9 @@ use crate::scan::RECEIPT_PATH;
 use crate::spawn::Report;
 use crate::templates::PlannedFile;
 
+/// Git-style, as in receipts, so the two can be compared by eye or by script.
 fn mode_text(file: &PlannedFile) -> &'static str {
-    if file.executable { "755" } else { "644" }
+    if file.executable { "100755" } else { "100644" }
 }
 
 fn files_json(files: &[PlannedFile]) -> Vec<serde_json::Value> {

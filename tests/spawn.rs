@@ -661,3 +661,21 @@ fn exit_codes_are_in_the_long_help_and_the_man_page() {
         .clone();
     assert!(String::from_utf8(man).unwrap().contains("Exit status:"));
 }
+
+#[test]
+fn dry_run_json_uses_the_receipts_git_style_modes() {
+    let sb = Sandbox::new();
+    let plan: serde_json::Value =
+        serde_json::from_str(&sb.stdout(&["t", "tool", "--dry-run", "--json"])).unwrap();
+    let mode_of = |path: &str| {
+        plan["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path)
+            .map(|f| f["mode"].clone())
+    };
+    assert_eq!(mode_of("bin/t"), Some("100755".into()));
+    assert_eq!(mode_of("README.md"), Some("100644".into()));
+    assert!(!sb.repos().exists());
+}
