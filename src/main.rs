@@ -27,6 +27,7 @@ use crate::cli::{Cli, Command, LedgerAction, TemplatesAction};
 use crate::exit_codes::{ExitCode, code_of};
 
 fn main() {
+    restore_sigpipe();
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,
@@ -92,5 +93,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::Usage)
             }
         },
+    }
+}
+
+/// Rust ignores SIGPIPE, so `spawn-elite man | head` would panic on a closed
+/// pipe; like other Unix tools we just stop. Sockets are unaffected: the
+/// standard library sends with MSG_NOSIGNAL / SO_NOSIGPIPE.
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -679,3 +679,18 @@ fn dry_run_json_uses_the_receipts_git_style_modes() {
     assert_eq!(mode_of("README.md"), Some("100644".into()));
     assert!(!sb.repos().exists());
 }
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let bin = assert_cmd::cargo::cargo_bin("spawn-elite");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' man | head -c 1 >/dev/null; '{}' new x --dry-run -o /nonexistent | head -c 1 >/dev/null", bin.display(), bin.display()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "no panic, no message"
+    );
+}
