@@ -43,7 +43,7 @@ url="$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$work/receiver.out")/hook
 for i in $(seq -w 1 1000); do
   mkdir -p "$work/trees/$i" && printf 'load %s\n' "$i" >"$work/trees/$i/README.md"
 done
-ls "$work/trees" | xargs -P 8 -I{} "$bin" receipt "$work/trees/{}" -o "$work/receipts/{}.json"
+ls "$work/trees" | xargs -P 8 -I{} "$bin" receipt "$work/trees/{}" -o "$work/receipts/{}.json" >/dev/null
 start=$(date +%s.%N)
 ls "$work/receipts" | xargs -P 8 -I{} "$bin" callback send --receipt "$work/receipts/{}" \
   --url "$url" --key "$work/key.pem" --attempts 1 >/dev/null

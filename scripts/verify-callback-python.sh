@@ -18,7 +18,7 @@ python3 -m venv "$work/venv"
 id=$("$bin" keygen -o "$work/key.pem" | sed -n 's/^key id: *//p')
 # A valid receipt (`callback send` sends nothing else), of a one-file tree.
 mkdir -p "$work/tree" && printf 'cross-check\n' >"$work/tree/README.md"
-"$bin" receipt "$work/tree" -o "$work/receipt.json"
+"$bin" receipt "$work/tree" -o "$work/receipt.json" >/dev/null
 
 "$work/venv/bin/python" scripts/verify-callback-python.py "$work/key.pem.pub" "$id" "$work/port" &
 verifier=$!
