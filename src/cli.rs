@@ -5,12 +5,42 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
+macro_rules! examples {
+    () => {
+        "\
 Examples:
   spawn-elite my-svc                  a FastAPI service in $VAULTMESH_REPOS or ~/repos
   spawn-elite my-infra infra          a Terraform repository
   spawn-elite new verify --type tool  a repository named like a subcommand
-  spawn-elite my-svc --dry-run        list the files without writing anything";
+  spawn-elite my-svc --dry-run        list the files without writing anything"
+    };
+}
+
+const AFTER_HELP: &str = examples!();
+
+/// Shown by `--help` (not `-h`) and in the man page.
+const AFTER_LONG_HELP: &str = concat!(
+    examples!(),
+    "\n\n\
+Exit status:
+  0    success
+  1    verify: the tree differs from its receipt; ledger verify: the chain is broken
+  2    bad command line or value (name, type, --set, URL)
+  3    the target directory already exists (left untouched)
+  4    reading or writing files failed (nothing was left half-written)
+  5    a git command failed (the spawn was undone)
+  6    a receipt or proof file is malformed, foreign or inconsistent
+  7    spawned, but the callback waits in the outbox (spawn-elite callback flush)
+  8    the tree holds something a receipt cannot record (non-UTF-8 name, FIFO, device)
+  9    a signing key is missing, malformed or unusable
+  10   an inclusion proof does not verify
+  130  interrupted by Ctrl-C (nothing was left behind)
+
+Environment:
+  VAULTMESH_REPOS     where repositories go when --out-dir is not given
+  XDG_DATA_HOME       where the ledger and the callback outbox live (default ~/.local/share)
+  SOURCE_DATE_EPOCH   fixes the date in generated files, receipts and the commit"
+);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,6 +48,7 @@ Examples:
     version,
     about = "Spawn a production-shaped repository in one command, with a receipt of what was generated.",
     after_help = AFTER_HELP,
+    after_long_help = AFTER_LONG_HELP,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -45,14 +76,9 @@ pub enum Command {
         #[arg(value_name = "NAME", allow_hyphen_values = true)]
         name: String,
 
-        /// Kind of repository: service, infra or tool
-        #[arg(
-            long = "type",
-            short = 't',
-            value_name = "TYPE",
-            default_value = "service"
-        )]
-        kind: String,
+        /// Kind of repository: service (default), infra or tool; `--type TYPE` works too
+        #[arg(value_name = "TYPE")]
+        kind: Option<String>,
 
         #[command(flatten)]
         spawn: SpawnArgs,
@@ -163,6 +189,10 @@ pub enum TemplatesAction {
 /// Options shared by `spawn-elite NAME` and `spawn-elite new NAME`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SpawnArgs {
+    /// Kind of repository, as an option: service (default), infra or tool
+    #[arg(long = "type", short = 't', value_name = "TYPE")]
+    pub type_option: Option<String>,
+
     /// Parent directory of the new repository [default: $VAULTMESH_REPOS, else ~/repos]
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
@@ -197,4 +227,16 @@ pub struct SpawnArgs {
 
     #[command(flatten)]
     pub callback: crate::callback::CallbackArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the definition (unique ids, sane defaults) only when a
+    /// command is built; this builds every one of them in a test.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

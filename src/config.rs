@@ -45,6 +45,8 @@ struct SetKey {
     key: &'static str,
     default: &'static str,
     check: fn(&str) -> Result<(), &'static str>,
+    /// The types whose files use the value.
+    kinds: &'static [Kind],
 }
 
 const SET_KEYS: &[SetKey] = &[
@@ -52,26 +54,31 @@ const SET_KEYS: &[SetKey] = &[
         key: "description",
         default: "",
         check: check_description,
+        kinds: &Kind::ALL,
     },
     SetKey {
         key: "org",
         default: "vaultmesh",
         check: check_org,
+        kinds: &Kind::ALL,
     },
     SetKey {
         key: "python_version",
         default: "3.12",
         check: check_python_version,
+        kinds: &[Kind::Service],
     },
     SetKey {
         key: "port",
         default: "8000",
         check: check_port,
+        kinds: &[Kind::Service],
     },
     SetKey {
         key: "version",
         default: "0.1.0",
         check: check_version,
+        kinds: &Kind::ALL,
     },
 ];
 
@@ -92,16 +99,28 @@ pub struct SpawnConfig {
     pub ledger: bool,
     /// Template values after defaults and `--set`, keyed by `--set` name.
     pub values: BTreeMap<String, String>,
+    /// Things the user typed that are allowed but probably not meant.
+    pub warnings: Vec<String>,
     /// The moment of the spawn: `SOURCE_DATE_EPOCH` when set, so that output
     /// can be reproduced byte for byte.
     pub now: jiff::Timestamp,
 }
 
 impl SpawnConfig {
-    pub fn from_args(name: &str, kind: &str, args: &SpawnArgs) -> Result<SpawnConfig> {
+    /// `kind` is the positional TYPE, if any; `--type` may give it instead.
+    pub fn from_args(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<SpawnConfig> {
         validate_name(name)?;
-        let kind = Kind::parse(kind)?;
-        let values = resolve_values(kind, &args.set)?;
+        let kind = match (kind, args.type_option.as_deref()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(fail(
+                    ExitCode::Usage,
+                    format!("the type is given twice, as '{a}' and as --type '{b}'; give it once"),
+                ));
+            }
+            (Some(kind), _) | (None, Some(kind)) => Kind::parse(kind)?,
+            (None, None) => Kind::Service,
+        };
+        let (values, warnings) = resolve_values(kind, &args.set)?;
         let base = absolute(&base_dir(args.out_dir.as_deref())?)?;
         let target = base.join(name);
         Ok(SpawnConfig {
@@ -116,6 +135,7 @@ impl SpawnConfig {
             quiet: args.quiet,
             ledger: !args.no_ledger,
             values,
+            warnings,
             now: now()?,
         })
     }
@@ -129,20 +149,19 @@ pub fn validate_name(name: &str) -> Result<()> {
     let problem = if name.is_empty() {
         Some("the name is empty".to_owned())
     } else if name.len() > 63 {
-        Some(format!(
-            "'{}...' is {} characters long",
-            &name[..name.floor_char_boundary(20)],
-            name.len()
-        ))
+        Some(format!("{} is {} characters long", shown(name), name.len()))
     } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        Some(format!("'{name}' does not start with a lowercase letter"))
+        Some(format!(
+            "{} does not start with a lowercase letter",
+            shown(name)
+        ))
     } else if let Some(bad) = name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
     {
-        Some(format!("'{name}' contains {bad:?}"))
+        Some(format!("{} contains {bad:?}", shown(name)))
     } else if name.ends_with('-') {
-        Some(format!("'{name}' ends with '-'"))
+        Some(format!("{} ends with '-'", shown(name)))
     } else {
         None
     };
@@ -155,7 +174,20 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-fn resolve_values(kind: Kind, sets: &[String]) -> Result<BTreeMap<String, String>> {
+/// Long or multi-line values are shown escaped and cut, so that an error
+/// about a value stays on one readable line.
+fn shown(value: &str) -> String {
+    let cut: String = value.chars().take(40).collect();
+    if cut.len() < value.len() {
+        format!("{:?}...", cut)
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+fn resolve_values(kind: Kind, sets: &[String]) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     let mut values: BTreeMap<String, String> = SET_KEYS
         .iter()
         .map(|k| (k.key.to_owned(), k.default.to_owned()))
@@ -172,7 +204,8 @@ fn resolve_values(kind: Kind, sets: &[String]) -> Result<BTreeMap<String, String
             return Err(fail(
                 ExitCode::Usage,
                 format!(
-                    "--set '{set}' has no '=': write --set KEY=VALUE with KEY one of {}",
+                    "--set {} has no '=': write --set KEY=VALUE with KEY one of {}",
+                    shown(set),
                     valid_keys()
                 ),
             ));
@@ -180,15 +213,32 @@ fn resolve_values(kind: Kind, sets: &[String]) -> Result<BTreeMap<String, String
         let Some(spec) = SET_KEYS.iter().find(|k| k.key == key) else {
             return Err(fail(
                 ExitCode::Usage,
-                format!("unknown --set key '{key}': valid keys are {}", valid_keys()),
+                format!(
+                    "unknown --set key {}: valid keys are {}",
+                    shown(key),
+                    valid_keys()
+                ),
             ));
         };
         (spec.check)(value).map_err(|rule| {
             fail(
                 ExitCode::Usage,
-                format!("invalid --set {key}='{value}': {rule}"),
+                format!("invalid --set {key}={}: {rule}", shown(value)),
             )
         })?;
+        if seen.contains(&key) {
+            warnings.push(format!(
+                "--set {key} is given more than once; the last value, {}, wins",
+                shown(value)
+            ));
+        }
+        seen.push(spec.key);
+        if !spec.kinds.contains(&kind) {
+            warnings.push(format!(
+                "--set {key} has no effect on a {} repository",
+                kind.as_str()
+            ));
+        }
         values.insert(key.to_owned(), value.to_owned());
     }
     if values["description"].is_empty() {
@@ -197,7 +247,7 @@ fn resolve_values(kind: Kind, sets: &[String]) -> Result<BTreeMap<String, String
             format!("A VaultMesh {}.", kind.as_str()),
         );
     }
-    Ok(values)
+    Ok((values, warnings))
 }
 
 fn check_description(value: &str) -> Result<(), &'static str> {
@@ -260,6 +310,15 @@ fn check_version(value: &str) -> Result<(), &'static str> {
 /// `--out-dir`, else `$VAULTMESH_REPOS`, else `$HOME/repos` (the old scripts' default).
 fn base_dir(out_dir: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = out_dir {
+        if dir.starts_with("~") {
+            return Err(fail(
+                ExitCode::Usage,
+                format!(
+                    "--out-dir {} starts with '~', which only a shell expands; leave it unquoted or write $HOME instead",
+                    dir.display()
+                ),
+            ));
+        }
         return Ok(dir.to_path_buf());
     }
     if let Some(dir) = std::env::var_os("VAULTMESH_REPOS").filter(|d| !d.is_empty()) {

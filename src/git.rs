@@ -65,10 +65,19 @@ fn checked(output: std::io::Result<Output>, describe: &str) -> Result<Output> {
     })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let reason = stderr
+        // Up to three lines: git often says what failed on one line and why
+        // on the next (e.g. "gpg failed to sign the data" / "failed to write commit object").
+        let lines: Vec<&str> = stderr
             .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no message");
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(3)
+            .collect();
+        let reason = if lines.is_empty() {
+            "no message".to_owned()
+        } else {
+            lines.join(" / ")
+        };
         return Err(fail(
             ExitCode::Git,
             format!(

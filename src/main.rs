@@ -27,6 +27,7 @@ use crate::cli::{Cli, Command, LedgerAction, TemplatesAction};
 use crate::exit_codes::{ExitCode, code_of};
 
 fn main() {
+    restore_sigpipe();
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,
@@ -40,7 +41,7 @@ fn main() {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Some(Command::New { name, kind, spawn }) => spawn::run(&name, &kind, &spawn),
+        Some(Command::New { name, kind, spawn }) => spawn::run(&name, kind.as_deref(), &spawn),
         Some(Command::Templates {
             action: TemplatesAction::List,
         }) => {
@@ -86,11 +87,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::Success)
         }
         None => match cli.name {
-            Some(name) => spawn::run(&name, cli.kind.as_deref().unwrap_or("service"), &cli.spawn),
+            Some(name) => spawn::run(&name, cli.kind.as_deref(), &cli.spawn),
             None => {
                 let _ = Cli::command().print_help();
                 Ok(ExitCode::Usage)
             }
         },
+    }
+}
+
+/// Rust ignores SIGPIPE, so `spawn-elite man | head` would panic on a closed
+/// pipe; like other Unix tools we just stop. Sockets are unaffected: the
+/// standard library sends with MSG_NOSIGNAL / SO_NOSIGPIPE.
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

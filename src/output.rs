@@ -10,8 +10,9 @@ use crate::scan::RECEIPT_PATH;
 use crate::spawn::Report;
 use crate::templates::PlannedFile;
 
+/// Git-style, as in receipts, so the two can be compared by eye or by script.
 fn mode_text(file: &PlannedFile) -> &'static str {
-    if file.executable { "755" } else { "644" }
+    if file.executable { "100755" } else { "100644" }
 }
 
 fn files_json(files: &[PlannedFile]) -> Vec<serde_json::Value> {
@@ -123,7 +124,7 @@ pub fn summary(config: &SpawnConfig, report: &Report<'_>) {
 fn next_steps(kind: Kind, elite: bool) -> Vec<&'static str> {
     let mut steps = match kind {
         Kind::Service => vec![
-            "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt",
+            "make venv      # .venv with runtime and development dependencies",
             "make test      # run the tests",
             "make dev       # serve on localhost with reload",
         ],
@@ -133,10 +134,11 @@ fn next_steps(kind: Kind, elite: bool) -> Vec<&'static str> {
         ],
         Kind::Tool => vec![
             "make test      # bats tests",
-            "make install   # copy bin/* to ~/.local/bin",
+            "make install   # install the command into ~/.local/bin",
         ],
     };
     if elite && kind == Kind::Service {
+        steps.push("cp .env.example .env   # then set GRAFANA_ADMIN_PASSWORD in .env");
         steps.push("docker compose up -d   # app, Prometheus and Grafana");
     }
     steps

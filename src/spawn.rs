@@ -38,8 +38,11 @@ pub struct Report<'a> {
 
 /// One spawn, start to end: check every input, plan in memory, write
 /// atomically with the receipt, record it in the ledger, then send the callback.
-pub fn run(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
+pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode> {
     let config = SpawnConfig::from_args(name, kind, args)?;
+    for warning in &config.warnings {
+        output::warn(warning);
+    }
     // A bad callback key or URL fails before anything is written.
     let callback = args.callback.options()?;
     if let Some(cb) = &callback {
@@ -82,6 +85,18 @@ pub fn run(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    let mut report = Report {
+        files: &files,
+        spawned: &spawned,
+        receipt: &receipt,
+        ledger: ledger.as_deref(),
+        callback: None,
+    };
+    // Text: the summary first, then what became of the callback. JSON: one
+    // object at the end that includes the callback's outcome.
+    if !config.json {
+        output::summary(&config, &report);
+    }
     let delivery = callback.as_ref().map(|cb| {
         callback::after_spawn(
             &receipt.to_json_bytes(),
@@ -91,14 +106,10 @@ pub fn run(name: &str, kind: &str, args: &SpawnArgs) -> Result<ExitCode> {
             config.quiet,
         )
     });
-    let report = Report {
-        files: &files,
-        spawned: &spawned,
-        receipt: &receipt,
-        ledger: ledger.as_deref(),
-        callback: delivery.as_ref().map(|(_, json)| json),
-    };
-    output::summary(&config, &report);
+    if config.json {
+        report.callback = delivery.as_ref().map(|(_, json)| json);
+        output::summary(&config, &report);
+    }
     match delivery {
         Some((callback::CallbackStatus::Pending, _)) => Ok(ExitCode::CallbackPending),
         _ => Ok(ExitCode::Success),
@@ -159,6 +170,26 @@ impl Drop for CreatedBase {
 }
 
 fn create_base(base: &Path) -> Result<CreatedBase> {
+    let not_a_dir = |what: String| {
+        fail(
+            ExitCode::Io,
+            format!("--out-dir {} {what}; choose a directory", base.display()),
+        )
+    };
+    match (fs::metadata(base), fs::symlink_metadata(base)) {
+        (Ok(meta), _) if !meta.is_dir() => {
+            return Err(not_a_dir("is a file, not a directory".into()));
+        }
+        (Err(_), Ok(link)) if link.file_type().is_symlink() => {
+            let to = fs::read_link(base)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            return Err(not_a_dir(format!(
+                "is a symlink to {to}, which does not exist"
+            )));
+        }
+        _ => {}
+    }
     let topmost = base
         .ancestors()
         .take_while(|dir| fs::symlink_metadata(dir).is_err())
@@ -180,12 +211,17 @@ fn create_base(base: &Path) -> Result<CreatedBase> {
     })
 }
 
+/// The OS's reason alone: some errors carry the path of our hidden staging
+/// directory, which would only confuse.
 fn describe_io(err: &std::io::Error) -> String {
     match err.kind() {
         ErrorKind::PermissionDenied => "permission denied".into(),
         ErrorKind::StorageFull => "no space left on device".into(),
         ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
-        _ => err.to_string(),
+        _ => match err.raw_os_error() {
+            Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+            None => err.kind().to_string(),
+        },
     }
 }
 

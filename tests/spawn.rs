@@ -46,7 +46,7 @@ fn a_dash_name_is_refused_as_a_name_not_as_an_unknown_flag() {
         .arg(sb.repos())
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("invalid name: '-rf'"));
+        .stderr(predicate::str::contains("invalid name: \"-rf\""));
 }
 
 #[test]
@@ -67,13 +67,13 @@ fn refuses_unknown_or_invalid_set_values() {
     let cases = [
         (
             "colour=red",
-            "unknown --set key 'colour': valid keys are description, org, python_version, port, version",
+            "unknown --set key \"colour\": valid keys are description, org, python_version, port, version",
         ),
         ("port", "has no '='"),
-        ("port=80", "invalid --set port='80'"),
-        ("python_version=2.7", "invalid --set python_version='2.7'"),
-        ("org=a/b", "invalid --set org='a/b'"),
-        ("version=latest", "invalid --set version='latest'"),
+        ("port=80", "invalid --set port=\"80\""),
+        ("python_version=2.7", "invalid --set python_version=\"2.7\""),
+        ("org=a/b", "invalid --set org=\"a/b\""),
+        ("version=latest", "invalid --set version=\"latest\""),
     ];
     for (set, message) in cases {
         sb.cmd()
@@ -523,4 +523,181 @@ fn an_unwritable_ledger_warns_but_keeps_the_spawn() {
         .stderr(predicate::str::starts_with("warning: "))
         .stderr(predicate::str::contains("--no-ledger"));
     assert!(sb.repos().join("svc/.spawn-elite/receipt.json").is_file());
+}
+
+#[test]
+fn the_type_can_be_positional_or_an_option_in_both_forms() {
+    let sb = Sandbox::new();
+    sb.stdout(&["a1", "--type", "tool", "--quiet", "--no-git"]);
+    assert!(sb.repos().join("a1/bin/a1").is_file());
+    sb.stdout(&["new", "a2", "infra", "--quiet", "--no-git"]);
+    assert!(sb.repos().join("a2/main.tf").is_file());
+    sb.stdout(&["new", "a3", "--quiet", "--no-git"]);
+    assert!(
+        sb.repos().join("a3/main.py").is_file(),
+        "service is the default"
+    );
+    sb.cmd()
+        .args(["a4", "infra", "--type", "tool", "--out-dir"])
+        .arg(sb.repos())
+        .assert()
+        .code(2)
+        .stderr("error: the type is given twice, as 'infra' and as --type 'tool'; give it once\n");
+    assert!(!sb.repos().join("a4").exists());
+}
+
+#[test]
+fn repeated_or_irrelevant_set_keys_are_spawned_with_a_warning() {
+    let sb = Sandbox::new();
+    sb.cmd()
+        .args([
+            "t",
+            "tool",
+            "--quiet",
+            "--no-git",
+            "--set",
+            "port=9000",
+            "--set",
+            "org=a",
+            "--set",
+            "org=b",
+            "--out-dir",
+        ])
+        .arg(sb.repos())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: --set port has no effect on a tool repository",
+        ))
+        .stderr(predicate::str::contains(
+            "warning: --set org is given more than once; the last value, \"b\", wins",
+        ));
+    let license = std::fs::read_to_string(sb.repos().join("t/LICENSE")).unwrap();
+    assert!(
+        license.contains(" b\n") || license.contains(" b"),
+        "{license}"
+    );
+}
+
+#[test]
+fn values_in_errors_are_escaped_and_cut_to_one_line() {
+    let sb = Sandbox::new();
+    sb.cmd()
+        .args([
+            "svc",
+            "--set",
+            &format!("description=two\nlines{}", "x".repeat(300)),
+            "--out-dir",
+        ])
+        .arg(sb.repos())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid --set description=\"two\\nlines",
+        ))
+        .stderr(predicate::str::contains("...:"))
+        .stderr(predicate::function(|s: &str| {
+            s.lines().count() == 1 && s.len() < 300
+        }));
+}
+
+#[test]
+fn odd_out_dirs_are_named_for_what_they_are() {
+    let sb = Sandbox::new();
+    let file = sb.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    sb.cmd()
+        .args(["svc", "--out-dir"])
+        .arg(&file)
+        .assert()
+        .code(4)
+        .stderr(format!(
+            "error: --out-dir {} is a file, not a directory; choose a directory\n",
+            file.display()
+        ));
+    let dangling = sb.path().join("dangling");
+    std::os::unix::fs::symlink(sb.path().join("missing"), &dangling).unwrap();
+    sb.cmd()
+        .args(["svc", "--out-dir"])
+        .arg(&dangling)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("is a symlink to"))
+        .stderr(predicate::str::contains("which does not exist"));
+    sb.cmd()
+        .args(["svc", "--out-dir", "~/repos"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "starts with '~', which only a shell expands",
+        ));
+    assert!(!sb.path().join("~").exists());
+    assert!(!sb.path().join("missing").exists());
+}
+
+#[test]
+fn exit_codes_are_in_the_long_help_and_the_man_page() {
+    let sb = Sandbox::new();
+    let help = sb
+        .cmd()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let help = String::from_utf8(help).unwrap();
+    assert!(
+        help.contains("Exit status:") && help.contains("130  interrupted"),
+        "{help}"
+    );
+    let man = sb
+        .cmd()
+        .arg("man")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8(man).unwrap().contains("Exit status:"));
+}
+
+#[test]
+fn dry_run_json_uses_the_receipts_git_style_modes() {
+    let sb = Sandbox::new();
+    let plan: serde_json::Value =
+        serde_json::from_str(&sb.stdout(&["t", "tool", "--dry-run", "--json"])).unwrap();
+    let mode_of = |path: &str| {
+        plan["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path)
+            .map(|f| f["mode"].clone())
+    };
+    assert_eq!(mode_of("bin/t"), Some("100755".into()));
+    assert_eq!(mode_of("README.md"), Some("100644".into()));
+    assert!(!sb.repos().exists());
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    for args in [
+        &["man"][..],
+        &["new", "x", "--dry-run", "-o", "/nonexistent"][..],
+    ] {
+        // A pipe whose reader is already gone: the first write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("spawn-elite"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "{args:?}: no panic, no message"
+        );
+    }
 }
