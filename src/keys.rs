@@ -153,7 +153,7 @@ pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     })?;
     let no_pem = || {
         key_err(format!(
-            "no PEM private key found in {shown}; create one with `spawn-elite keygen -o {shown}`"
+            "no PEM private key found in {shown}; create a key with `spawn-elite keygen -o NEW.pem` and pass that"
         ))
     };
     let text = std::str::from_utf8(&bytes).map_err(|_| no_pem())?;

@@ -968,7 +968,7 @@ fn a_public_key_or_a_text_file_as_key_says_what_to_pass_instead() {
     assert_eq!(
         stderr(&out),
         format!(
-            "error: no PEM private key found in {0}; create one with `spawn-elite keygen -o {0}`\n",
+            "error: no PEM private key found in {0}; create a key with `spawn-elite keygen -o NEW.pem` and pass that\n",
             text.display()
         )
     );
