@@ -16,7 +16,9 @@ python3 -m venv "$work/venv"
   'http-message-signatures==3.0.0' 'requests>=2.31'
 
 id=$("$bin" keygen -o "$work/key.pem" | sed -n 's/^key id: *//p')
-printf '{\n  "merkle_root": "%s",\n  "files": []\n}\n' "$(printf 'cross%.0s' 1 2 3)" > "$work/receipt.json"
+# A valid receipt (`callback send` sends nothing else), of a one-file tree.
+mkdir -p "$work/tree" && printf 'cross-check\n' >"$work/tree/README.md"
+"$bin" receipt "$work/tree" -o "$work/receipt.json" >/dev/null
 
 "$work/venv/bin/python" scripts/verify-callback-python.py "$work/key.pem.pub" "$id" "$work/port" &
 verifier=$!

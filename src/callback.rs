@@ -12,6 +12,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -28,6 +29,7 @@ use crate::exit_codes::{ExitCode, fail};
 use crate::httpsig::{self, RequestParts, SignatureParams};
 use crate::interrupt;
 use crate::keys;
+use crate::receipt::Receipt;
 
 /// Spawn flags for the callback; the spawn command flattens this in.
 #[derive(Args, Debug, Clone, Default)]
@@ -58,54 +60,175 @@ impl CallbackArgs {
             Some(k) => k.clone(),
             None => keys::default_key_path()?,
         };
-        Ok(Some(CallbackOptions {
-            url: url.clone(),
+        Ok(Some(CallbackOptions::new(
+            url.clone(),
             key_path,
-            key_id: self.key_id.clone(),
-            delivery: self.delivery.clone(),
-        }))
+            self.key_id.clone(),
+            self.delivery.resolved()?,
+        )))
     }
 }
 
-/// How hard to try: timeouts, retries, TLS.
-#[derive(Args, Debug, Clone)]
+/// Timeout and retry flags, as given. The environment overrides
+/// (`SPAWN_ELITE_CALLBACK_*`) are read by [`RetryArgs::resolve`], not by
+/// clap: clap counts a set variable as a given flag and prints it in every
+/// usage line. `callback flush` takes only these; everything else comes
+/// from the queued entry.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Delivery")]
+pub struct RetryArgs {
+    /// Time allowed to connect, per attempt [default: 5s] [env: SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Time allowed for a whole attempt, connect to response [default: 30s] [env: SPAWN_ELITE_CALLBACK_TIMEOUT]
+    #[arg(long = "callback-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Attempts before the callback is queued in the outbox (1-100) [default: 4] [env: SPAWN_ELITE_CALLBACK_ATTEMPTS]
+    #[arg(long, value_name = "N", value_parser = parse_attempts)]
+    pub attempts: Option<u32>,
+    /// Wait before the first retry; doubles each retry, with jitter [default: 500ms] [env: SPAWN_ELITE_CALLBACK_BACKOFF]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub backoff: Option<Duration>,
+    /// Longest wait between attempts; a longer Retry-After queues the callback instead [default: 60s] [env: SPAWN_ELITE_CALLBACK_MAX_BACKOFF]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_backoff: Option<Duration>,
+}
+
+impl RetryArgs {
+    /// Flag, else environment variable, else default. A malformed variable
+    /// is a usage error (exit code 2) naming it.
+    pub fn resolve(&self) -> Result<RetryOptions> {
+        let d = RetryOptions::default();
+        Ok(RetryOptions {
+            connect_timeout: pick(
+                self.connect_timeout,
+                "SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT",
+                parse_duration,
+                d.connect_timeout,
+            )?,
+            timeout: pick(
+                self.timeout,
+                "SPAWN_ELITE_CALLBACK_TIMEOUT",
+                parse_duration,
+                d.timeout,
+            )?,
+            attempts: pick(
+                self.attempts,
+                "SPAWN_ELITE_CALLBACK_ATTEMPTS",
+                parse_attempts,
+                d.attempts,
+            )?,
+            backoff: pick(
+                self.backoff,
+                "SPAWN_ELITE_CALLBACK_BACKOFF",
+                parse_duration,
+                d.backoff,
+            )?,
+            max_backoff: pick(
+                self.max_backoff,
+                "SPAWN_ELITE_CALLBACK_MAX_BACKOFF",
+                parse_duration,
+                d.max_backoff,
+            )?,
+        })
+    }
+}
+
+fn pick<T>(
+    flag: Option<T>,
+    var: &str,
+    parse: fn(&str) -> std::result::Result<T, String>,
+    default: T,
+) -> Result<T> {
+    if let Some(v) = flag {
+        return Ok(v);
+    }
+    match std::env::var(var) {
+        Ok(v) if v.trim().is_empty() => Ok(default),
+        Ok(v) => parse(&v).map_err(|e| {
+            fail(
+                ExitCode::Usage,
+                format!("environment variable {var}: {e}; fix it or unset it"),
+            )
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(default),
+        Err(std::env::VarError::NotUnicode(_)) => Err(fail(
+            ExitCode::Usage,
+            format!("environment variable {var} is not UTF-8; fix it or unset it"),
+        )),
+    }
+}
+
+fn parse_attempts(s: &str) -> std::result::Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a number of attempts from 1 to 100")),
+    }
+}
+
+/// Timeouts and retries in effect: flags, environment and defaults resolved.
+#[derive(Debug, Clone)]
+pub struct RetryOptions {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How hard to try (timeouts, retries) and whom to trust (TLS).
+#[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Delivery")]
 pub struct DeliveryOptions {
-    /// Time allowed to connect, per attempt (e.g. 10s, 500ms)
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, env = "SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT")]
-    pub connect_timeout: Duration,
-    /// Time allowed for a whole attempt, connect to response (e.g. 30s)
-    #[arg(long = "callback-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration, env = "SPAWN_ELITE_CALLBACK_TIMEOUT")]
-    pub timeout: Duration,
-    /// Attempts before the callback is queued in the outbox
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100), env = "SPAWN_ELITE_CALLBACK_ATTEMPTS")]
-    pub attempts: u32,
-    /// Wait before the first retry; doubles each retry, with jitter
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, env = "SPAWN_ELITE_CALLBACK_BACKOFF")]
-    pub backoff: Duration,
-    /// Longest wait between attempts; a longer Retry-After queues the callback instead
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, env = "SPAWN_ELITE_CALLBACK_MAX_BACKOFF")]
-    pub max_backoff: Duration,
-    /// PEM file of CA certificates to trust instead of the platform's
-    #[arg(long, value_name = "FILE", env = "SSL_CERT_FILE")]
+    #[command(flatten)]
+    pub retry_args: RetryArgs,
+    /// `retry_args` resolved; filled in by [`DeliveryOptions::resolved`].
+    #[arg(skip)]
+    pub retry: RetryOptions,
+    /// PEM file of CA certificates to trust instead of the platform's [env: SSL_CERT_FILE]
+    // SSL_CERT_FILE is read by `ca_file`, not by clap: clap would count a
+    // set variable as a given flag and print it in usage lines.
+    #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
     /// Allow plain http:// to hosts other than loopback (the receipt and signature travel in clear)
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// Print no retry notices (`-q`); the final outcome is still reported.
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
-impl Default for DeliveryOptions {
-    fn default() -> Self {
-        DeliveryOptions {
-            connect_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(30),
-            attempts: 5,
-            backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            ca_cert: None,
-            allow_insecure_http: false,
-        }
+impl DeliveryOptions {
+    /// A copy with the timeout and retry settings resolved (flags,
+    /// environment, defaults).
+    pub fn resolved(&self) -> Result<DeliveryOptions> {
+        let mut d = self.clone();
+        d.retry = self.retry_args.resolve()?;
+        Ok(d)
     }
+
+    /// The CA file to trust: `--ca-cert`, else a non-empty `SSL_CERT_FILE`.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.ca_cert.clone().or_else(ssl_cert_file)
+    }
+}
+
+fn ssl_cert_file() -> Option<PathBuf> {
+    std::env::var_os("SSL_CERT_FILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Everything needed to deliver one callback.
@@ -116,18 +239,44 @@ pub struct CallbackOptions {
     /// Overrides the key's fingerprint as `keyid`.
     pub key_id: Option<String>,
     pub delivery: DeliveryOptions,
+    /// The key, once loaded: `check` and the delivery after it read (and
+    /// warn about) the key file once.
+    key: OnceLock<SigningKey>,
 }
 
 impl CallbackOptions {
+    pub fn new(
+        url: String,
+        key_path: PathBuf,
+        key_id: Option<String>,
+        delivery: DeliveryOptions,
+    ) -> Self {
+        CallbackOptions {
+            url,
+            key_path,
+            key_id,
+            delivery,
+            key: OnceLock::new(),
+        }
+    }
+
     /// Check the URL, load the key and CA file. Errors here are the user's
     /// to fix (key errors exit with code 9); nothing is queued.
     pub fn check(&self) -> Result<()> {
         self.prepare().map(|_| ())
     }
 
+    fn signing_key(&self) -> Result<SigningKey> {
+        if let Some(k) = self.key.get() {
+            return Ok(k.clone());
+        }
+        let k = keys::load_signing_key(&self.key_path)?;
+        Ok(self.key.get_or_init(|| k).clone())
+    }
+
     fn prepare(&self) -> Result<Prepared> {
         let target = Target::parse(&self.url, self.delivery.allow_insecure_http)?;
-        let key = keys::load_signing_key(&self.key_path)?;
+        let key = self.signing_key()?;
         let key_id = match &self.key_id {
             Some(id) => id.clone(),
             None => keys::key_id(&key.verifying_key()),
@@ -182,12 +331,26 @@ impl Delivery {
 ///
 /// `Err` means a problem the user must fix first (bad URL, key, CA file),
 /// or that even the outbox could not be written.
-pub fn deliver(receipt_json: &[u8], merkle_root: &str, opts: &CallbackOptions) -> Result<Delivery> {
+/// `receipt_path` is where the receipt lives outside the outbox, recorded
+/// in the entry so `callback drop` can point to it.
+pub fn deliver(
+    receipt_json: &[u8],
+    merkle_root: &str,
+    receipt_path: Option<&Path>,
+    opts: &CallbackOptions,
+) -> Result<Delivery> {
     let prepared = opts.prepare()?;
     match send_with_retries(&prepared, receipt_json, merkle_root, &opts.delivery) {
         Outcome::Delivered { status, attempts } => Ok(Delivery::Delivered { status, attempts }),
-        Outcome::Failed { reason, .. } => {
-            let entry = OutboxEntry::new(receipt_json, merkle_root, opts, &reason);
+        Outcome::Failed {
+            reason,
+            attempts,
+            permanent,
+        } => {
+            let mut entry = OutboxEntry::new(receipt_json, merkle_root, opts, &reason);
+            entry.receipt_path = receipt_path.map(Path::to_path_buf);
+            entry.attempts = attempts;
+            entry.permanent = permanent;
             let outbox_file = entry.write().with_context(|| {
                 format!("callback failed ({reason}) and the outbox could not be written; the receipt is still in the spawned repository")
             })?;
@@ -210,7 +373,10 @@ pub fn after_spawn(
     quiet: bool,
 ) -> (CallbackStatus, serde_json::Value) {
     let to_json = |d: &Delivery| serde_json::to_value(d).unwrap_or(serde_json::Value::Null);
-    match deliver(receipt_json, merkle_root, opts) {
+    let mut opts = opts.clone();
+    opts.delivery.quiet = quiet;
+    let opts = &opts;
+    match deliver(receipt_json, merkle_root, Some(receipt_path), opts) {
         Ok(d @ Delivery::Delivered { .. }) => {
             if !quiet {
                 eprintln!("{}", d.message(&opts.url));
@@ -340,7 +506,7 @@ fn is_loopback(host: &str) -> bool {
 }
 
 fn build_agent(d: &DeliveryOptions) -> Result<Agent> {
-    let roots = match &d.ca_cert {
+    let roots = match &d.ca_file() {
         Some(path) => {
             let pem = fs::read(path).map_err(|e| {
                 anyhow!(
@@ -370,8 +536,8 @@ fn build_agent(d: &DeliveryOptions) -> Result<Agent> {
     let config = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
-        .timeout_connect(Some(d.connect_timeout))
-        .timeout_global(Some(d.timeout))
+        .timeout_connect(Some(d.retry.connect_timeout))
+        .timeout_global(Some(d.retry.timeout))
         .user_agent(concat!("spawn-elite/", env!("CARGO_PKG_VERSION")))
         .tls_config(TlsConfig::builder().root_certs(roots).build())
         .build();
@@ -521,11 +687,20 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 }
 
 enum Outcome {
-    Delivered { status: u16, attempts: u32 },
-    Failed { reason: String },
+    Delivered {
+        status: u16,
+        attempts: u32,
+    },
+    Failed {
+        reason: String,
+        attempts: u32,
+        /// Retrying will not help (a 4xx, a TLS error): the receiver or the
+        /// setup must change first.
+        permanent: bool,
+    },
 }
 
-fn backoff_for(d: &DeliveryOptions, retry: u32) -> Duration {
+fn backoff_for(d: &RetryOptions, retry: u32) -> Duration {
     let base = d
         .backoff
         .saturating_mul(1u32 << retry.min(20))
@@ -539,6 +714,7 @@ fn backoff_for(d: &DeliveryOptions, retry: u32) -> Duration {
 }
 
 fn send_with_retries(p: &Prepared, body: &[u8], merkle_root: &str, d: &DeliveryOptions) -> Outcome {
+    let r = &d.retry;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -549,40 +725,54 @@ fn send_with_retries(p: &Prepared, body: &[u8], merkle_root: &str, d: &DeliveryO
                     attempts: attempt,
                 };
             }
-            Attempt::Fail(reason) => return Outcome::Failed { reason },
+            Attempt::Fail(reason) => {
+                return Outcome::Failed {
+                    reason,
+                    attempts: attempt,
+                    permanent: true,
+                };
+            }
             Attempt::Retry {
                 reason,
                 retry_after,
             } => {
-                if attempt >= d.attempts {
+                if attempt >= r.attempts {
                     return Outcome::Failed {
                         reason: format!(
                             "{reason}; gave up after {attempt} attempt{}",
                             if attempt == 1 { "" } else { "s" }
                         ),
+                        attempts: attempt,
+                        permanent: false,
                     };
                 }
                 let wait = match retry_after {
-                    Some(ra) if ra > d.max_backoff => {
+                    Some(ra) if ra > r.max_backoff => {
                         return Outcome::Failed {
                             reason: format!(
                                 "{reason}; server asked to retry after {}s, longer than --max-backoff",
                                 ra.as_secs()
                             ),
+                            attempts: attempt,
+                            permanent: false,
                         };
                     }
                     Some(ra) => ra,
-                    None => backoff_for(d, attempt - 1),
+                    None => backoff_for(r, attempt - 1),
                 };
-                eprintln!(
-                    "callback attempt {attempt}/{} to {} failed: {reason}; retrying in {} ms",
-                    d.attempts,
-                    p.target.url,
-                    wait.as_millis()
-                );
+                if !d.quiet {
+                    eprintln!(
+                        "callback attempt {attempt}/{} to {} failed: {reason}; retrying in {} ms",
+                        r.attempts,
+                        p.target.url,
+                        wait.as_millis()
+                    );
+                }
                 if !interrupt::sleep(wait) {
                     return Outcome::Failed {
                         reason: format!("{reason}; interrupted before attempt {}", attempt + 1),
+                        attempts: attempt,
+                        permanent: false,
                     };
                 }
             }
@@ -602,10 +792,20 @@ struct OutboxEntry {
     idempotency_key: String,
     /// The receipt bytes exactly as first sent, base64.
     receipt_base64: String,
+    /// Where the receipt lives outside the outbox, when known.
+    #[serde(default)]
+    receipt_path: Option<PathBuf>,
     ca_cert: Option<PathBuf>,
     allow_insecure_http: bool,
     queued_at: String,
+    /// Attempts made so far, by the first send and every flush.
+    #[serde(default)]
+    attempts: u32,
     last_error: String,
+    /// The last failure will not go away by retrying (a 4xx such as 401,
+    /// a TLS error, a key that cannot be loaded).
+    #[serde(default)]
+    permanent: bool,
 }
 
 impl OutboxEntry {
@@ -617,23 +817,43 @@ impl OutboxEntry {
             key_id: opts.key_id.clone(),
             idempotency_key: merkle_root.to_owned(),
             receipt_base64: STANDARD.encode(receipt),
-            ca_cert: opts.delivery.ca_cert.clone(),
+            receipt_path: None,
+            ca_cert: opts.delivery.ca_file(),
             allow_insecure_http: opts.delivery.allow_insecure_http,
             queued_at: jiff::Timestamp::now().to_string(),
+            attempts: 0,
             last_error: reason.to_owned(),
+            permanent: false,
         }
     }
 
-    fn options(&self, delivery: &DeliveryOptions) -> CallbackOptions {
-        let mut delivery = delivery.clone();
-        delivery.ca_cert = self.ca_cert.clone().or(delivery.ca_cert);
-        delivery.allow_insecure_http = self.allow_insecure_http;
-        CallbackOptions {
-            url: self.url.clone(),
-            key_path: self.key_path.clone(),
-            key_id: self.key_id.clone(),
+    fn read(file: &Path) -> std::result::Result<OutboxEntry, String> {
+        let bytes = fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("not an outbox entry: {e}"))
+    }
+
+    fn receipt(&self) -> std::result::Result<Vec<u8>, String> {
+        STANDARD
+            .decode(&self.receipt_base64)
+            .map_err(|e| format!("receipt_base64 is not base64: {e}"))
+    }
+
+    /// The URL, key, key id, CA file and `--allow-insecure-http` come from
+    /// the entry; timeouts and retries from `flush`.
+    fn options(&self, retry: &RetryOptions) -> CallbackOptions {
+        let delivery = DeliveryOptions {
+            retry_args: RetryArgs::default(),
+            retry: retry.clone(),
+            ca_cert: self.ca_cert.clone(),
+            allow_insecure_http: self.allow_insecure_http,
+            quiet: false,
+        };
+        CallbackOptions::new(
+            self.url.clone(),
+            self.key_path.clone(),
+            self.key_id.clone(),
             delivery,
-        }
+        )
     }
 
     fn write(&self) -> Result<PathBuf> {
@@ -652,7 +872,18 @@ impl OutboxEntry {
         let tag = URL_SAFE_NO_PAD.encode(random_bytes::<6>()?);
         let name = format!("{}-{root}-{tag}.json", unix_now());
         let path = dir.join(&name);
-        let tmp = dir.join(format!(".{name}.tmp"));
+        self.write_to(&path)?;
+        Ok(path)
+    }
+
+    /// Write atomically to `path` (a temporary file beside it, renamed).
+    fn write_to(&self, path: &Path) -> Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let json = serde_json::to_vec_pretty(self)?;
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -660,11 +891,11 @@ impl OutboxEntry {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(&json)
-            .and_then(|_| f.sync_all())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(path)
+        if let Err(e) = f.write_all(&json).and_then(|_| f.sync_all()) {
+            let _ = fs::remove_file(&tmp);
+            return Err(anyhow!("cannot write {}: {e}", tmp.display()));
+        }
+        fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))
     }
 }
 
@@ -673,35 +904,51 @@ pub fn outbox_dir() -> Result<PathBuf> {
     Ok(crate::paths::data_dir()?.join("outbox"))
 }
 
+/// The entry files in the outbox, oldest first (names start with the time).
+fn outbox_files() -> Result<Vec<PathBuf>> {
+    let dir = outbox_dir()?;
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => bail!("cannot read outbox {}: {e}", dir.display()),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_entry_name(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn is_entry_name(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x == "json")
+        && !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// A queued callback `flush` could not deliver.
+#[derive(Debug)]
+pub struct Pending {
+    pub file: PathBuf,
+    pub reason: String,
+    /// Retrying as it is will not help; see [`OutboxEntry::permanent`].
+    pub permanent: bool,
+}
+
 /// What `callback flush` did.
 #[derive(Debug, Default)]
 pub struct FlushReport {
     pub delivered: Vec<PathBuf>,
     /// Still queued, with the reason.
-    pub pending: Vec<(PathBuf, String)>,
+    pub pending: Vec<Pending>,
 }
 
 /// Try every outbox entry once (with retries); remove only the delivered.
-pub fn flush(delivery: &DeliveryOptions) -> Result<FlushReport> {
-    let dir = outbox_dir()?;
+pub fn flush(retry: &RetryOptions) -> Result<FlushReport> {
     let mut report = FlushReport::default();
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
-        Err(e) => bail!("cannot read outbox {}: {e}", dir.display()),
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    files.sort();
-    for file in files {
-        match flush_one(&file, delivery) {
+    for file in outbox_files()? {
+        match flush_one(&file, retry) {
             Ok(()) => {
                 fs::remove_file(&file).with_context(|| {
                     format!(
@@ -711,41 +958,223 @@ pub fn flush(delivery: &DeliveryOptions) -> Result<FlushReport> {
                 })?;
                 report.delivered.push(file);
             }
-            Err(reason) => report.pending.push((file, reason)),
+            Err((reason, permanent)) => report.pending.push(Pending {
+                file,
+                reason,
+                permanent,
+            }),
         }
     }
     Ok(report)
 }
 
-fn flush_one(file: &Path, delivery: &DeliveryOptions) -> std::result::Result<(), String> {
-    let bytes = fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
-    let entry: OutboxEntry =
-        serde_json::from_slice(&bytes).map_err(|e| format!("not an outbox entry: {e}"))?;
-    let receipt = STANDARD
-        .decode(&entry.receipt_base64)
-        .map_err(|e| format!("receipt_base64 is not base64: {e}"))?;
-    let opts = entry.options(delivery);
-    let prepared = opts.prepare().map_err(|e| e.to_string())?;
-    match send_with_retries(&prepared, &receipt, &entry.idempotency_key, &opts.delivery) {
-        Outcome::Delivered { .. } => Ok(()),
-        Outcome::Failed { reason } => Err(reason),
+/// The merkle_root of a valid receipt, checked as `verify` checks it.
+/// A proof, a ledger line or any other JSON is refused (exit code 6).
+fn checked_root(receipt: &[u8], origin: &str) -> Result<String> {
+    Ok(Receipt::parse(receipt, origin)?.merkle_root().to_owned())
+}
+
+fn flush_one(file: &Path, retry: &RetryOptions) -> std::result::Result<(), (String, bool)> {
+    let mut entry = OutboxEntry::read(file).map_err(|e| (e, true))?;
+    let receipt = entry.receipt().map_err(|e| (e, true))?;
+    let origin = format!("queued in {}", file.display());
+    let root = checked_root(&receipt, &origin).map_err(|e| (format!("{e:#}"), true))?;
+    if root != entry.idempotency_key {
+        return Err((
+            format!(
+                "its idempotency_key {} is not its receipt's merkle_root {root}; the entry was edited",
+                entry.idempotency_key
+            ),
+            true,
+        ));
     }
+    let opts = entry.options(retry);
+    let outcome = match opts.prepare() {
+        Ok(prepared) => send_with_retries(&prepared, &receipt, &root, &opts.delivery),
+        Err(e) => Outcome::Failed {
+            reason: format!("{e:#}"),
+            attempts: 0,
+            permanent: true,
+        },
+    };
+    match outcome {
+        Outcome::Delivered { .. } => Ok(()),
+        Outcome::Failed {
+            reason,
+            attempts,
+            permanent,
+        } => {
+            entry.attempts = entry.attempts.saturating_add(attempts);
+            entry.last_error = reason.clone();
+            entry.permanent = permanent;
+            if let Err(e) = entry.write_to(file) {
+                eprintln!("warning: could not record the attempt in the entry: {e:#}");
+            }
+            Err((reason, permanent))
+        }
+    }
+}
+
+/// Resolve `callback drop FILE`: a file in the outbox, by path or by name.
+/// Anything outside the outbox is refused, so `drop` never deletes other files.
+fn entry_path(arg: &Path) -> Result<PathBuf> {
+    let dir = outbox_dir()?;
+    let by_name = arg.components().count() == 1;
+    let candidate = if by_name {
+        dir.join(arg)
+    } else {
+        arg.to_path_buf()
+    };
+    let not_entry = |why: String| {
+        fail(
+            ExitCode::Usage,
+            format!(
+                "{} {why}; pass a file listed by `spawn-elite callback list`",
+                arg.display()
+            ),
+        )
+    };
+    let file = fs::canonicalize(&candidate)
+        .map_err(|e| not_entry(format!("is not an outbox entry ({e})")))?;
+    let dir = fs::canonicalize(&dir).map_err(|e| {
+        not_entry(format!(
+            "is not an outbox entry (outbox {}: {e})",
+            dir.display()
+        ))
+    })?;
+    if file.parent() != Some(dir.as_path()) || !is_entry_name(&file) {
+        return Err(not_entry(format!("is not in the outbox {}", dir.display())));
+    }
+    Ok(file)
+}
+
+/// `callback drop FILE`: remove one entry; the receipt must survive
+/// elsewhere, so it is saved when it is not where the entry says it is.
+/// Returns the message for the user.
+fn drop_entry(arg: &Path) -> Result<String> {
+    let file = entry_path(arg)?;
+    let entry = OutboxEntry::read(&file).map_err(|e| {
+        fail(
+            ExitCode::InvalidReceipt,
+            format!(
+                "{}: {e}; it is not an entry spawn-elite can read: inspect it and remove it by hand",
+                file.display()
+            ),
+        )
+    })?;
+    let receipt = entry.receipt().map_err(|e| {
+        fail(
+            ExitCode::InvalidReceipt,
+            format!("{}: {e}; inspect it and remove it by hand", file.display()),
+        )
+    })?;
+    let kept_at = entry
+        .receipt_path
+        .as_ref()
+        .filter(|p| fs::read(p).is_ok_and(|b| b == receipt));
+    let where_now = match kept_at {
+        Some(p) => format!("the receipt is still at {}", p.display()),
+        None => {
+            let saved_dir = crate::paths::data_dir()?.join("dropped");
+            fs::create_dir_all(&saved_dir)
+                .with_context(|| format!("cannot create {}", saved_dir.display()))?;
+            let name = file.file_name().map(|n| n.to_owned()).unwrap_or_default();
+            let saved = saved_dir.join(name);
+            fs::write(&saved, &receipt).with_context(|| {
+                format!(
+                    "cannot save the receipt to {}; the entry was not dropped",
+                    saved.display()
+                )
+            })?;
+            let missing = match &entry.receipt_path {
+                Some(p) => format!("is no longer at {}", p.display()),
+                None => "has no recorded location".to_owned(),
+            };
+            format!(
+                "the receipt {missing}, so it was saved to {}",
+                saved.display()
+            )
+        }
+    };
+    fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+    Ok(format!(
+        "dropped {} (callback to {}, merkle_root {}); {where_now}",
+        file.display(),
+        entry.url,
+        entry.idempotency_key
+    ))
+}
+
+/// `callback list`: one block per queued callback.
+fn list() -> Result<String> {
+    let files = outbox_files()?;
+    let dir = outbox_dir()?;
+    if files.is_empty() {
+        return Ok(format!("outbox {} is empty\n", dir.display()));
+    }
+    let mut out = String::new();
+    let mut permanent = 0;
+    for f in &files {
+        out.push_str(&format!("{}\n", f.display()));
+        match OutboxEntry::read(f) {
+            Ok(e) => {
+                if e.permanent {
+                    permanent += 1;
+                }
+                out.push_str(&format!("  url:       {}\n", e.url));
+                out.push_str(&format!("  root:      {}\n", e.idempotency_key));
+                if let Some(p) = &e.receipt_path {
+                    out.push_str(&format!("  receipt:   {}\n", p.display()));
+                }
+                out.push_str(&format!("  queued at: {}\n", e.queued_at));
+                out.push_str(&format!("  attempts:  {}\n", e.attempts));
+                out.push_str(&format!(
+                    "  last:      {}{}\n",
+                    e.last_error,
+                    if e.permanent {
+                        " (permanent: retrying will not help until this is fixed)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            Err(why) => {
+                permanent += 1;
+                out.push_str(&format!("  unreadable: {why}\n"));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "{} queued ({permanent} failing permanently); resend with `spawn-elite callback flush`, remove one with `spawn-elite callback drop FILE`\n",
+        files.len()
+    ));
+    Ok(out)
 }
 
 // ---------------------------------------------------------------- CLI
 
 /// `spawn-elite callback …`
+// Parsed once per run: boxing `Send` would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug, Clone)]
 pub enum CallbackCommand {
     /// Send one receipt by hand (queued in the outbox if it cannot be delivered)
     Send(SendArgs),
     /// Resend every callback queued in the outbox; delivered ones are removed
     Flush(FlushArgs),
+    /// Show what is queued in the outbox: file, URL, root, attempts, last error
+    List,
+    /// Remove one entry from the outbox (it is not sent); says where its receipt is
+    Drop {
+        /// The entry: a path or file name shown by `spawn-elite callback list`
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct SendArgs {
-    /// Receipt JSON file (it must have a merkle_root field)
+    /// Receipt file (.spawn-elite/receipt.json, or from `spawn-elite receipt`)
     #[arg(long, value_name = "FILE")]
     pub receipt: PathBuf,
     /// Where to POST it
@@ -764,10 +1193,12 @@ pub struct SendArgs {
     pub delivery: DeliveryOptions,
 }
 
+/// The URL, key, key id, CA file and `--allow-insecure-http` of each entry
+/// are those it was queued with; only timeouts and retries are set here.
 #[derive(Args, Debug, Clone)]
 pub struct FlushArgs {
     #[command(flatten)]
-    pub delivery: DeliveryOptions,
+    pub retry: RetryArgs,
 }
 
 /// How a callback command ended, for the exit code.
@@ -779,42 +1210,31 @@ pub enum CallbackStatus {
     Pending,
 }
 
-/// The merkle_root of a receipt: its `Idempotency-Key`.
-pub fn merkle_root_of(receipt: &[u8], file: &Path) -> Result<String> {
-    let v: serde_json::Value = serde_json::from_slice(receipt).map_err(|e| {
-        anyhow!(
-            "{} is not JSON ({e}); pass a receipt written by spawn-elite",
-            file.display()
-        )
-    })?;
-    v.get("merkle_root")
-        .and_then(|m| m.as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            anyhow!(
-                "{} has no string merkle_root field; pass a receipt written by spawn-elite",
-                file.display()
-            )
-        })
-}
-
 pub fn run(cmd: &CallbackCommand) -> Result<CallbackStatus> {
     match cmd {
         CallbackCommand::Send(a) => {
-            let receipt = fs::read(&a.receipt)
-                .map_err(|e| anyhow!("cannot read receipt {}: {e}", a.receipt.display()))?;
-            let root = merkle_root_of(&receipt, &a.receipt)?;
-            let opts = CallbackOptions {
-                url: a.url.clone(),
-                key_path: a.key.clone(),
-                key_id: a.key_id.clone(),
-                delivery: a.delivery.clone(),
-            };
+            let receipt = fs::read(&a.receipt).map_err(|e| {
+                fail(
+                    ExitCode::Io,
+                    format!(
+                        "cannot read receipt {}: {e}; pass the right file with --receipt",
+                        a.receipt.display()
+                    ),
+                )
+            })?;
+            let root = checked_root(&receipt, &a.receipt.display().to_string())?;
+            let opts = CallbackOptions::new(
+                a.url.clone(),
+                a.key.clone(),
+                a.key_id.clone(),
+                a.delivery.resolved()?,
+            );
             if a.dry_run {
                 print!("{}", dry_run(&receipt, &root, &opts)?);
                 return Ok(CallbackStatus::Done);
             }
-            let outcome = deliver(&receipt, &root, &opts)?;
+            let receipt_path = std::path::absolute(&a.receipt).ok();
+            let outcome = deliver(&receipt, &root, receipt_path.as_deref(), &opts)?;
             match outcome {
                 Delivery::Delivered { .. } => {
                     println!("{}", outcome.message(&opts.url));
@@ -827,23 +1247,48 @@ pub fn run(cmd: &CallbackCommand) -> Result<CallbackStatus> {
             }
         }
         CallbackCommand::Flush(a) => {
-            let report = flush(&a.delivery)?;
+            let report = flush(&a.retry.resolve()?)?;
             for f in &report.delivered {
                 println!("delivered {}", f.display());
             }
-            for (f, reason) in &report.pending {
-                eprintln!("still queued {}: {reason}", f.display());
+            let mut permanent = 0;
+            for p in &report.pending {
+                if p.permanent {
+                    permanent += 1;
+                    eprintln!(
+                        "rejected {}: {}; retrying will not help until that is fixed; to give up on it: spawn-elite callback drop {}",
+                        p.file.display(),
+                        p.reason,
+                        p.file.display()
+                    );
+                } else {
+                    eprintln!("still queued {}: {}", p.file.display(), p.reason);
+                }
             }
-            println!(
+            let mut summary = format!(
                 "outbox: {} delivered, {} still queued",
                 report.delivered.len(),
                 report.pending.len()
             );
+            if permanent > 0 {
+                summary.push_str(&format!(
+                    " ({permanent} rejected; `spawn-elite callback list` shows them)"
+                ));
+            }
+            println!("{summary}");
             if report.pending.is_empty() {
                 Ok(CallbackStatus::Done)
             } else {
                 Ok(CallbackStatus::Pending)
             }
+        }
+        CallbackCommand::List => {
+            print!("{}", list()?);
+            Ok(CallbackStatus::Done)
+        }
+        CallbackCommand::Drop { file } => {
+            println!("{}", drop_entry(file)?);
+            Ok(CallbackStatus::Done)
         }
     }
 }
@@ -937,10 +1382,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
-        let d = DeliveryOptions {
+        let d = RetryOptions {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1000),
-            ..DeliveryOptions::default()
+            ..RetryOptions::default()
         };
         for retry in 0..8 {
             let full =

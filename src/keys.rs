@@ -133,35 +133,63 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
         .map_err(|e| key_err(format!("cannot write {}: {e}", path.display())))
 }
 
+/// The label of the first PEM block (`-----BEGIN LABEL-----`) in `text`.
+fn pem_label(text: &str) -> Option<&str> {
+    let start = text.find("-----BEGIN ")? + "-----BEGIN ".len();
+    let rest = &text[start..];
+    let end = rest.find("-----")?;
+    Some(rest[..end].trim())
+}
+
 /// Load a private key. Warns on stderr when the file is readable by group
-/// or others.
+/// or others. A public key, another kind of PEM, or no PEM at all gets an
+/// error saying what was passed instead.
 pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let meta = fs::metadata(path).map_err(|e| {
+    let shown = path.display();
+    let bytes = fs::read(path).map_err(|e| {
         key_err(format!(
-            "cannot read key {}: {e}; create one with `spawn-elite keygen -o {}`",
-            path.display(),
-            path.display()
+            "cannot read key {shown}: {e}; create one with `spawn-elite keygen -o {shown}`"
         ))
     })?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        eprintln!(
-            "warning: private key {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        );
+    let no_pem = || {
+        key_err(format!(
+            "no PEM private key found in {shown}; create a key with `spawn-elite keygen -o NEW.pem` and pass that"
+        ))
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| no_pem())?;
+    match pem_label(text) {
+        None => return Err(no_pem()),
+        Some("PUBLIC KEY") => {
+            let private = path
+                .to_str()
+                .and_then(|p| p.strip_suffix(".pub"))
+                .map_or_else(
+                    || "the file `spawn-elite keygen` wrote beside it, without .pub".to_owned(),
+                    str::to_owned,
+                );
+            return Err(key_err(format!(
+                "{shown} is a public key; pass the private key ({private}) to --key"
+            )));
+        }
+        Some("PRIVATE KEY") => {}
+        Some(other) => {
+            return Err(key_err(format!(
+                "{shown} holds a PEM {other:?} block, not an Ed25519 PKCS#8 private key (\"PRIVATE KEY\"); create one with `spawn-elite keygen`"
+            )));
+        }
     }
-    let text = fs::read_to_string(path).map_err(|e| {
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: private key {shown} is readable by group or others (mode {:o}); run `chmod 600 {shown}`",
+                mode & 0o777
+            );
+        }
+    }
+    SigningKey::from_pkcs8_pem(text).map_err(|e| {
         key_err(format!(
-            "cannot read key {}: {e}; expected an Ed25519 PKCS#8 PEM file from `spawn-elite keygen`",
-            path.display()
-        ))
-    })?;
-    SigningKey::from_pkcs8_pem(&text).map_err(|e| {
-        key_err(format!(
-            "{} is not an Ed25519 PKCS#8 PEM private key ({e}); create one with `spawn-elite keygen`",
-            path.display()
+            "{shown} is not an Ed25519 PKCS#8 PEM private key ({e}); create one with `spawn-elite keygen`"
         ))
     })
 }
@@ -176,4 +204,23 @@ pub fn load_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
             path.display()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_label_finds_the_first_block() {
+        assert_eq!(
+            pem_label("junk\n-----BEGIN PUBLIC KEY-----\nAAA\n-----END PUBLIC KEY-----\n"),
+            Some("PUBLIC KEY")
+        );
+        assert_eq!(
+            pem_label("-----BEGIN PRIVATE KEY-----\n"),
+            Some("PRIVATE KEY")
+        );
+        assert_eq!(pem_label("just some text\n"), None);
+        assert_eq!(pem_label("-----BEGIN unterminated"), None);
+    }
 }

@@ -24,6 +24,7 @@ use serde_json::json;
 
 use crate::httpsig::{self, RequestParts, SigError};
 use crate::keys;
+use crate::receipt::Receipt;
 // The log's chain follows the spawn ledger's convention: `seq` from 1,
 // `prev` = BLAKE3 hex of the previous line's bytes without its newline,
 // and the ledger's GENESIS before the first line.
@@ -400,18 +401,19 @@ fn check(state: &State, req: &mut tiny_http::Request) -> std::result::Result<Str
         ));
     }
 
+    // Only a valid receipt is logged: a proof or any other JSON that
+    // happens to carry a merkle_root would take that root's place.
+    let checked =
+        Receipt::parse(&body, "in the request body").map_err(|e| bad(format!("{e:#}")))?;
+    if checked.merkle_root() != idem {
+        return Err(bad(format!(
+            "Idempotency-Key {idem:?} is not the receipt's merkle_root {}",
+            checked.merkle_root()
+        )));
+    }
+    // Logged as sent (member order kept), now known to be a valid receipt.
     let receipt: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
-    if !receipt.is_object() {
-        return Err(bad("body is not a JSON object"));
-    }
-    if let Some(root) = receipt.get("merkle_root")
-        && root.as_str() != Some(idem.as_str())
-    {
-        return Err(bad(
-            "Idempotency-Key does not match the receipt's merkle_root",
-        ));
-    }
 
     // Replay: a nonce is remembered until its signature can no longer be
     // accepted.

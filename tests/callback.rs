@@ -7,10 +7,17 @@ mod callback_support;
 use std::time::{Duration, Instant};
 
 use callback_support::{
-    Env, Flaky, Step, free_port, hand_signed, load_key, receipt_json, stderr, stdout, unix_now,
+    Env, Flaky, Step, free_port, hand_signed, load_key, receipt_json, root_for, stderr, stdout,
+    unix_now,
 };
 
-const ROOT: &str = "9f2c4e0b7a1d3c5e8f6a2b4d6c8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d2e";
+/// Seed of the test receipt (see `receipt_json`).
+const SEED: &str = "main";
+
+/// The test receipt's merkle_root: its Idempotency-Key.
+fn root() -> String {
+    root_for(SEED)
+}
 
 fn send_args<'a>(receipt: &'a str, url: &'a str, key: &'a str) -> Vec<&'a str> {
     vec![
@@ -65,7 +72,7 @@ fn keygen_writes_a_private_key_0600_and_refuses_to_overwrite() {
 fn malformed_or_exposed_key_is_reported_naming_the_file() {
     use std::os::unix::fs::PermissionsExt as _;
     let env = Env::new();
-    let receipt = env.write_receipt("receipt.json", ROOT);
+    let receipt = env.write_receipt("receipt.json", SEED);
     let bad = env.path().join("bad.pem");
     std::fs::write(
         &bad,
@@ -105,7 +112,7 @@ fn malformed_or_exposed_key_is_reported_naming_the_file() {
 fn dry_run_prints_the_exact_request_and_signature_base() {
     let env = Env::new();
     let (key, id) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", ROOT);
+    let receipt = env.write_receipt("receipt.json", SEED);
     let out = env.run(&[
         "callback",
         "send",
@@ -124,7 +131,7 @@ fn dry_run_prints_the_exact_request_and_signature_base() {
         "Host: registry.example\n",
         "Content-Type: application/json\n",
         "Content-Digest: sha-256=:",
-        &format!("Idempotency-Key: {ROOT}\n"),
+        &format!("Idempotency-Key: {}\n", root()),
         "Signature-Input: spawn=(\"@method\" \"@authority\" \"@path\" \"@query\" \"content-type\" \"content-digest\");created=",
         &format!(";keyid=\"{id}\";alg=\"ed25519\";tag=\"spawn-elite\"\n"),
         "Signature: spawn=:",
@@ -139,7 +146,7 @@ fn dry_run_prints_the_exact_request_and_signature_base() {
 fn plain_http_to_a_remote_host_is_refused() {
     let env = Env::new();
     let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", ROOT);
+    let receipt = env.write_receipt("receipt.json", SEED);
     let out = env.run(&send_args(
         s(&receipt),
         "http://registry.example/hook",
@@ -158,7 +165,7 @@ fn plain_http_to_a_remote_host_is_refused() {
 fn delivered_to_the_receiver_and_logged_once() {
     let env = Env::new();
     let (key, id) = env.trusted_key("k");
-    let receipt = env.write_receipt("receipt.json", ROOT);
+    let receipt = env.write_receipt("receipt.json", SEED);
     let rx = env.receiver("127.0.0.1:0");
     let url = rx.url("/hooks/spawn");
     let out = env.run(&send_args(s(&receipt), &url, s(&key)));
@@ -175,9 +182,9 @@ fn delivered_to_the_receiver_and_logged_once() {
     assert!(clean, "receiver stops cleanly on SIGTERM: {log}");
     let lines = env.log_lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert_eq!(lines[0]["idempotency_key"], ROOT);
+    assert_eq!(lines[0]["idempotency_key"], root().as_str());
     assert_eq!(lines[0]["keyid"], id.as_str());
-    assert_eq!(lines[0]["receipt"]["merkle_root"], ROOT);
+    assert_eq!(lines[0]["receipt"]["merkle_root"], root().as_str());
     assert!(env.outbox_files().is_empty());
 }
 
@@ -185,7 +192,7 @@ fn delivered_to_the_receiver_and_logged_once() {
 fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
     let env = Env::new();
     let (key, _) = env.trusted_key("k");
-    let receipt = env.write_receipt("receipt.json", ROOT);
+    let receipt = env.write_receipt("receipt.json", SEED);
     let rx = env.receiver("127.0.0.1:0");
     let flaky = Flaky::start(vec![
         Step::Status(500, vec![]),
@@ -209,8 +216,11 @@ fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
         .map(|r| r.header("signature-input").expect("signed"))
         .collect();
     for r in &seen {
-        assert_eq!(r.header("idempotency-key").as_deref(), Some(ROOT));
-        assert_eq!(r.body, receipt_json(ROOT).as_bytes());
+        assert_eq!(
+            r.header("idempotency-key").as_deref(),
+            Some(root().as_str())
+        );
+        assert_eq!(r.body, receipt_json(SEED).as_bytes());
     }
     assert_ne!(inputs[0], inputs[1]);
     assert_ne!(inputs[1], inputs[2]);
@@ -224,7 +234,7 @@ fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
 fn a_400_is_not_retried_and_the_receipt_is_queued() {
     let env = Env::new();
     let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", ROOT);
+    let receipt = env.write_receipt("receipt.json", SEED);
     let flaky = Flaky::start(vec![Step::Status(400, vec![]), Step::Status(204, vec![])]);
     let out = env.run(&send_args(s(&receipt), &flaky.url("/hook"), s(&key)));
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
@@ -237,7 +247,7 @@ fn a_400_is_not_retried_and_the_receipt_is_queued() {
 fn a_429_is_retried_after_its_retry_after_and_a_long_one_is_queued() {
     let env = Env::new();
     let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", ROOT);
+    let receipt = env.write_receipt("receipt.json", SEED);
     let flaky = Flaky::start(vec![
         Step::Status(429, vec![("Retry-After".into(), "0".into())]),
         Step::Status(204, vec![]),
@@ -266,7 +276,7 @@ fn a_429_is_retried_after_its_retry_after_and_a_long_one_is_queued() {
 fn server_down_queues_in_the_outbox_and_flush_delivers_later() {
     let env = Env::new();
     let (key, _) = env.trusted_key("k");
-    let receipt = env.write_receipt("receipt.json", ROOT);
+    let receipt = env.write_receipt("receipt.json", SEED);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let out = env.run(&[
@@ -292,7 +302,7 @@ fn server_down_queues_in_the_outbox_and_flush_delivers_later() {
     let entry: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&queued[0]).expect("read")).expect("json");
     assert_eq!(entry["url"], url.as_str());
-    assert_eq!(entry["idempotency_key"], ROOT);
+    assert_eq!(entry["idempotency_key"], root().as_str());
 
     // Still down: flush keeps it and says so.
     let out = env.run(&["callback", "flush", "--attempts", "1"]);
@@ -312,14 +322,14 @@ fn server_down_queues_in_the_outbox_and_flush_delivers_later() {
     rx.stop();
     let lines = env.log_lines();
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["receipt"]["merkle_root"], ROOT);
+    assert_eq!(lines[0]["receipt"]["merkle_root"], root().as_str());
 }
 
 #[test]
 fn a_server_that_never_answers_hits_the_timeout() {
     let env = Env::new();
     let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", ROOT);
+    let receipt = env.write_receipt("receipt.json", SEED);
     let flaky = Flaky::start(vec![Step::Hang]);
     let started = Instant::now();
     let out = env.run(&[
@@ -357,14 +367,15 @@ fn receiver_rejects_tampering_unknown_keys_replays_and_stale_signatures() {
     let stranger = load_key(&other_path);
     let rx = env.receiver_with("127.0.0.1:0", &["--max-body", "4096"]);
     let a = rx.addr;
-    let body = receipt_json(ROOT).into_bytes();
+    let body = receipt_json(SEED).into_bytes();
     let now = unix_now();
-    let sign =
-        |nonce: &str, created: i64| hand_signed(a, "/hook", &body, ROOT, &key, &id, created, nonce);
+    let sign = |nonce: &str, created: i64| {
+        hand_signed(a, "/hook", &body, &root(), &key, &id, created, nonce)
+    };
 
     // Tampered body: same signed headers, one byte changed.
     let mut t = sign("n-body", now);
-    t.body = receipt_json(&ROOT.replace('9', "8")).into_bytes();
+    t.body = receipt_json("tampered").into_bytes();
     assert_eq!(t.send(a).0, 401, "tampered body");
 
     // Tampered header: a covered header changed after signing.
@@ -377,7 +388,7 @@ fn receiver_rejects_tampering_unknown_keys_replays_and_stale_signatures() {
         a,
         "/hook",
         &body,
-        ROOT,
+        &root(),
         &stranger,
         &other_id,
         now,
@@ -405,10 +416,11 @@ fn receiver_rejects_tampering_unknown_keys_replays_and_stale_signatures() {
 
     // Too large.
     let big = format!(
-        "{{\"merkle_root\":\"{ROOT}\",\"pad\":\"{}\"}}",
+        "{{\"merkle_root\":\"{}\",\"pad\":\"{}\"}}",
+        root(),
         "x".repeat(5000)
     );
-    let t = hand_signed(a, "/hook", big.as_bytes(), ROOT, &key, &id, now, "n-big");
+    let t = hand_signed(a, "/hook", big.as_bytes(), &root(), &key, &id, now, "n-big");
     assert_eq!(t.send(a).0, 413, "body over --max-body");
 
     // Nothing so far was logged.
@@ -439,7 +451,7 @@ fn receiver_log_is_hash_chained_and_survives_a_restart() {
             rx.addr,
             "/",
             &body,
-            root,
+            &root_for(root),
             &key,
             &id,
             unix_now(),
@@ -453,7 +465,7 @@ fn receiver_log_is_hash_chained_and_survives_a_restart() {
                 rx.addr,
                 "/",
                 &body,
-                roots[0],
+                &root_for(roots[0]),
                 &key,
                 &id,
                 unix_now(),
@@ -470,12 +482,12 @@ fn receiver_log_is_hash_chained_and_survives_a_restart() {
     for (line, root) in lines.iter().zip(roots) {
         let v: serde_json::Value = serde_json::from_str(line).expect("json");
         assert_eq!(v["prev"], prev.as_str());
-        assert_eq!(v["idempotency_key"], root);
+        assert_eq!(v["idempotency_key"], root_for(root).as_str());
         prev = blake3::hash(line.as_bytes()).to_hex().to_string();
     }
 
     // A broken chain is refused at start, naming the file.
-    let broken = text.replacen("aa11", "aa12", 2);
+    let broken = text.replacen(&root_for("aa11"), &root_for("aa12"), 2);
     std::fs::write(
         env.log(),
         broken.replacen(&"0".repeat(64), &"1".repeat(64), 1),
@@ -555,8 +567,8 @@ fn a_key_trusted_while_the_receiver_runs_is_picked_up() {
     let rx = env.receiver("127.0.0.1:0");
     let (key_path, id) = env.keygen("late");
     let key = load_key(&key_path);
-    let body = receipt_json(ROOT).into_bytes();
-    let req = |nonce: &str| hand_signed(rx.addr, "/", &body, ROOT, &key, &id, unix_now(), nonce);
+    let body = receipt_json(SEED).into_bytes();
+    let req = |nonce: &str| hand_signed(rx.addr, "/", &body, &root(), &key, &id, unix_now(), nonce);
     assert_eq!(req("n1").send(rx.addr).0, 401, "not trusted yet");
     std::fs::copy(
         env.path().join("late.pem.pub"),
@@ -748,4 +760,458 @@ fn ctrl_c_while_waiting_to_retry_queues_the_callback_at_once() {
         "the callback waits in the outbox"
     );
     assert!(repos.join("svc/.spawn-elite/receipt.json").is_file());
+}
+
+// ------------------------------------------------------------------ new-user review fixes
+
+/// A real tree, its receipt (`spawn-elite receipt`) and a proof for one file
+/// (`spawn-elite prove`): the proof carries the same merkle_root.
+fn receipt_and_proof(env: &Env) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let tree = env.path().join("tree");
+    std::fs::create_dir_all(&tree).expect("tree");
+    std::fs::write(tree.join("main.py"), "print('hi')\n").expect("write");
+    std::fs::write(tree.join("README.md"), "# tree\n").expect("write");
+    let receipt = env.path().join("r.json");
+    let out = env.run(&["receipt", s(&tree), "-o", s(&receipt)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&["prove", s(&tree), "main.py", "--receipt", s(&receipt)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let proof = env.path().join("p.json");
+    std::fs::write(&proof, &out.stdout).expect("write proof");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&receipt).expect("read")).expect("json");
+    let root = v["merkle_root"].as_str().expect("root").to_owned();
+    (receipt, proof, root)
+}
+
+#[test]
+fn a_proof_is_refused_by_send_and_by_the_receiver_and_the_real_receipt_is_logged() {
+    let env = Env::new();
+    let (key_path, id) = env.trusted_key("k");
+    let (receipt, proof, root) = receipt_and_proof(&env);
+    let proof_bytes = std::fs::read(&proof).expect("read proof");
+    assert!(
+        String::from_utf8_lossy(&proof_bytes).contains("spawn-elite.proof/v1")
+            && String::from_utf8_lossy(&proof_bytes).contains(&root),
+        "the proof carries the repo's root"
+    );
+    let rx = env.receiver("127.0.0.1:0");
+    let url = rx.url("/hooks/spawn");
+
+    // `callback send` with the proof: exit 6, nothing sent, nothing queued.
+    let out = env.run(&send_args(s(&proof), &url, s(&key_path)));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(s(&proof))
+            && err.contains("\"spawn-elite.proof/v1\"")
+            && err.contains("not a spawn-elite receipt"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(env.outbox_files().is_empty());
+
+    // Posted anyway, correctly signed, with the root as Idempotency-Key: 400.
+    let key = load_key(&key_path);
+    let t = hand_signed(
+        rx.addr,
+        "/hooks/spawn",
+        &proof_bytes,
+        &root,
+        &key,
+        &id,
+        unix_now(),
+        "n-proof",
+    );
+    let (status, msg) = t.send(rx.addr);
+    assert_eq!(status, 400, "{msg}");
+    assert!(msg.contains("not a spawn-elite receipt"), "{msg}");
+
+    // Any other JSON with a merkle_root: 400 too.
+    let other = format!("{{\"merkle_root\":\"{root}\",\"files\":[]}}");
+    let t = hand_signed(
+        rx.addr,
+        "/hooks/spawn",
+        other.as_bytes(),
+        &root,
+        &key,
+        &id,
+        unix_now(),
+        "n-other",
+    );
+    assert_eq!(t.send(rx.addr).0, 400);
+
+    // A valid receipt under another Idempotency-Key: 400, naming both.
+    let body = std::fs::read(&receipt).expect("read");
+    let wrong = root_for("someone else");
+    let t = hand_signed(
+        rx.addr,
+        "/hooks/spawn",
+        &body,
+        &wrong,
+        &key,
+        &id,
+        unix_now(),
+        "n-mismatch",
+    );
+    let (status, msg) = t.send(rx.addr);
+    assert_eq!(status, 400, "{msg}");
+    assert!(msg.contains(&wrong) && msg.contains(&root), "{msg}");
+    assert!(env.log_lines().is_empty(), "nothing logged so far");
+
+    // The real receipt is then accepted and logged: nothing took its key.
+    let out = env.run(&send_args(s(&receipt), &url, s(&key_path)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    rx.stop();
+    let lines = env.log_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["idempotency_key"], root.as_str());
+    assert_eq!(lines[0]["receipt"]["format"], "spawn-elite.receipt/v1");
+}
+
+#[test]
+fn quiet_spawn_prints_no_retry_notices_but_still_the_queued_warning() {
+    let env = Env::new();
+    let (key, _) = env.keygen("k");
+    let url = format!("http://127.0.0.1:{}/hooks/spawn", free_port());
+    let repos = env.path().join("repos");
+    let cb = ["--callback", &url, "--key", s(&key), "--attempts", "3"];
+    let mut args = spawn_args(s(&repos), &cb);
+    args.push("-q");
+    let out = env.run(&args);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("retrying"), "quiet: {err}");
+    assert!(!err.contains("callback attempt"), "quiet: {err}");
+    assert_eq!(err.lines().count(), 1, "only the warning: {err}");
+    assert!(
+        err.starts_with("warning: callback to ")
+            && err.contains("gave up after 3 attempts")
+            && err.contains("spawn-elite callback flush"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
+    // Without -q the same spawn says what it is doing.
+    let repos = env.path().join("repos2");
+    let out = env.run(&spawn_args(s(&repos), &cb));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches("retrying in").count(), 2);
+}
+
+#[test]
+fn a_world_readable_key_is_warned_about_once_per_spawn() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new();
+    let (key, _) = env.trusted_key("k");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let rx = env.receiver("127.0.0.1:0");
+    let repos = env.path().join("repos");
+    let out = env.run(&spawn_args(
+        s(&repos),
+        &["--callback", &rx.url("/hook"), "--key", s(&key)],
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("chmod 600").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+
+    let out = env.run(&spawn_args(
+        s(&env.path().join("dry")),
+        &[
+            "--dry-run",
+            "--callback",
+            &rx.url("/hook"),
+            "--key",
+            s(&key),
+        ],
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("chmod 600").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    rx.stop();
+}
+
+#[test]
+fn a_public_key_or_a_text_file_as_key_says_what_to_pass_instead() {
+    let env = Env::new();
+    let (key, _) = env.keygen("k");
+    let public = env.path().join("k.pem.pub");
+    let receipt = env.write_receipt("receipt.json", SEED);
+
+    let out = env.run(&send_args(s(&receipt), "http://127.0.0.1:9/", s(&public)));
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {} is a public key; pass the private key ({}) to --key\n",
+            public.display(),
+            key.display()
+        )
+    );
+
+    let text = env.path().join("notes.txt");
+    std::fs::write(&text, "just some notes\n").expect("write");
+    let repos = env.path().join("repos");
+    let out = env.run(&spawn_args(
+        s(&repos),
+        &["--callback", "http://127.0.0.1:9/", "--key", s(&text)],
+    ));
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: no PEM private key found in {0}; create a key with `spawn-elite keygen -o NEW.pem` and pass that\n",
+            text.display()
+        )
+    );
+    assert!(!repos.join("svc").exists());
+}
+
+/// Queue one callback that the receiver rejects with 401 (unknown key).
+fn queue_a_rejected_callback(env: &Env) -> (std::path::PathBuf, std::path::PathBuf, ReceiverLike) {
+    let (key, _) = env.keygen("untrusted");
+    let receipt = env.write_receipt("receipt.json", SEED);
+    let rx = env.receiver("127.0.0.1:0");
+    let out = env.run(&send_args(s(&receipt), &rx.url("/hook"), s(&key)));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("HTTP 401"), "{}", stderr(&out));
+    let queued = env.outbox_files();
+    assert_eq!(queued.len(), 1);
+    (queued[0].clone(), receipt, rx)
+}
+
+type ReceiverLike = callback_support::ReceiverProc;
+
+#[test]
+fn rejected_entries_are_named_by_flush_listed_and_dropped_with_the_receipt_kept() {
+    let env = Env::new();
+    let (entry, receipt, rx) = queue_a_rejected_callback(&env);
+    let url = rx.url("/hook");
+
+    let out = env.run(&["callback", "flush"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("rejected {}: HTTP 401", entry.display()))
+            && err.contains(&format!("spawn-elite callback drop {}", entry.display())),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("0 delivered, 1 still queued (1 rejected"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = env.run(&["callback", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        format!("{}\n", entry.display()),
+        format!("  url:       {url}\n"),
+        format!("  root:      {}\n", root()),
+        format!("  receipt:   {}\n", receipt.display()),
+        "  attempts:  2\n".to_owned(),
+        "  last:      HTTP 401: unknown key id".to_owned(),
+        "(permanent: retrying will not help".to_owned(),
+        "1 queued (1 failing permanently)".to_owned(),
+        "spawn-elite callback drop FILE".to_owned(),
+    ] {
+        assert!(text.contains(&needle), "missing {needle:?} in\n{text}");
+    }
+
+    // Only files in the outbox can be dropped.
+    let out = env.run(&["callback", "drop", s(&receipt)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not in the outbox"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(receipt.is_file());
+
+    // By file name: removed, and the receipt is where it was.
+    let name = entry.file_name().expect("name").to_str().expect("utf8");
+    let out = env.run(&["callback", "drop", name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("dropped {}", entry.display()))
+            && stdout(&out).contains(&format!("the receipt is still at {}", receipt.display())),
+        "{}",
+        stdout(&out)
+    );
+    assert!(env.outbox_files().is_empty());
+    assert!(receipt.is_file());
+    let out = env.run(&["callback", "list"]);
+    assert!(stdout(&out).contains("is empty"), "{}", stdout(&out));
+    let out = env.run(&["callback", "flush"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    rx.stop();
+}
+
+#[test]
+fn dropping_an_entry_whose_receipt_is_gone_saves_the_receipt() {
+    let env = Env::new();
+    let (entry, receipt, rx) = queue_a_rejected_callback(&env);
+    rx.stop();
+    let bytes = std::fs::read(&receipt).expect("read");
+    std::fs::remove_file(&receipt).expect("rm");
+    let out = env.run(&["callback", "drop", s(&entry)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved = env
+        .data()
+        .join("spawn-elite/dropped")
+        .join(entry.file_name().expect("name"));
+    assert!(
+        stdout(&out).contains(&format!("so it was saved to {}", saved.display())),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(std::fs::read(&saved).expect("saved"), bytes);
+    assert!(env.outbox_files().is_empty());
+}
+
+#[test]
+fn flush_refuses_a_queued_entry_that_is_not_a_valid_receipt() {
+    let env = Env::new();
+    let (entry, _, rx) = queue_a_rejected_callback(&env);
+    let (_, proof, _) = receipt_and_proof(&env);
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&entry).expect("read")).expect("json");
+    use base64::Engine as _;
+    v["receipt_base64"] = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(&proof).expect("proof"))
+        .into();
+    std::fs::write(&entry, serde_json::to_vec(&v).expect("json")).expect("write");
+    let out = env.run(&["callback", "flush"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a spawn-elite receipt") && stderr(&out).contains("rejected "),
+        "{}",
+        stderr(&out)
+    );
+    let (_, log) = rx.stop();
+    assert_eq!(
+        log.matches("POST /hook").count(),
+        1,
+        "only the first 401 reached it: {log}"
+    );
+    assert_eq!(env.outbox_files(), vec![entry], "kept, never lost");
+}
+
+#[test]
+fn flush_help_offers_only_what_flush_uses() {
+    let env = Env::new();
+    let out = env.run(&["callback", "flush", "--help"]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    assert!(
+        help.contains("--attempts") && help.contains("--backoff"),
+        "{help}"
+    );
+    assert!(!help.contains("--ca-cert"), "{help}");
+    assert!(!help.contains("--allow-insecure-http"), "{help}");
+    let out = env.run(&["callback", "flush", "--allow-insecure-http"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CALLBACK.md"))
+        .expect("doc");
+    assert!(doc.contains("CA file and `--allow-insecure-http` come from the entry"));
+}
+
+#[test]
+fn defaults_give_up_on_a_down_receiver_within_seconds() {
+    let env = Env::new();
+    let (key, _) = env.keygen("k");
+    let receipt = env.write_receipt("receipt.json", SEED);
+    let mut cmd = env.cmd();
+    for var in [
+        "SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT",
+        "SPAWN_ELITE_CALLBACK_TIMEOUT",
+        "SPAWN_ELITE_CALLBACK_ATTEMPTS",
+        "SPAWN_ELITE_CALLBACK_BACKOFF",
+        "SPAWN_ELITE_CALLBACK_MAX_BACKOFF",
+    ] {
+        cmd.env_remove(var);
+    }
+    let help = cmd
+        .args(["callback", "send", "--help"])
+        .output()
+        .expect("help");
+    let help = stdout(&help);
+    for default in ["[default: 5s]", "[default: 4]", "[default: 500ms]"] {
+        assert!(help.contains(default), "missing {default} in {help}");
+    }
+    let mut cmd = env.cmd();
+    for var in [
+        "SPAWN_ELITE_CALLBACK_ATTEMPTS",
+        "SPAWN_ELITE_CALLBACK_BACKOFF",
+        "SPAWN_ELITE_CALLBACK_MAX_BACKOFF",
+    ] {
+        cmd.env_remove(var);
+    }
+    let url = format!("http://127.0.0.1:{}/hook", free_port());
+    let started = Instant::now();
+    let out = cmd
+        .args(send_args(s(&receipt), &url, s(&key)))
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("gave up after 4 attempts"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).matches("retrying in").count(), 3);
+    // Waits of at most 0.5 + 1 + 2 s (documented worst case for a refused connection).
+    assert!(took < Duration::from_millis(3500 + 2000), "took {took:?}");
+}
+
+#[test]
+fn ssl_cert_file_does_not_show_up_as_a_required_flag_in_usage() {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .env("SSL_CERT_FILE", env.path().join("ca.pem"))
+        .args(["callback", "send", "--receipt", "r.json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "Usage: spawn-elite callback send --receipt <FILE> --url <URL> --key <PATH>\n"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("--ca-cert"), "{err}");
+    // The SPAWN_ELITE_CALLBACK_* overrides (set by Env::cmd) are still
+    // honoured, and a bad one is named.
+    let receipt = env.write_receipt("receipt.json", SEED);
+    let (key, _) = env.keygen("k");
+    let out = env
+        .cmd()
+        .env("SPAWN_ELITE_CALLBACK_ATTEMPTS", "0")
+        .args(send_args(s(&receipt), "http://127.0.0.1:9/", s(&key)))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("environment variable SPAWN_ELITE_CALLBACK_ATTEMPTS: \"0\""),
+        "{}",
+        stderr(&out)
+    );
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CALLBACK.md"))
+        .expect("doc");
+    assert!(
+        !doc.contains(".spawn/"),
+        "the receipt lives in .spawn-elite/"
+    );
 }

@@ -7,7 +7,7 @@ mod callback_support;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use callback_support::{Env, hand_signed, load_key, receipt_json, unix_now};
+use callback_support::{Env, hand_signed, load_key, receipt_json, root_for, unix_now};
 
 const CLIENTS: usize = 8;
 const PER_CLIENT: usize = 125;
@@ -29,8 +29,9 @@ fn a_thousand_callbacks_from_eight_clients_are_each_logged_once() {
             std::thread::spawn(move || {
                 let mut statuses = HashMap::<u16, usize>::new();
                 for i in 0..PER_CLIENT {
-                    let root = format!("{c:02}{i:04}{}", "0".repeat(58));
-                    let body = receipt_json(&root).into_bytes();
+                    let seed = format!("load-{c}-{i}");
+                    let root = root_for(&seed);
+                    let body = receipt_json(&seed).into_bytes();
                     let req = hand_signed(
                         addr,
                         "/hooks/spawn",

@@ -97,9 +97,10 @@ impl Env {
         (path, id)
     }
 
-    pub fn write_receipt(&self, name: &str, merkle_root: &str) -> PathBuf {
+    /// Write `receipt_json(seed)` to `name`.
+    pub fn write_receipt(&self, name: &str, seed: &str) -> PathBuf {
         let p = self.path().join(name);
-        std::fs::write(&p, receipt_json(merkle_root)).expect("write receipt");
+        std::fs::write(&p, receipt_json(seed)).expect("write receipt");
         p
     }
 
@@ -177,10 +178,30 @@ impl Env {
     }
 }
 
-pub fn receipt_json(merkle_root: &str) -> String {
+/// A valid `spawn-elite.receipt/v1` receipt of a one-file tree whose
+/// `README.md` holds `seed`: distinct seeds give distinct roots. The root is
+/// computed here from docs/RECEIPT.md (a one-leaf tree's root is its leaf).
+pub fn receipt_json(seed: &str) -> String {
+    let content = format!("{seed}\n");
     format!(
-        "{{\n  \"version\": 1,\n  \"merkle_root\": \"{merkle_root}\",\n  \"files\": [\"README.md\"]\n}}\n"
+        "{{\n  \"format\": \"spawn-elite.receipt/v1\",\n  \"tool\": {{\"name\": \"spawn-elite\", \"version\": \"0.1.0\"}},\n  \"created\": \"2026-11-26T10:00:00Z\",\n  \"merkle_root\": \"{}\",\n  \"leaf_count\": 1,\n  \"files\": [{{\"path\": \"README.md\", \"size\": {}, \"mode\": \"100644\", \"blake3\": \"{}\"}}]\n}}\n",
+        root_for(seed),
+        content.len(),
+        blake3::hash(content.as_bytes()).to_hex()
     )
+}
+
+/// The merkle_root of `receipt_json(seed)`.
+pub fn root_for(seed: &str) -> String {
+    let content = blake3::hash(format!("{seed}\n").as_bytes());
+    let path = "README.md";
+    let mut leaf = blake3::Hasher::new();
+    leaf.update(&[0x00]);
+    leaf.update(&(path.len() as u64).to_le_bytes());
+    leaf.update(path.as_bytes());
+    leaf.update(&0o100644u32.to_le_bytes());
+    leaf.update(content.as_bytes());
+    leaf.finalize().to_hex().to_string()
 }
 
 pub fn stdout(o: &Output) -> String {
