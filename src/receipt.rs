@@ -166,10 +166,11 @@ impl Receipt {
         Self::parse_with(&bytes, &path.display().to_string(), &damage_remedy(path))
     }
 
-    /// `origin` names the input in error messages.
-    #[cfg(test)]
+    /// `origin` names the input in error messages. For receipts that are
+    /// not files the user keeps (a request body, an outbox entry), so a
+    /// damaged one gets no advice to regenerate it.
     pub fn parse(bytes: &[u8], origin: &str) -> Result<Self> {
-        Self::parse_with(bytes, origin, USER_FILE_REMEDY)
+        Self::parse_with(bytes, origin, BYTES_REMEDY)
     }
 
     /// `remedy` ends the message of every error that means the receipt was
@@ -283,6 +284,9 @@ impl Receipt {
 /// outside a repository: making a new one approves whatever the tree holds
 /// now, so that is the last resort and the message says so.
 const USER_FILE_REMEDY: &str = "restore it from where you got it; only if the tree is known to be good, `spawn-elite receipt DIR -o FILE --force` writes a new one, which re-approves the tree as it is now";
+
+/// How to recover from a damaged receipt that came from elsewhere.
+const BYTES_REMEDY: &str = "use the receipt exactly as spawn-elite wrote it";
 
 /// What to do about a damaged receipt at `path`. One at a repository's
 /// `.spawn-elite/receipt.json` was committed there: the good copy is in git
