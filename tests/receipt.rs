@@ -51,7 +51,9 @@ const GOLDEN: [(usize, &str); 6] = [
     ),
 ];
 
+/// The first `n` golden-vector entries under `dir` (created, even for n = 0).
 fn make_tree(dir: &Path, n: usize) {
+    fs::create_dir_all(dir).expect("mkdir");
     for (path, mode, content) in &ENTRIES[..n] {
         let full = dir.join(path);
         fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
@@ -123,7 +125,6 @@ fn golden_trees_have_the_documented_roots() {
     let sb = Sandbox::new();
     for (n, root) in GOLDEN {
         let dir = sb.path().join(format!("t{n}"));
-        fs::create_dir_all(&dir).expect("mkdir");
         make_tree(&dir, n);
         let r = receipt_json(&sb, &dir);
         assert_eq!(r["merkle_root"], root, "tree T{n}");
@@ -141,7 +142,6 @@ fn golden_trees_have_the_documented_roots() {
 fn receipt_lists_files_in_byte_order_with_modes_and_plain_blake3() {
     let sb = Sandbox::new();
     let dir = sb.path().join("t8");
-    fs::create_dir_all(&dir).expect("mkdir");
     make_tree(&dir, 8);
     let r = receipt_json(&sb, &dir);
     let files = r["files"].as_array().expect("files");
@@ -225,7 +225,6 @@ fn tracked_files(dir: &Path) -> Vec<String> {
 fn every_single_byte_flip_in_a_small_tree_is_named() {
     let sb = Sandbox::new();
     let dir = sb.path().join("t8");
-    fs::create_dir_all(&dir).expect("mkdir");
     make_tree(&dir, 8);
     receipted(&sb, &dir);
     for (path, mode, content) in ENTRIES {
@@ -382,7 +381,6 @@ fn with_receipt_text(sb: &Sandbox, text: &[u8]) -> Outcome {
 fn good_receipt(sb: &Sandbox) -> String {
     let dir = sb.path().join("src");
     if !dir.exists() {
-        fs::create_dir_all(&dir).expect("mkdir");
         make_tree(&dir, 5);
     }
     serde_json::to_string_pretty(&receipt_json(sb, &dir)).expect("json")
@@ -484,7 +482,6 @@ fn without_override(sb: &Sandbox, args: &[&std::ffi::OsStr]) -> Outcome {
 fn an_unreadable_file_exits_4_and_is_named() {
     let sb = Sandbox::new();
     let dir = sb.path().join("t");
-    fs::create_dir_all(&dir).expect("mkdir");
     make_tree(&dir, 2);
     let locked = dir.join("README.md");
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
@@ -524,7 +521,6 @@ fn a_fifo_in_the_tree_exits_8_instead_of_hanging() {
 fn receipt_output_file_round_trips_through_verify_receipt() {
     let sb = Sandbox::new();
     let dir = sb.path().join("t");
-    fs::create_dir_all(&dir).expect("mkdir");
     make_tree(&dir, 8);
     let out = sb.path().join("elsewhere/r.json");
     let o = run(
@@ -782,7 +778,6 @@ fn a_bad_exclude_glob_exits_2() {
 fn without_git_or_a_work_tree_verify_gives_no_git_hint_and_still_works() {
     let sb = Sandbox::new();
     let dir = sb.path().join("plain");
-    fs::create_dir_all(&dir).expect("mkdir");
     make_tree(&dir, 3);
     receipted(&sb, &dir);
     fs::write(dir.join("new"), "x").expect("write");
@@ -846,7 +841,6 @@ fn a_damaged_user_receipt_says_regenerating_re_approves_the_tree() {
 
     // A receipt at .spawn-elite/ of a tree without git: no git advice.
     let dir = sb.path().join("nogit");
-    fs::create_dir_all(&dir).expect("mkdir");
     make_tree(&dir, 2);
     receipted(&sb, &dir);
     fs::write(dir.join(".spawn-elite/receipt.json"), "{").expect("write");
@@ -859,7 +853,6 @@ fn a_damaged_user_receipt_says_regenerating_re_approves_the_tree() {
 fn receipt_refuses_to_overwrite_a_file_without_force() {
     let sb = Sandbox::new();
     let dir = sb.path().join("t");
-    fs::create_dir_all(&dir).expect("mkdir");
     make_tree(&dir, 2);
     let out = sb.path().join("r.json");
     fs::write(&out, "precious").expect("write");
