@@ -28,7 +28,7 @@ use crate::exit_codes::{ExitCode, code_of};
 
 fn main() {
     restore_sigpipe();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| exit_with_hint(err));
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -109,4 +109,25 @@ fn restore_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// Someone who wants a repository named like a subcommand (`spawn-elite
+/// verify -o x`) gets that subcommand's parse error; point them at `new`.
+fn exit_with_hint(err: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let _ = err.print();
+    let first = std::env::args().nth(1).unwrap_or_default();
+    let is_subcommand = Cli::command()
+        .get_subcommands()
+        .any(|sub| sub.get_name() == first && first != "new" && first != "help");
+    let usage_error = !matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if usage_error && is_subcommand {
+        eprintln!(
+            "hint: to spawn a repository named '{first}', run `spawn-elite new {first} [TYPE] [OPTIONS]`"
+        );
+    }
+    std::process::exit(err.exit_code());
 }

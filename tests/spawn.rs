@@ -701,3 +701,25 @@ fn a_closed_pipe_ends_output_quietly() {
         );
     }
 }
+
+#[test]
+fn a_repository_named_like_a_subcommand_gets_pointed_at_new() {
+    let sb = Sandbox::new();
+    sb.cmd()
+        .args(["verify", "-o", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "hint: to spawn a repository named 'verify', run `spawn-elite new verify [TYPE] [OPTIONS]`",
+        ));
+    sb.cmd()
+        .args(["svc", "--bogus"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("hint:").not());
+    sb.cmd()
+        .args(["verify", "--help"])
+        .assert()
+        .success()
+        .stderr("");
+}
