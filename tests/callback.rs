@@ -7,8 +7,8 @@ mod callback_support;
 use std::time::{Duration, Instant};
 
 use callback_support::{
-    Env, Flaky, Step, free_port, hand_signed, load_key, receipt_json, root_for, stderr, stdout,
-    unix_now,
+    Env, Flaky, Step, free_port, hand_signed, load_key, receipt_json, root_for, send_args, stderr,
+    stdout, unix_now,
 };
 
 /// Seed of the test receipt (see `receipt_json`).
@@ -17,19 +17,6 @@ const SEED: &str = "main";
 /// The test receipt's merkle_root: its Idempotency-Key.
 fn root() -> String {
     root_for(SEED)
-}
-
-fn send_args<'a>(receipt: &'a str, url: &'a str, key: &'a str) -> Vec<&'a str> {
-    vec![
-        "callback",
-        "send",
-        "--receipt",
-        receipt,
-        "--url",
-        url,
-        "--key",
-        key,
-    ]
 }
 
 fn s(p: &std::path::Path) -> &str {
@@ -80,24 +67,14 @@ fn malformed_or_exposed_key_is_reported_naming_the_file() {
     )
     .expect("write");
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let out = env.run(&send_args(s(&receipt), "http://127.0.0.1:9/", s(&bad)));
+    let out = env.send(s(&receipt), "http://127.0.0.1:9/", s(&bad), &[]);
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     assert!(stderr(&out).contains(s(&bad)), "{}", stderr(&out));
     assert!(env.outbox_files().is_empty(), "a key error queues nothing");
 
     let (key, _) = env.keygen("open");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let out = env.run(&[
-        "callback",
-        "send",
-        "--receipt",
-        s(&receipt),
-        "--url",
-        "http://127.0.0.1:9/",
-        "--key",
-        s(&key),
-        "--dry-run",
-    ]);
+    let out = env.send(s(&receipt), "http://127.0.0.1:9/", s(&key), &["--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("warning: private key") && stderr(&out).contains("chmod 600"),
@@ -113,17 +90,12 @@ fn dry_run_prints_the_exact_request_and_signature_base() {
     let env = Env::new();
     let (key, id) = env.keygen("k");
     let receipt = env.write_receipt("receipt.json", SEED);
-    let out = env.run(&[
-        "callback",
-        "send",
-        "--receipt",
+    let out = env.send(
         s(&receipt),
-        "--url",
         "https://registry.example/hooks/spawn?team=core",
-        "--key",
         s(&key),
-        "--dry-run",
-    ]);
+        &["--dry-run"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     for needle in [
@@ -147,11 +119,7 @@ fn plain_http_to_a_remote_host_is_refused() {
     let env = Env::new();
     let (key, _) = env.keygen("k");
     let receipt = env.write_receipt("receipt.json", SEED);
-    let out = env.run(&send_args(
-        s(&receipt),
-        "http://registry.example/hook",
-        s(&key),
-    ));
+    let out = env.send(s(&receipt), "http://registry.example/hook", s(&key), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("--allow-insecure-http"),
@@ -168,7 +136,7 @@ fn delivered_to_the_receiver_and_logged_once() {
     let receipt = env.write_receipt("receipt.json", SEED);
     let rx = env.receiver("127.0.0.1:0");
     let url = rx.url("/hooks/spawn");
-    let out = env.run(&send_args(s(&receipt), &url, s(&key)));
+    let out = env.send(s(&receipt), &url, s(&key), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("callback delivered") && stdout(&out).contains("1 attempt"),
@@ -176,7 +144,7 @@ fn delivered_to_the_receiver_and_logged_once() {
         stdout(&out)
     );
     // The same receipt again: accepted as a duplicate, not logged twice.
-    let out = env.run(&send_args(s(&receipt), &url, s(&key)));
+    let out = env.send(s(&receipt), &url, s(&key), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (clean, log) = rx.stop();
     assert!(clean, "receiver stops cleanly on SIGTERM: {log}");
@@ -199,7 +167,7 @@ fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
         Step::Status(500, vec![]),
         Step::Forward(rx.addr),
     ]);
-    let out = env.run(&send_args(s(&receipt), &flaky.url("/hook"), s(&key)));
+    let out = env.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("3 attempts"), "{}", stdout(&out));
     assert_eq!(
@@ -236,7 +204,7 @@ fn a_400_is_not_retried_and_the_receipt_is_queued() {
     let (key, _) = env.keygen("k");
     let receipt = env.write_receipt("receipt.json", SEED);
     let flaky = Flaky::start(vec![Step::Status(400, vec![]), Step::Status(204, vec![])]);
-    let out = env.run(&send_args(s(&receipt), &flaky.url("/hook"), s(&key)));
+    let out = env.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert_eq!(flaky.requests().len(), 1, "no retry after 400");
     assert!(stderr(&out).contains("HTTP 400"), "{}", stderr(&out));
@@ -252,7 +220,7 @@ fn a_429_is_retried_after_its_retry_after_and_a_long_one_is_queued() {
         Step::Status(429, vec![("Retry-After".into(), "0".into())]),
         Step::Status(204, vec![]),
     ]);
-    let out = env.run(&send_args(s(&receipt), &flaky.url("/hook"), s(&key)));
+    let out = env.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(flaky.requests().len(), 2);
     drop(flaky);
@@ -262,7 +230,7 @@ fn a_429_is_retried_after_its_retry_after_and_a_long_one_is_queued() {
         Step::Status(503, vec![("Retry-After".into(), "3600".into())]),
         Step::Status(204, vec![]),
     ]);
-    let out = env.run(&send_args(s(&receipt), &flaky.url("/hook"), s(&key)));
+    let out = env.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert_eq!(flaky.requests().len(), 1);
     assert!(
@@ -279,18 +247,7 @@ fn server_down_queues_in_the_outbox_and_flush_delivers_later() {
     let receipt = env.write_receipt("receipt.json", SEED);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
-    let out = env.run(&[
-        "callback",
-        "send",
-        "--receipt",
-        s(&receipt),
-        "--url",
-        &url,
-        "--key",
-        s(&key),
-        "--attempts",
-        "2",
-    ]);
+    let out = env.send(s(&receipt), &url, s(&key), &["--attempts", "2"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -332,20 +289,12 @@ fn a_server_that_never_answers_hits_the_timeout() {
     let receipt = env.write_receipt("receipt.json", SEED);
     let flaky = Flaky::start(vec![Step::Hang]);
     let started = Instant::now();
-    let out = env.run(&[
-        "callback",
-        "send",
-        "--receipt",
+    let out = env.send(
         s(&receipt),
-        "--url",
         &flaky.url("/hook"),
-        "--key",
         s(&key),
-        "--callback-timeout",
-        "300ms",
-        "--attempts",
-        "2",
-    ]);
+        &["--callback-timeout", "300ms", "--attempts", "2"],
+    );
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
     assert_eq!(flaky.requests().len(), 2);
@@ -522,18 +471,7 @@ fn flush_removes_only_what_was_delivered() {
     let first = env.write_receipt("a.json", "root-a");
     let second = env.write_receipt("b.json", "root-b");
     for receipt in [&first, &second] {
-        let out = env.run(&[
-            "callback",
-            "send",
-            "--receipt",
-            s(receipt),
-            "--url",
-            &dead,
-            "--key",
-            s(&key),
-            "--attempts",
-            "1",
-        ]);
+        let out = env.send(s(receipt), &dead, s(&key), &["--attempts", "1"]);
         assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     }
     let queued = env.outbox_files();
@@ -799,7 +737,7 @@ fn a_proof_is_refused_by_send_and_by_the_receiver_and_the_real_receipt_is_logged
     let url = rx.url("/hooks/spawn");
 
     // `callback send` with the proof: exit 6, nothing sent, nothing queued.
-    let out = env.run(&send_args(s(&proof), &url, s(&key_path)));
+    let out = env.send(s(&proof), &url, s(&key_path), &[]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -860,7 +798,7 @@ fn a_proof_is_refused_by_send_and_by_the_receiver_and_the_real_receipt_is_logged
     assert!(env.log_lines().is_empty(), "nothing logged so far");
 
     // The real receipt is then accepted and logged: nothing took its key.
-    let out = env.run(&send_args(s(&receipt), &url, s(&key_path)));
+    let out = env.send(s(&receipt), &url, s(&key_path), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     rx.stop();
     let lines = env.log_lines();
@@ -946,7 +884,7 @@ fn a_public_key_or_a_text_file_as_key_says_what_to_pass_instead() {
     let public = env.path().join("k.pem.pub");
     let receipt = env.write_receipt("receipt.json", SEED);
 
-    let out = env.run(&send_args(s(&receipt), "http://127.0.0.1:9/", s(&public)));
+    let out = env.send(s(&receipt), "http://127.0.0.1:9/", s(&public), &[]);
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
@@ -980,7 +918,7 @@ fn queue_a_rejected_callback(env: &Env) -> (std::path::PathBuf, std::path::PathB
     let (key, _) = env.keygen("untrusted");
     let receipt = env.write_receipt("receipt.json", SEED);
     let rx = env.receiver("127.0.0.1:0");
-    let out = env.run(&send_args(s(&receipt), &rx.url("/hook"), s(&key)));
+    let out = env.send(s(&receipt), &rx.url("/hook"), s(&key), &[]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert!(stderr(&out).contains("HTTP 401"), "{}", stderr(&out));
     let queued = env.outbox_files();

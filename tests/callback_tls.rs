@@ -99,18 +99,12 @@ fn https_with_a_private_ca_is_delivered_and_without_it_is_queued() {
     let ca = env.path().join("ca.pem");
     std::fs::write(&ca, ca_pem).expect("write ca");
     let url = format!("https://127.0.0.1:{}/hooks/spawn", server.port);
-    let out = env.run(&[
-        "callback",
-        "send",
-        "--receipt",
+    let out = env.send(
         &receipt,
-        "--url",
         &url,
-        "--key",
         &key,
-        "--ca-cert",
-        ca.to_str().expect("utf8"),
-    ]);
+        &["--ca-cert", ca.to_str().expect("utf8")],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("HTTP 204"), "{}", stdout(&out));
     let seen = server.finish();
@@ -149,18 +143,7 @@ fn https_with_a_private_ca_is_delivered_and_without_it_is_queued() {
     // Not trusted (platform roots only): nothing is sent, the receipt is queued.
     let (_, server) = tls_server(1);
     let url = format!("https://127.0.0.1:{}/hooks/spawn", server.port);
-    let out = env.run(&[
-        "callback",
-        "send",
-        "--receipt",
-        &receipt,
-        "--url",
-        &url,
-        "--key",
-        &key,
-        "--attempts",
-        "1",
-    ]);
+    let out = env.send(&receipt, &url, &key, &["--attempts", "1"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert!(
         stderr(&out).to_lowercase().contains("certificate"),

@@ -76,6 +76,13 @@ impl Env {
         self.cmd().args(args).output().expect("run spawn-elite")
     }
 
+    /// `callback send --receipt RECEIPT --url URL --key KEY EXTRA...`.
+    pub fn send(&self, receipt: &str, url: &str, key: &str, extra: &[&str]) -> Output {
+        let mut args = send_args(receipt, url, key);
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     /// `keygen -o PATH`, returning (private key path, key id).
     pub fn keygen(&self, name: &str) -> (PathBuf, String) {
         let path = self.path().join(format!("{name}.pem"));
@@ -514,4 +521,18 @@ impl HandRequest {
             .unwrap_or_default();
         (status, body)
     }
+}
+
+/// The arguments of `callback send` for one receipt, URL and key.
+pub fn send_args<'a>(receipt: &'a str, url: &'a str, key: &'a str) -> Vec<&'a str> {
+    vec![
+        "callback",
+        "send",
+        "--receipt",
+        receipt,
+        "--url",
+        url,
+        "--key",
+        key,
+    ]
 }
