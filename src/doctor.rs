@@ -11,8 +11,6 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 /// How long one `TOOL --version` may take before it counts as not answering.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -105,7 +103,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn word(&self) -> &'static str {
+    pub fn word(&self) -> &'static str {
         match self {
             Status::Found(_) => "ok",
             Status::TooOld(_) => "too old",
@@ -114,14 +112,14 @@ impl Status {
         }
     }
 
-    fn version(&self) -> Option<&str> {
+    pub fn version(&self) -> Option<&str> {
         match self {
             Status::Found(v) | Status::TooOld(v) => Some(v),
             Status::Missing | Status::Broken(_) => None,
         }
     }
 
-    fn usable(&self) -> bool {
+    pub fn usable(&self) -> bool {
         matches!(self, Status::Found(_))
     }
 }
@@ -262,72 +260,6 @@ pub fn older_than(version: &str, minimum: &str) -> bool {
         }
     }
     false
-}
-
-/// Print the report. Always succeeds: see the module documentation.
-pub fn report(results: &[(&Tool, Status)], as_json: bool) {
-    if as_json {
-        let tools: Vec<_> = results
-            .iter()
-            .map(|(tool, status)| {
-                json!({
-                    "name": tool.name,
-                    "status": status.word(),
-                    "version": status.version(),
-                    "minimum": tool.minimum,
-                    "detail": match status { Status::Broken(reason) => Some(reason.as_str()), _ => None },
-                    "needed_for": tool.needed_for,
-                })
-            })
-            .collect();
-        let missing: Vec<_> = results
-            .iter()
-            .filter(|(_, s)| !s.usable())
-            .map(|(t, _)| t.name)
-            .collect();
-        let value = json!({ "tools": tools, "missing": missing });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-        return;
-    }
-
-    println!(
-        "spawn-elite {}: tools the spawned repositories use on this host",
-        env!("CARGO_PKG_VERSION")
-    );
-    println!();
-    let name_width = results.iter().map(|(t, _)| t.name.len()).max().unwrap_or(0);
-    for (tool, status) in results {
-        let version = match status {
-            Status::Found(v) => v.clone(),
-            Status::TooOld(v) => format!("{v} (needs >= {})", tool.minimum.unwrap_or("?")),
-            Status::Missing => "-".to_string(),
-            Status::Broken(reason) => reason.clone(),
-        };
-        println!(
-            "  {:<7}  {:<name_width$}  {:<24}  {}",
-            status.word(),
-            tool.name,
-            version,
-            tool.needed_for
-        );
-    }
-    println!();
-    let unusable: Vec<_> = results
-        .iter()
-        .filter(|(_, s)| !s.usable())
-        .map(|(t, _)| t.name)
-        .collect();
-    if unusable.is_empty() {
-        println!("Everything the spawned repositories use is here.");
-    } else {
-        println!(
-            "Not usable here: {}. spawn-elite itself still works; only what is listed beside them will not work here.",
-            unusable.join(", ")
-        );
-    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,19 @@
 //! The local ledger: one JSON line per spawn, each carrying the BLAKE3 of the
 //! line before it, so editing, dropping or reordering past lines is evident.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::exit_codes::{ExitCode, fail};
+use crate::chain::{self, Chain, Fault, Link, Lock};
+use crate::error::{ExitCode, fail, fail_with};
 use crate::paths::data_dir;
 use crate::receipt::{Receipt, hex};
 
-/// What the first line's `prev` holds, as there is no line before it.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use crate::chain::GENESIS;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,15 @@ pub struct Entry {
     pub receipt_blake3: String,
 }
 
+impl Link for Entry {
+    fn seq(&self) -> Option<u64> {
+        Some(self.seq)
+    }
+    fn prev(&self) -> Option<&str> {
+        Some(&self.prev)
+    }
+}
+
 pub fn path() -> Result<PathBuf> {
     Ok(data_dir()?.join("ledger.jsonl"))
 }
@@ -48,40 +57,28 @@ pub fn append(receipt: &Receipt, repo_path: &Path) -> Result<PathBuf> {
 
 fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path) -> Result<()> {
     let io = |e: std::io::Error| {
-        fail(
+        fail_with(
             ExitCode::Io,
             format!(
                 "cannot update ledger {}: {e}; make its directory writable",
                 path.display()
             ),
+            e,
         )
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(io)?;
-    file.lock().map_err(io)?;
-    let mut text = Vec::new();
-    file.read_to_end(&mut text).map_err(io)?;
     // A line chained to a broken ledger would never verify, so the whole
     // chain is checked first (hashing a line per spawn costs nothing).
-    let (entries, broken) = check_chain(&text);
-    if let Some((line, why)) = broken {
-        return Err(fail(ExitCode::Io, broken_message(path, line, &why)));
+    let (mut chain, walked) = Chain::open::<Entry>(path, Lock::Wait).map_err(io)?;
+    if let Some((line, fault)) = &walked.broken {
+        return Err(fail(
+            ExitCode::Drift,
+            broken_message(path, *line, &why(*line, fault, &walked.last_hash)),
+        ));
     }
-    let (seq, prev) = match (entries.last(), last_line(&text)) {
-        (Some(entry), Some(last)) => (entry.seq + 1, hex(blake3::hash(last).as_bytes())),
-        _ => (1, GENESIS.to_owned()),
-    };
     let repo = std::fs::canonicalize(repo_path).unwrap_or_else(|_| repo_path.to_path_buf());
     let entry = Entry {
-        seq,
-        prev,
+        seq: chain.seq + 1,
+        prev: chain.last_hash.clone(),
         created: receipt.created.clone(),
         repo: repo.display().to_string(),
         name: receipt.spawn.as_ref().map(|s| s.name.clone()),
@@ -90,23 +87,26 @@ fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path) -> Result<()> {
         leaf_count: receipt.leaf_count,
         receipt_blake3: hex(blake3::hash(&receipt.to_json_bytes()).as_bytes()),
     };
-    let mut line = serde_json::to_vec(&entry).map_err(|e| io(e.into()))?;
-    line.push(b'\n');
-    file.seek(SeekFrom::End(0)).map_err(io)?;
-    file.write_all(&line).map_err(io)?;
-    file.sync_data().map_err(io)
+    let line = serde_json::to_vec(&entry).map_err(|e| io(e.into()))?;
+    chain.append(&line).map_err(io)?;
+    chain.sync().map_err(io)
 }
 
-/// The last line's bytes without its newline.
-fn last_line(text: &[u8]) -> Option<&[u8]> {
-    let body = text.strip_suffix(b"\n").unwrap_or(text);
-    if body.is_empty() {
-        return None;
+/// What is wrong with line `n` of a ledger, in words.
+fn why(n: usize, fault: &Fault, expected_prev: &str) -> String {
+    match fault {
+        Fault::Cut => "it has no final newline, so it was cut off while written".to_owned(),
+        Fault::Unparsable(e) => format!("it is not a ledger entry ({e}); it was edited"),
+        Fault::Seq(seq) => format!(
+            "its seq is {} instead of {n}; lines were removed or reordered",
+            seq.unwrap_or_default()
+        ),
+        Fault::Prev(prev) => format!(
+            "its prev {} is not the BLAKE3 of line {} ({expected_prev}); the line before it was edited, removed or reordered",
+            prev.as_deref().unwrap_or_default(),
+            n - 1
+        ),
     }
-    Some(match body.iter().rposition(|&b| b == b'\n') {
-        Some(i) => &body[i + 1..],
-        None => body,
-    })
 }
 
 /// What is wrong with a broken ledger, and how to recover: the chain
@@ -137,66 +137,23 @@ pub fn read_until_break(path: &Path) -> Result<(Vec<Entry>, Option<anyhow::Error
         Err(e) => Err(e),
     }
     .map_err(|e| {
-        fail(
+        fail_with(
             ExitCode::Io,
             format!(
                 "cannot read ledger {}: {e}; check its permissions",
                 path.display()
             ),
+            e,
         )
     })?;
-    let (entries, broken) = check_chain(&text);
-    let broken = broken.map(|(line, why)| fail(ExitCode::Drift, broken_message(path, line, &why)));
-    Ok((entries, broken))
-}
-
-/// The entries up to the first line that does not fit the chain, and that
-/// line's number with what is wrong with it.
-fn check_chain(text: &[u8]) -> (Vec<Entry>, Option<(usize, String)>) {
-    let mut entries = Vec::new();
-    let mut prev = GENESIS.to_owned();
-    if text.is_empty() {
-        return (entries, None);
-    }
-    // A last line without its newline was cut off while written: the lines
-    // before it still count.
-    let (body, cut) = match text.strip_suffix(b"\n") {
-        Some(body) => (body, false),
-        None => (text, true),
-    };
-    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
-    for (i, line) in lines.iter().enumerate() {
-        let n = i + 1;
-        if cut && n == lines.len() {
-            let why = "it has no final newline, so it was cut off while written";
-            return (entries, Some((n, why.into())));
-        }
-        let entry: Entry = match serde_json::from_slice(line) {
-            Ok(entry) => entry,
-            Err(e) => {
-                let why = format!("it is not a ledger entry ({e}); it was edited");
-                return (entries, Some((n, why)));
-            }
-        };
-        if entry.seq != n as u64 {
-            let why = format!(
-                "its seq is {} instead of {n}; lines were removed or reordered",
-                entry.seq
-            );
-            return (entries, Some((n, why)));
-        }
-        if entry.prev != prev {
-            let why = format!(
-                "its prev {} is not the BLAKE3 of line {} ({prev}); the line before it was edited, removed or reordered",
-                entry.prev,
-                n - 1
-            );
-            return (entries, Some((n, why)));
-        }
-        prev = hex(blake3::hash(line).as_bytes());
-        entries.push(entry);
-    }
-    (entries, None)
+    let walked = chain::walk::<Entry>(&text);
+    let broken = walked.broken.as_ref().map(|(line, fault)| {
+        fail(
+            ExitCode::Drift,
+            broken_message(path, *line, &why(*line, fault, &walked.last_hash)),
+        )
+    });
+    Ok((walked.entries, broken))
 }
 
 #[cfg(test)]
@@ -246,14 +203,17 @@ mod tests {
     }
 
     fn broken_at(text: &[u8]) -> Option<usize> {
-        check_chain(text).1.map(|(n, _)| n)
+        chain::walk::<Entry>(text).broken.map(|(n, _)| n)
+    }
+
+    fn entries(text: &[u8]) -> usize {
+        chain::walk::<Entry>(text).entries.len()
     }
 
     #[test]
     fn an_intact_chain_verifies() {
-        let (entries, broken) = check_chain(&chain(4));
-        assert_eq!((entries.len(), broken), (4, None));
-        assert_eq!(check_chain(b"").0.len(), 0);
+        assert_eq!((entries(&chain(4)), broken_at(&chain(4))), (4, None));
+        assert_eq!(entries(b""), 0);
         assert_eq!(broken_at(b""), None);
     }
 
@@ -264,7 +224,7 @@ mod tests {
             .replacen("\"/r\"", "\"/s\"", 2)
             .replacen("\"/s\"", "\"/r\"", 1);
         assert_eq!(broken_at(edited.as_bytes()), Some(3));
-        assert_eq!(check_chain(edited.as_bytes()).0.len(), 2);
+        assert_eq!(entries(edited.as_bytes()), 2);
     }
 
     #[test]
@@ -274,7 +234,7 @@ mod tests {
         let dropped = [lines[0], lines[2], b""].join(&b'\n');
         assert_eq!(broken_at(&dropped), Some(2));
         assert_eq!(broken_at(&text[..text.len() - 5]), Some(3));
-        assert_eq!(check_chain(&text[..text.len() - 5]).0.len(), 2);
+        assert_eq!(entries(&text[..text.len() - 5]), 2);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+
+use crate::error::{ExitCode, fail};
 
 /// `$XDG_DATA_HOME/spawn-elite`, else `$HOME/.local/share/spawn-elite`.
 ///
@@ -17,8 +19,11 @@ pub fn data_dir() -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").map(PathBuf::from) {
         Some(home) if home.is_absolute() => Ok(home.join(".local/share/spawn-elite")),
-        _ => bail!(
-            "cannot find a data directory: neither XDG_DATA_HOME nor HOME is set to an absolute path; set one of them"
-        ),
+        // Like a missing HOME everywhere else: the environment is the
+        // user's to fix, so it is a usage error.
+        _ => Err(fail(
+            ExitCode::Usage,
+            "cannot find a data directory: neither XDG_DATA_HOME nor HOME is set to an absolute path; set one of them",
+        )),
     }
 }

@@ -1,13 +1,14 @@
-//! The template set embedded in the binary, and rendering it into an
-//! in-memory plan. Layout rules are in docs/TEMPLATES.md.
+//! The template set embedded in the binary: the repository types it knows,
+//! the layers each is made of, and rendering them into in-memory files.
+//! Layout rules are in docs/TEMPLATES.md.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use include_dir::{Dir, DirEntry, File, include_dir};
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
-use crate::config::{Kind, SpawnConfig};
+use crate::error::{ExitCode, fail};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
@@ -22,30 +23,122 @@ pub struct PlannedFile {
     pub executable: bool,
 }
 
-/// A layer of the template tree and whether a given spawn includes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Service,
+    Infra,
+    Tool,
+}
+
+/// One repository type: its name, the template layers it is made of, and
+/// what to do after spawning one. What "elite" adds is decided here and
+/// nowhere else in Rust: one more layer, and a few more next steps. (The
+/// templates see it as the `elite` value.)
+pub struct TypeSpec {
+    pub kind: Kind,
+    pub name: &'static str,
+    /// Layers every spawn of this type includes, in order.
+    pub layers: &'static [&'static str],
+    /// The layer `--no-elite` leaves out: CI, containers, monitoring.
+    pub elite_layer: &'static str,
+    /// Printed after a spawn, after `cd DIR`.
+    pub next_steps: &'static [&'static str],
+    /// Printed after those when the elite layer was included.
+    pub elite_next_steps: &'static [&'static str],
+}
+
+pub const TYPES: &[TypeSpec] = &[
+    TypeSpec {
+        kind: Kind::Service,
+        name: "service",
+        layers: &["base", "service"],
+        elite_layer: "elite/service",
+        next_steps: &[
+            "make venv      # .venv with runtime and development dependencies",
+            "make test      # run the tests",
+            "make dev       # serve on localhost with reload",
+        ],
+        elite_next_steps: &[
+            "cp .env.example .env   # then set GRAFANA_ADMIN_PASSWORD in .env",
+            "docker compose up -d   # app, Prometheus and Grafana",
+        ],
+    },
+    TypeSpec {
+        kind: Kind::Infra,
+        name: "infra",
+        layers: &["base", "infra"],
+        elite_layer: "elite/infra",
+        next_steps: &[
+            "cp .env.example .env   # then fill in your cloud settings",
+            "make init && make plan",
+        ],
+        elite_next_steps: &[],
+    },
+    TypeSpec {
+        kind: Kind::Tool,
+        name: "tool",
+        layers: &["base", "tool"],
+        elite_layer: "elite/tool",
+        next_steps: &[
+            "make test      # bats tests",
+            "make install   # install the command into ~/.local/bin",
+        ],
+        elite_next_steps: &[],
+    },
+];
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Service, Kind::Infra, Kind::Tool];
+
+    pub fn spec(self) -> &'static TypeSpec {
+        // Every Kind has a row; the table's test checks it.
+        TYPES.iter().find(|t| t.kind == self).unwrap_or(&TYPES[0])
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn parse(text: &str) -> Result<Kind> {
+        TYPES
+            .iter()
+            .find(|t| t.name == text)
+            .map(|t| t.kind)
+            .ok_or_else(|| {
+                fail(
+                    ExitCode::Usage,
+                    format!("unknown type '{text}': choose one of service, infra, tool"),
+                )
+            })
+    }
+
+    /// What to do after spawning this type, after `cd DIR`.
+    pub fn next_steps(self, elite: bool) -> Vec<&'static str> {
+        let spec = self.spec();
+        let mut steps = spec.next_steps.to_vec();
+        if elite {
+            steps.extend_from_slice(spec.elite_next_steps);
+        }
+        steps
+    }
+}
+
+/// A layer of the template tree and whether it is the elite one.
 struct Layer {
-    dir: String,
-    kind: Kind,
+    dir: &'static str,
     elite: bool,
 }
 
 fn layers(kind: Kind, elite: bool) -> Vec<Layer> {
-    let mut layers = vec![
-        Layer {
-            dir: "base".into(),
-            kind,
-            elite: false,
-        },
-        Layer {
-            dir: kind.as_str().into(),
-            kind,
-            elite: false,
-        },
-    ];
+    let spec = kind.spec();
+    let mut layers: Vec<Layer> = spec
+        .layers
+        .iter()
+        .map(|dir| Layer { dir, elite: false })
+        .collect();
     if elite {
         layers.push(Layer {
-            dir: format!("elite/{}", kind.as_str()),
-            kind,
+            dir: spec.elite_layer,
             elite: true,
         });
     }
@@ -110,33 +203,30 @@ fn environment() -> Environment<'static> {
     env
 }
 
-/// Render every file of one spawn in memory, sorted by path.
+/// Render every file of one spawn of `kind` named `name` in memory, sorted
+/// by path; `ctx` holds the values the templates see.
 ///
 /// Rendering everything before writing anything is what lets a spawn fail
 /// without leaving half a repository behind.
-pub fn plan(config: &SpawnConfig) -> Result<Vec<PlannedFile>> {
+pub fn render(
+    kind: Kind,
+    elite: bool,
+    name: &str,
+    ctx: &minijinja::Value,
+) -> Result<Vec<PlannedFile>> {
     let env = environment();
-    let ctx = context! {
-        name => &config.name,
-        type => config.kind.as_str(),
-        elite => config.elite,
-        year => config.now.strftime("%Y").to_string(),
-        date => config.now.strftime("%Y-%m-%d").to_string(),
-        tool_version => env!("CARGO_PKG_VERSION"),
-        ..minijinja::Value::from(config.values.clone())
-    };
     let mut planned: BTreeMap<String, PlannedFile> = BTreeMap::new();
-    for layer in layers(config.kind, config.elite) {
-        for file in files_under(&layer.dir) {
-            let pattern = output_pattern(&layer.dir, file);
-            let path = pattern.replace(NAME_PLACEHOLDER, &config.name);
+    for layer in layers(kind, elite) {
+        for file in files_under(layer.dir) {
+            let pattern = output_pattern(layer.dir, file);
+            let path = pattern.replace(NAME_PLACEHOLDER, name);
             let source = path_text(file);
             let contents = if source.ends_with(".j2") {
                 let text = file
                     .contents_utf8()
                     .with_context(|| format!("template {source} is not UTF-8"))?;
                 let mut rendered = env
-                    .render_str(text, ctx.clone())
+                    .render_str(text, ctx)
                     .with_context(|| format!("cannot render template {source}"))?;
                 if !rendered.ends_with('\n') && !rendered.is_empty() {
                     rendered.push('\n');
@@ -153,7 +243,7 @@ pub fn plan(config: &SpawnConfig) -> Result<Vec<PlannedFile>> {
             if planned.insert(path.clone(), entry).is_some() {
                 bail!(
                     "two templates produce {path} for a {} repository (layer {}); keep each path in one layer",
-                    layer.kind.as_str(),
+                    kind.as_str(),
                     layer.dir
                 );
             }
@@ -168,13 +258,13 @@ pub fn catalogue() -> Vec<(String, Vec<String>)> {
     let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for kind in Kind::ALL {
         for layer in layers(kind, true) {
-            for file in files_under(&layer.dir) {
+            for file in files_under(layer.dir) {
                 let label = if layer.elite {
                     format!("{} (elite)", kind.as_str())
                 } else {
                     kind.as_str().to_owned()
                 };
-                rows.entry(output_pattern(&layer.dir, file))
+                rows.entry(output_pattern(layer.dir, file))
                     .or_default()
                     .push(label);
             }
@@ -197,4 +287,21 @@ pub fn digest() -> String {
         hasher.update(file.contents());
     }
     hasher.finalize().to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_row_and_its_layers_exist() {
+        for kind in Kind::ALL {
+            let rows = TYPES.iter().filter(|t| t.kind == kind).count();
+            assert_eq!(rows, 1, "{kind:?}");
+            assert_eq!(Kind::parse(kind.as_str()).ok(), Some(kind));
+            for layer in layers(kind, true) {
+                assert!(TEMPLATES.get_dir(layer.dir).is_some(), "{}", layer.dir);
+            }
+        }
+    }
 }

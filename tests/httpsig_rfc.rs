@@ -2,9 +2,7 @@
 //! tamper tests. The module is compiled in directly: it depends on external
 //! crates only.
 
-#[allow(dead_code)]
-#[path = "../src/httpsig.rs"]
-mod httpsig;
+use spawn_elite::callback::httpsig;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};

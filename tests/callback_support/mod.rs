@@ -5,8 +5,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../../src/httpsig.rs"]
-pub mod httpsig;
+pub use spawn_elite::callback::httpsig;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -6,38 +6,27 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::cli::SpawnArgs;
-use crate::exit_codes::{ExitCode, fail};
+use crate::error::{ExitCode, fail};
+use crate::templates::Kind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    Service,
-    Infra,
-    Tool,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Service, Kind::Infra, Kind::Tool];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Service => "service",
-            Kind::Infra => "infra",
-            Kind::Tool => "tool",
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Kind> {
-        Kind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-            .ok_or_else(|| {
-                fail(
-                    ExitCode::Usage,
-                    format!("unknown type '{text}': choose one of service, infra, tool"),
-                )
-            })
-    }
+/// One spawn as the user asked for it, before any check: what the command
+/// layer hands the engine.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub name: String,
+    /// The positional TYPE, if any.
+    pub kind: Option<String>,
+    /// `--type`, if given.
+    pub type_option: Option<String>,
+    pub out_dir: Option<PathBuf>,
+    pub no_elite: bool,
+    pub no_git: bool,
+    pub dry_run: bool,
+    pub json: bool,
+    pub quiet: bool,
+    pub no_ledger: bool,
+    /// `--set KEY=VALUE`, as typed.
+    pub set: Vec<String>,
 }
 
 /// One `--set` key: its default and the check its value must pass.
@@ -107,10 +96,11 @@ pub struct SpawnConfig {
 }
 
 impl SpawnConfig {
-    /// `kind` is the positional TYPE, if any; `--type` may give it instead.
-    pub fn from_args(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<SpawnConfig> {
+    /// Check every part of `args`; the positional TYPE or `--type` may name the type.
+    pub fn from_request(args: &Request) -> Result<SpawnConfig> {
+        let name = args.name.as_str();
         validate_name(name)?;
-        let kind = match (kind, args.type_option.as_deref()) {
+        let kind = match (args.kind.as_deref(), args.type_option.as_deref()) {
             (Some(a), Some(b)) if a != b => {
                 return Err(fail(
                     ExitCode::Usage,

@@ -1,5 +1,4 @@
-//! One spawn from validated input to report, and the part that matters
-//! most: writing a planned repository so that it appears whole or not at all.
+//! Writing a planned repository so that it appears whole or not at all.
 //!
 //! Everything is written into a hidden staging directory beside the target
 //! (same filesystem), committed there, and only then renamed into place. Any
@@ -14,127 +13,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::callback;
-use crate::cli::SpawnArgs;
-use crate::config::SpawnConfig;
-use crate::exit_codes::{ExitCode, fail};
-use crate::git::{self, GitOutcome};
+use super::config::SpawnConfig;
+use super::git::{self, GitOutcome};
+use crate::error::{ExitCode, fail};
+use crate::fsutil;
 use crate::interrupt;
-use crate::ledger;
-use crate::output;
-use crate::receipt::{Receipt, SpawnInfo};
-use crate::scan;
-use crate::templates;
 use crate::templates::PlannedFile;
-
-/// What a finished spawn reports to the user.
-pub struct Report<'a> {
-    pub files: &'a [PlannedFile],
-    pub spawned: &'a Spawned,
-    pub receipt: &'a Receipt,
-    pub ledger: Option<&'a Path>,
-    pub callback: Option<&'a serde_json::Value>,
-}
-
-/// One spawn, start to end: check every input, plan in memory, write
-/// atomically with the receipt, record it in the ledger, then send the callback.
-pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode> {
-    let config = SpawnConfig::from_args(name, kind, args)?;
-    for warning in &config.warnings {
-        output::warn(warning);
-    }
-    // A bad callback key or URL fails before anything is written.
-    let callback = args.callback.options()?;
-    if let Some(cb) = &callback {
-        cb.check()?;
-    }
-    let files = templates::plan(&config)?;
-    if config.dry_run {
-        refuse_existing(&config.target)?;
-        output::plan(&config, &files);
-        if let Some(cb) = &callback {
-            let receipt = preview_receipt(&config, &files)?;
-            print!(
-                "{}",
-                callback::dry_run(&receipt.to_json_bytes(), receipt.merkle_root(), cb)?
-            );
-        }
-        return Ok(ExitCode::Success);
-    }
-    interrupt::install();
-    let mut made = None;
-    let spawned = write_repository(&config, &files, |staging| {
-        let receipt = Receipt::of_tree(staging, Some(spawn_info(&config)), config.now)?;
-        receipt.write(&staging.join(scan::RECEIPT_PATH))?;
-        made = Some(receipt);
-        Ok(())
-    })?;
-    let receipt =
-        made.ok_or_else(|| anyhow::anyhow!("internal error: the spawn wrote no receipt"))?;
-    if spawned.git == Some(GitOutcome::NotInstalled) {
-        output::warn(
-            "git is not installed: the repository was created without git; install git, or pass --no-git to silence this",
-        );
-    }
-    // The repository and its receipt exist now; a ledger that cannot be
-    // written is worth a warning, not a failed spawn.
-    let ledger = if config.ledger {
-        ledger::append(&receipt, &spawned.path)
-            .inspect_err(|e| output::warn(&format!("{e:#}; the spawn is complete but not in the ledger (pass --no-ledger to skip it)")))
-            .ok()
-    } else {
-        None
-    };
-    let mut report = Report {
-        files: &files,
-        spawned: &spawned,
-        receipt: &receipt,
-        ledger: ledger.as_deref(),
-        callback: None,
-    };
-    // Text: the summary first, then what became of the callback. JSON: one
-    // object at the end that includes the callback's outcome.
-    if !config.json {
-        output::summary(&config, &report);
-    }
-    let delivery = callback.as_ref().map(|cb| {
-        callback::after_spawn(
-            &receipt.to_json_bytes(),
-            receipt.merkle_root(),
-            &spawned.path.join(scan::RECEIPT_PATH),
-            cb,
-            config.quiet,
-        )
-    });
-    if config.json {
-        report.callback = delivery.as_ref().map(|(_, json)| json);
-        output::summary(&config, &report);
-    }
-    match delivery {
-        Some((callback::CallbackStatus::Pending, _)) => Ok(ExitCode::CallbackPending),
-        _ => Ok(ExitCode::Success),
-    }
-}
-
-/// The receipt a spawn would write, for `--dry-run --callback`: the planned
-/// files are written to a scratch directory and measured like the real thing.
-fn preview_receipt(config: &SpawnConfig, files: &[templates::PlannedFile]) -> Result<Receipt> {
-    let scratch = tempfile::tempdir()?;
-    for file in files {
-        write_file(scratch.path(), file)?;
-    }
-    Receipt::of_tree(scratch.path(), Some(spawn_info(config)), config.now)
-}
-
-fn spawn_info(config: &SpawnConfig) -> SpawnInfo {
-    SpawnInfo {
-        name: config.name.clone(),
-        kind: config.kind.as_str().to_owned(),
-        options: config.values.clone(),
-        template_digest: templates::digest(),
-        elite: config.elite,
-    }
-}
 
 /// Ctrl-C during a spawn must not kill the process mid-write: the writer
 /// checks for it between steps, so cleanup always runs.
@@ -281,24 +165,6 @@ pub fn write_file(root: &Path, file: &PlannedFile) -> Result<()> {
     Ok(())
 }
 
-/// Rename that fails instead of replacing an empty directory that appeared
-/// at the target since we checked (plain rename(2) would replace it):
-/// renameat2(RENAME_NOREPLACE) on Linux, renameatx_np(RENAME_EXCL) on macOS.
-fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
-        // Filesystems without no-replace renames: check, then rename.
-        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
-            if fs::symlink_metadata(to).is_ok() {
-                return Err(ErrorKind::AlreadyExists.into());
-            }
-            fs::rename(from, to)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Write `files` as a new repository at `config.target`.
 ///
 /// `before_commit` runs on the staged tree after the files are written and
@@ -348,7 +214,7 @@ pub fn write_repository(
     };
 
     check_interrupted()?;
-    match rename_no_replace(staging.path(), &config.target) {
+    match fsutil::rename_no_replace(staging.path(), &config.target) {
         Ok(()) => {
             let _ = staging.keep();
             created_base.keep = true;
@@ -382,27 +248,4 @@ pub fn write_repository(
         path: config.target.clone(),
         git,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rename_never_replaces_an_empty_directory_that_appeared() {
-        let dir = tempfile::tempdir().unwrap();
-        let (from, to) = (dir.path().join("staging"), dir.path().join("target"));
-        fs::create_dir(&from).unwrap();
-        fs::write(from.join("f"), "new").unwrap();
-        fs::create_dir(&to).unwrap();
-        let err = rename_no_replace(&from, &to).unwrap_err();
-        assert!(matches!(
-            err.kind(),
-            ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty
-        ));
-        assert!(from.join("f").exists() && fs::read_dir(&to).unwrap().next().is_none());
-        fs::remove_dir(&to).unwrap();
-        rename_no_replace(&from, &to).unwrap();
-        assert_eq!(fs::read_to_string(to.join("f")).unwrap(), "new");
-    }
 }

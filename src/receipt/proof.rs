@@ -9,10 +9,10 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::exit_codes::{ExitCode, fail};
-use crate::merkle::{self, Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
+use crate::error::{ExitCode, fail};
+use crate::receipt::merkle::{self, Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
+use crate::receipt::scan::hash_reader;
 use crate::receipt::{Receipt, hex, mode_str, parse_hash, parse_mode};
-use crate::scan::hash_reader;
 
 pub const FORMAT: &str = "spawn-elite.proof/v1";
 

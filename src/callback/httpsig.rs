@@ -17,8 +17,8 @@
 //! the §2.5 signature base together from those serializations. The RFC's own
 //! Appendix B.2.6 vector is reproduced byte for byte in `tests/httpsig_rfc.rs`.
 //!
-//! This file depends on external crates only (no `crate::` paths), so the
-//! conformance tests can compile it on its own.
+//! It depends on external crates only: the library exports it as
+//! `spawn_elite::callback::httpsig` for tests and other verifiers.
 
 use std::fmt;
 

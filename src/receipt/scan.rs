@@ -22,8 +22,8 @@ use rayon::prelude::*;
 use rustix::fs::{Mode, OFlags};
 use walkdir::WalkDir;
 
-use crate::exit_codes::{ExitCode, fail};
-use crate::merkle::{Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
+use crate::error::{ExitCode, fail};
+use crate::receipt::merkle::{Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
 
 /// Where the receipt of a spawned repository lives, relative to its root.
 pub const RECEIPT_PATH: &str = ".spawn-elite/receipt.json";

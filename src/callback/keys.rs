@@ -5,29 +5,19 @@
 //! It depends on the public key only, so the signer and every receiver
 //! compute the same id from the key files alone.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use clap::Args;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
-use crate::exit_codes::{ExitCode, fail};
-
-/// `spawn-elite keygen`: create an Ed25519 key pair for signed callbacks.
-#[derive(Args, Debug, Clone)]
-pub struct KeygenArgs {
-    /// Where to write the private key (PKCS#8 PEM, mode 0600); the public
-    /// key goes to PATH.pub. Default: $XDG_DATA_HOME/spawn-elite/keys/callback.pem
-    #[arg(short = 'o', long = "output", value_name = "PATH")]
-    pub output: Option<PathBuf>,
-}
+use crate::error::{ExitCode, fail};
+use crate::fsutil::{self, WriteOptions};
 
 /// A problem with a key file: exit code 9 ("key error").
 fn key_err(msg: String) -> anyhow::Error {
@@ -58,19 +48,6 @@ pub fn public_path_for(private: &Path) -> PathBuf {
 /// Default private key location.
 pub fn default_key_path() -> anyhow::Result<PathBuf> {
     Ok(crate::paths::data_dir()?.join("keys").join("callback.pem"))
-}
-
-/// Run `keygen`: print the paths and key id.
-pub fn run_keygen(args: &KeygenArgs) -> anyhow::Result<()> {
-    let path = match &args.output {
-        Some(p) => p.clone(),
-        None => default_key_path()?,
-    };
-    let g = generate(&path)?;
-    println!("private key: {}", g.private_path.display());
-    println!("public key:  {}", g.public_path.display());
-    println!("key id:      {}", g.key_id);
-    Ok(())
 }
 
 /// Generate a key pair at `private` and `private.pub`. Refuses to overwrite
@@ -119,18 +96,15 @@ pub fn generate(private: &Path) -> anyhow::Result<Generated> {
     })
 }
 
+/// Write a new key file with exactly `mode`, atomically; never replaces one.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| key_err(format!("cannot create {}: {e}", path.display())))?;
-    // The umask may have narrowed the mode; make it exactly what we asked.
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .and_then(|_| f.write_all(bytes))
-        .and_then(|_| f.sync_all())
-        .map_err(|e| key_err(format!("cannot write {}: {e}", path.display())))
+    let opts = WriteOptions {
+        mode,
+        exact_mode: true,
+        replace: false,
+    };
+    fsutil::write_atomic(path, bytes, opts)
+        .map_err(|e| key_err(format!("cannot create {}: {e}", path.display())))
 }
 
 /// The label of the first PEM block (`-----BEGIN LABEL-----`) in `text`.

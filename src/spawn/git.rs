@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 
 use anyhow::Result;
 
-use crate::config::SpawnConfig;
-use crate::exit_codes::{ExitCode, fail};
+use super::config::SpawnConfig;
+use crate::error::{ExitCode, fail};
 
 /// Used only when the user has no identity configured; their config is never changed.
 const FALLBACK_NAME: &str = "spawn-elite";

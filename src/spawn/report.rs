@@ -4,11 +4,20 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::config::{Kind, SpawnConfig};
-use crate::git::GitOutcome;
-use crate::scan::RECEIPT_PATH;
-use crate::spawn::Report;
+use super::config::SpawnConfig;
+use super::git::GitOutcome;
+use super::stage::Spawned;
+use crate::receipt::{RECEIPT_PATH, Receipt};
 use crate::templates::PlannedFile;
+
+/// What a finished spawn reports to the user.
+pub struct Report<'a> {
+    pub files: &'a [PlannedFile],
+    pub spawned: &'a Spawned,
+    pub receipt: &'a Receipt,
+    pub ledger: Option<&'a std::path::Path>,
+    pub callback: Option<&'a serde_json::Value>,
+}
 
 /// Git-style, as in receipts, so the two can be compared by eye or by script.
 fn mode_text(file: &PlannedFile) -> &'static str {
@@ -116,38 +125,7 @@ pub fn summary(config: &SpawnConfig, report: &Report<'_>) {
     println!();
     println!("Next steps:");
     println!("  cd {}", spawned.path.display());
-    for step in next_steps(config.kind, config.elite) {
+    for step in config.kind.next_steps(config.elite) {
         println!("  {step}");
-    }
-}
-
-fn next_steps(kind: Kind, elite: bool) -> Vec<&'static str> {
-    let mut steps = match kind {
-        Kind::Service => vec![
-            "make venv      # .venv with runtime and development dependencies",
-            "make test      # run the tests",
-            "make dev       # serve on localhost with reload",
-        ],
-        Kind::Infra => vec![
-            "cp .env.example .env   # then fill in your cloud settings",
-            "make init && make plan",
-        ],
-        Kind::Tool => vec![
-            "make test      # bats tests",
-            "make install   # install the command into ~/.local/bin",
-        ],
-    };
-    if elite && kind == Kind::Service {
-        steps.push("cp .env.example .env   # then set GRAFANA_ADMIN_PASSWORD in .env");
-        steps.push("docker compose up -d   # app, Prometheus and Grafana");
-    }
-    steps
-}
-
-/// `spawn-elite templates list`.
-pub fn catalogue(rows: &[(String, Vec<String>)]) {
-    let width = rows.iter().map(|(path, _)| path.len()).max().unwrap_or(0);
-    for (path, kinds) in rows {
-        println!("{path:width$}  {}", kinds.join(", "));
     }
 }

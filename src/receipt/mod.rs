@@ -8,9 +8,17 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::exit_codes::{ExitCode, fail};
-use crate::merkle::{self, Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
-use crate::scan::{self, RECEIPT_PATH};
+use crate::error::{ExitCode, fail, fail_with};
+use crate::fsutil::{self, WriteOptions};
+
+pub mod drift;
+pub mod merkle;
+pub mod proof;
+pub mod scan;
+
+pub use drift::{Drift, ModeChange, compare};
+use merkle::{Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
+pub use scan::RECEIPT_PATH;
 
 pub const FORMAT: &str = "spawn-elite.receipt/v1";
 const FORMAT_FAMILY: &str = "spawn-elite.receipt/";
@@ -133,21 +141,16 @@ impl Receipt {
     /// old file or the new one, never half of one.
     pub fn write(&self, path: &Path) -> Result<()> {
         let io = |e: std::io::Error| {
-            fail(
-                ExitCode::Io,
-                format!(
-                    "cannot write receipt {}: {e}; check the directory is writable",
-                    path.display()
-                ),
-            )
+            let message = format!(
+                "cannot write receipt {}: {e}; check the directory is writable",
+                path.display()
+            );
+            fail_with(ExitCode::Io, message, e)
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        std::fs::write(&tmp, self.to_json_bytes()).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        fsutil::write_atomic(path, &self.to_json_bytes(), WriteOptions::DATA).map_err(io)
     }
 
     /// Read and fully check a receipt file, so that everything after can
@@ -155,13 +158,11 @@ impl Receipt {
     /// one back, which depends on where it lives (see `damage_remedy`).
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| {
-            fail(
-                ExitCode::Io,
-                format!(
-                    "cannot read receipt {}: {e}; pass the right file with --receipt",
-                    path.display()
-                ),
-            )
+            let message = format!(
+                "cannot read receipt {}: {e}; pass the right file with --receipt",
+                path.display()
+            );
+            fail_with(ExitCode::Io, message, e)
         })?;
         Self::parse_with(&bytes, &path.display().to_string(), &damage_remedy(path))
     }
@@ -383,77 +384,6 @@ pub fn parse_hash(s: &str) -> Option<Hash> {
         *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Drift {
-    pub modified: Vec<String>,
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub mode_changed: Vec<ModeChange>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ModeChange {
-    pub path: String,
-    pub from: String,
-    pub to: String,
-}
-
-impl Drift {
-    pub fn is_empty(&self) -> bool {
-        self.modified.is_empty()
-            && self.added.is_empty()
-            && self.removed.is_empty()
-            && self.mode_changed.is_empty()
-    }
-}
-
-/// How `actual` differs from `expected`; both lists are sorted by path.
-pub fn compare(expected: &Receipt, actual: &Receipt) -> Drift {
-    let mut drift = Drift::default();
-    let (mut e, mut a) = (
-        expected.files.iter().peekable(),
-        actual.files.iter().peekable(),
-    );
-    loop {
-        match (e.peek(), a.peek()) {
-            (None, None) => break,
-            (Some(x), None) => {
-                drift.removed.push(x.path.clone());
-                e.next();
-            }
-            (None, Some(y)) => {
-                drift.added.push(y.path.clone());
-                a.next();
-            }
-            (Some(x), Some(y)) => match x.path.as_bytes().cmp(y.path.as_bytes()) {
-                std::cmp::Ordering::Less => {
-                    drift.removed.push(x.path.clone());
-                    e.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    drift.added.push(y.path.clone());
-                    a.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if x.blake3 != y.blake3 || x.size != y.size {
-                        drift.modified.push(x.path.clone());
-                    }
-                    if x.mode != y.mode {
-                        drift.mode_changed.push(ModeChange {
-                            path: x.path.clone(),
-                            from: x.mode.clone(),
-                            to: y.mode.clone(),
-                        });
-                    }
-                    e.next();
-                    a.next();
-                }
-            },
-        }
-    }
-    drift
 }
 
 #[cfg(test)]

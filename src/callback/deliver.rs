@@ -1,0 +1,220 @@
+//! Sending a prepared callback: one attempt, and the retries around it
+//! (exponential backoff with jitter, `Retry-After`, Ctrl-C).
+
+use std::time::Duration;
+
+use super::options::{DeliveryOptions, RetryOptions};
+use super::request::{Prepared, random_bytes, signed_request, unix_now};
+use super::{Delivered, Undelivered};
+use crate::interrupt;
+
+enum Attempt {
+    Delivered(u16),
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Fail(String),
+}
+
+fn attempt_once(p: &Prepared, body: &[u8], merkle_root: &str) -> Attempt {
+    let req = match signed_request(p, body, merkle_root) {
+        Ok(r) => r,
+        Err(e) => return Attempt::Fail(e.to_string()),
+    };
+    let mut builder = p.agent.post(&p.target.url);
+    for (k, v) in &req.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    match builder.send(body) {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            if (200..300).contains(&status) {
+                return Attempt::Delivered(status);
+            }
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(512)
+                .read_to_string()
+                .unwrap_or_default();
+            let text = text.trim();
+            let reason = if text.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {}", text.lines().next().unwrap_or(""))
+            };
+            if status == 408 || status == 429 || (500..600).contains(&status) {
+                Attempt::Retry {
+                    reason,
+                    retry_after,
+                }
+            } else {
+                Attempt::Fail(reason)
+            }
+        }
+        Err(e) => {
+            let reason = describe(&e);
+            match e {
+                ureq::Error::BadUri(_)
+                | ureq::Error::Tls(_)
+                | ureq::Error::Pem(_)
+                | ureq::Error::Rustls(_)
+                | ureq::Error::InvalidProxyUrl
+                | ureq::Error::RedirectFailed
+                | ureq::Error::TooManyRedirects => Attempt::Fail(reason),
+                _ => Attempt::Retry {
+                    reason,
+                    retry_after: None,
+                },
+            }
+        }
+    }
+}
+
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::ConnectionFailed => "connection failed".to_owned(),
+        ureq::Error::HostNotFound => "host not found".to_owned(),
+        ureq::Error::Io(io) => format!("network error: {io}"),
+        other => other.to_string(),
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp().as_second();
+    Some(Duration::from_secs(
+        when.saturating_sub(unix_now()).max(0) as u64
+    ))
+}
+
+fn backoff_for(d: &RetryOptions, retry: u32) -> Duration {
+    let base = d
+        .backoff
+        .saturating_mul(1u32 << retry.min(20))
+        .min(d.max_backoff);
+    // Equal jitter: half fixed, half random.
+    let half = base / 2;
+    let frac = random_bytes::<8>()
+        .map(|b| u64::from_le_bytes(b) as f64 / u64::MAX as f64)
+        .unwrap_or(0.5);
+    half + half.mul_f64(frac)
+}
+
+pub(super) fn send_with_retries(
+    p: &Prepared,
+    body: &[u8],
+    merkle_root: &str,
+    d: &DeliveryOptions,
+) -> Result<Delivered, Undelivered> {
+    let r = &d.retry;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_once(p, body, merkle_root) {
+            Attempt::Delivered(status) => {
+                return Ok(Delivered {
+                    status,
+                    attempts: attempt,
+                });
+            }
+            Attempt::Fail(reason) => {
+                return Err(Undelivered {
+                    reason,
+                    attempts: attempt,
+                    permanent: true,
+                });
+            }
+            Attempt::Retry {
+                reason,
+                retry_after,
+            } => {
+                if attempt >= r.attempts {
+                    return Err(Undelivered {
+                        reason: format!(
+                            "{reason}; gave up after {attempt} attempt{}",
+                            if attempt == 1 { "" } else { "s" }
+                        ),
+                        attempts: attempt,
+                        permanent: false,
+                    });
+                }
+                let wait = match retry_after {
+                    Some(ra) if ra > r.max_backoff => {
+                        return Err(Undelivered {
+                            reason: format!(
+                                "{reason}; server asked to retry after {}s, longer than --max-backoff",
+                                ra.as_secs()
+                            ),
+                            attempts: attempt,
+                            permanent: false,
+                        });
+                    }
+                    Some(ra) => ra,
+                    None => backoff_for(r, attempt - 1),
+                };
+                if !d.quiet {
+                    eprintln!(
+                        "callback attempt {attempt}/{} to {} failed: {reason}; retrying in {} ms",
+                        r.attempts,
+                        p.target.url,
+                        wait.as_millis()
+                    );
+                }
+                if !interrupt::sleep(wait) {
+                    return Err(Undelivered {
+                        reason: format!("{reason}; interrupted before attempt {}", attempt + 1),
+                        attempts: attempt,
+                        permanent: false,
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Tue, 20 Apr 2021 02:07:55 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let d = RetryOptions {
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            ..RetryOptions::default()
+        };
+        for retry in 0..8 {
+            let full =
+                Duration::from_millis(100 * (1u64 << retry)).min(Duration::from_millis(1000));
+            let w = backoff_for(&d, retry);
+            assert!(
+                w >= full / 2 && w <= full,
+                "retry {retry}: {w:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `spawn-elite callback send|flush|list|drop`, and resolving the callback
+//! flags (flag, else environment variable, else default) for `spawn` too.
+
+use anyhow::Result;
+
+use crate::callback::{
+    self, CallbackOptions, Delivery, DeliveryOptions, RetryOptions, keys, outbox,
+};
+use crate::cli::{
+    CallbackArgs, CallbackCommand, DeliveryArgs, RetryArgs, SendArgs, parse_attempts,
+    parse_duration,
+};
+use crate::error::{ExitCode, fail, fail_with};
+
+pub fn run(cmd: &CallbackCommand) -> Result<ExitCode> {
+    match cmd {
+        CallbackCommand::Send(a) => send(a),
+        CallbackCommand::Flush(a) => flush(&a.retry),
+        CallbackCommand::List => {
+            print!("{}", outbox::list()?);
+            Ok(ExitCode::Success)
+        }
+        CallbackCommand::Drop { file } => {
+            println!("{}", outbox::drop_entry(file)?);
+            Ok(ExitCode::Success)
+        }
+    }
+}
+
+fn send(a: &SendArgs) -> Result<ExitCode> {
+    let receipt = std::fs::read(&a.receipt).map_err(|e| {
+        let message = format!(
+            "cannot read receipt {}: {e}; pass the right file with --receipt",
+            a.receipt.display()
+        );
+        fail_with(ExitCode::Io, message, e)
+    })?;
+    let root = callback::checked_root(&receipt, &a.receipt.display().to_string())?;
+    let opts = CallbackOptions::new(
+        a.url.clone(),
+        a.key.clone(),
+        a.key_id.clone(),
+        delivery_options(&a.delivery)?,
+    );
+    if a.dry_run {
+        print!("{}", callback::dry_run(&receipt, &root, &opts)?);
+        return Ok(ExitCode::Success);
+    }
+    let receipt_path = std::path::absolute(&a.receipt).ok();
+    let outcome = callback::deliver(&receipt, &root, receipt_path.as_deref(), &opts)?;
+    match outcome {
+        Delivery::Delivered(_) => println!("{}", outcome.message(&opts.url)),
+        Delivery::Queued { .. } => eprintln!("{}", outcome.message(&opts.url)),
+    }
+    Ok(outcome.exit_code())
+}
+
+fn flush(retry: &RetryArgs) -> Result<ExitCode> {
+    let report = outbox::flush(&retry_options(retry)?)?;
+    for f in &report.delivered {
+        println!("delivered {}", f.display());
+    }
+    let mut permanent = 0;
+    for (file, failed) in &report.pending {
+        if failed.permanent {
+            permanent += 1;
+            eprintln!(
+                "rejected {}: {}; retrying will not help until that is fixed; to give up on it: spawn-elite callback drop {}",
+                file.display(),
+                failed.reason,
+                file.display()
+            );
+        } else {
+            eprintln!("still queued {}: {}", file.display(), failed.reason);
+        }
+    }
+    let mut summary = format!(
+        "outbox: {} delivered, {} still queued",
+        report.delivered.len(),
+        report.pending.len()
+    );
+    if permanent > 0 {
+        summary.push_str(&format!(
+            " ({permanent} rejected; `spawn-elite callback list` shows them)"
+        ));
+    }
+    println!("{summary}");
+    if report.pending.is_empty() {
+        Ok(ExitCode::Success)
+    } else {
+        Ok(ExitCode::CallbackPending)
+    }
+}
+
+/// The spawn's callback options, if `--callback` was given. The caller
+/// checks them ([`CallbackOptions::check`]) before spawning, so a bad key
+/// or URL fails before anything is created.
+pub fn spawn_options(args: &CallbackArgs) -> Result<Option<CallbackOptions>> {
+    let Some(url) = &args.callback else {
+        return Ok(None);
+    };
+    let key_path = match &args.key {
+        Some(k) => k.clone(),
+        None => keys::default_key_path()?,
+    };
+    Ok(Some(CallbackOptions::new(
+        url.clone(),
+        key_path,
+        args.key_id.clone(),
+        delivery_options(&args.delivery)?,
+    )))
+}
+
+fn delivery_options(args: &DeliveryArgs) -> Result<DeliveryOptions> {
+    Ok(DeliveryOptions {
+        retry: retry_options(&args.retry)?,
+        ca_cert: args.ca_cert.clone(),
+        allow_insecure_http: args.allow_insecure_http,
+        quiet: false,
+    })
+}
+
+/// Each setting: the flag, else its environment variable, else the
+/// default. A malformed variable is a usage error (exit code 2) naming it.
+fn retry_options(args: &RetryArgs) -> Result<RetryOptions> {
+    let d = RetryOptions::default();
+    Ok(RetryOptions {
+        connect_timeout: pick(
+            args.connect_timeout,
+            "SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT",
+            parse_duration,
+            d.connect_timeout,
+        )?,
+        timeout: pick(
+            args.timeout,
+            "SPAWN_ELITE_CALLBACK_TIMEOUT",
+            parse_duration,
+            d.timeout,
+        )?,
+        attempts: pick(
+            args.attempts,
+            "SPAWN_ELITE_CALLBACK_ATTEMPTS",
+            parse_attempts,
+            d.attempts,
+        )?,
+        backoff: pick(
+            args.backoff,
+            "SPAWN_ELITE_CALLBACK_BACKOFF",
+            parse_duration,
+            d.backoff,
+        )?,
+        max_backoff: pick(
+            args.max_backoff,
+            "SPAWN_ELITE_CALLBACK_MAX_BACKOFF",
+            parse_duration,
+            d.max_backoff,
+        )?,
+    })
+}
+
+fn pick<T>(
+    flag: Option<T>,
+    var: &str,
+    parse: fn(&str) -> Result<T, String>,
+    default: T,
+) -> Result<T> {
+    if let Some(v) = flag {
+        return Ok(v);
+    }
+    match std::env::var(var) {
+        Ok(v) if v.trim().is_empty() => Ok(default),
+        Ok(v) => parse(&v).map_err(|e| {
+            fail(
+                ExitCode::Usage,
+                format!("environment variable {var}: {e}; fix it or unset it"),
+            )
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(default),
+        Err(std::env::VarError::NotUnicode(_)) => Err(fail(
+            ExitCode::Usage,
+            format!("environment variable {var} is not UTF-8; fix it or unset it"),
+        )),
+    }
+}

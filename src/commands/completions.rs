@@ -1,0 +1,160 @@
+//! `spawn-elite completions SHELL` and `spawn-elite man`: both generated from
+//! the clap definition in `cli.rs`, so they never drift from the real
+//! options; the man page's exit status comes from [`crate::error::EXIT_CODES`].
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+use clap_complete::Shell;
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, bold, roman};
+
+use crate::cli::{Cli, ENVIRONMENT, EXAMPLES};
+use crate::error::{EXIT_CODES, ExitCode};
+
+const BIN: &str = "spawn-elite";
+
+pub fn completions(shell: Shell) -> Result<ExitCode> {
+    print(&completion_script(shell))?;
+    Ok(ExitCode::Success)
+}
+
+pub fn man() -> Result<ExitCode> {
+    print(&man_page()?)?;
+    Ok(ExitCode::Success)
+}
+
+/// The completion script for `shell`.
+pub fn completion_script(shell: Shell) -> Vec<u8> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), BIN, &mut buf);
+    buf
+}
+
+/// The man page, in roff: clap_mangen's NAME, SYNOPSIS, DESCRIPTION and
+/// OPTIONS, then our own SUBCOMMANDS (this page is the only one shipped, so
+/// it names no `spawn-elite-SUB(1)` pages), EXAMPLES, EXIT STATUS and
+/// ENVIRONMENT, then VERSION.
+pub fn man_page() -> Result<Vec<u8>> {
+    let cmd = Cli::command();
+    let man = Man::new(cmd.clone());
+    let mut page = Vec::new();
+    let render = |page: &mut Vec<u8>, f: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
+        let mut buf = Vec::new();
+        f(&mut buf)?;
+        // Every clap_mangen section starts with roff's preamble; the page
+        // needs it once.
+        let preamble = Roff::new().render();
+        let body = buf.strip_prefix(preamble.as_bytes()).unwrap_or(&buf);
+        page.extend_from_slice(body);
+        std::io::Result::Ok(())
+    };
+    let rendered = man
+        .render_title(&mut page)
+        .and_then(|()| render(&mut page, &|w| man.render_name_section(w)))
+        .and_then(|()| render(&mut page, &|w| man.render_synopsis_section(w)))
+        .and_then(|()| render(&mut page, &|w| man.render_description_section(w)))
+        .and_then(|()| render(&mut page, &|w| man.render_options_section(w)))
+        .and_then(|()| render(&mut page, &|w| own_sections(&cmd).to_writer(w)))
+        .and_then(|()| render(&mut page, &|w| man.render_version_section(w)));
+    rendered.context("cannot render the man page")?;
+    Ok(page)
+}
+
+fn own_sections(cmd: &clap::Command) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["SUBCOMMANDS"]);
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        roff.control("TP", []);
+        roff.text([bold(format!("{BIN} {}", sub.get_name()))]);
+        if let Some(about) = sub.get_about() {
+            roff.text([roman(about.to_string())]);
+        }
+    }
+    roff.control("PP", []);
+    roff.text([roman(format!(
+        "Each subcommand lists its own options with {BIN} SUBCOMMAND --help."
+    ))]);
+
+    roff.control("SH", ["EXAMPLES"]);
+    for (command, what) in EXAMPLES {
+        roff.control("TP", []);
+        roff.text([bold(*command)]);
+        roff.text([roman(*what)]);
+    }
+
+    roff.control("SH", ["EXIT STATUS"]);
+    roff.text([roman(
+        "Exit status: 0 on success; otherwise one of these codes, which scripts can tell apart.",
+    )]);
+    for info in EXIT_CODES {
+        roff.control("TP", []);
+        roff.text([bold(info.code.code().to_string())]);
+        roff.text([roman(info.plain_meaning())]);
+    }
+
+    roff.control("SH", ["ENVIRONMENT"]);
+    for (var, what) in ENVIRONMENT {
+        roff.control("TP", []);
+        roff.text([bold(*var)]);
+        roff.text([roman(*what)]);
+    }
+    roff
+}
+
+/// Write generated text to stdout. A reader that went away (`| head`) is not
+/// an error worth a message.
+fn print(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(err).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shell_gets_a_script_naming_the_binary() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell] {
+            let script = String::from_utf8(completion_script(shell)).unwrap();
+            assert!(script.contains(BIN), "{shell}");
+            assert!(script.contains("doctor"), "{shell} completes subcommands");
+        }
+    }
+
+    #[test]
+    fn man_page_is_roff_for_spawn_elite() {
+        let page = String::from_utf8(man_page().unwrap()).unwrap();
+        assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+        assert!(page.contains("spawn\\-elite"));
+    }
+
+    #[test]
+    fn man_page_has_proper_sections_and_no_dangling_references() {
+        let page = String::from_utf8(man_page().unwrap()).unwrap();
+        for section in [
+            ".SH EXAMPLES",
+            ".SH \"EXIT STATUS\"",
+            ".SH ENVIRONMENT",
+            ".SH SUBCOMMANDS",
+        ] {
+            assert!(page.contains(section), "{section} missing:\n{page}");
+        }
+        assert!(!page.contains("EXTRA"), "{page}");
+        assert!(!page.contains("(1)"), "no other page is shipped:\n{page}");
+        assert_eq!(page.matches(".ds Aq").count(), 2, "one preamble (.ie/.el)");
+        for info in EXIT_CODES {
+            assert!(
+                page.contains(&format!(".B {}\n", info.code.code()))
+                    || page.contains(&format!("\\fB{}\\fR", info.code.code())),
+                "{page}"
+            );
+        }
+    }
+}

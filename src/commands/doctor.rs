@@ -1,0 +1,79 @@
+//! `spawn-elite doctor [--json]`: check the host's tools and print the
+//! report. Always exits 0 when it could look: see [`crate::doctor`].
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::doctor::{self, Status, Tool};
+use crate::error::ExitCode;
+
+pub fn run(json: bool) -> Result<ExitCode> {
+    report(&doctor::check_all(), json);
+    Ok(ExitCode::Success)
+}
+
+/// Print the report. Always succeeds: see the module documentation.
+fn report(results: &[(&Tool, Status)], as_json: bool) {
+    if as_json {
+        let tools: Vec<_> = results
+            .iter()
+            .map(|(tool, status)| {
+                json!({
+                    "name": tool.name,
+                    "status": status.word(),
+                    "version": status.version(),
+                    "minimum": tool.minimum,
+                    "detail": match status { Status::Broken(reason) => Some(reason.as_str()), _ => None },
+                    "needed_for": tool.needed_for,
+                })
+            })
+            .collect();
+        let missing: Vec<_> = results
+            .iter()
+            .filter(|(_, s)| !s.usable())
+            .map(|(t, _)| t.name)
+            .collect();
+        let value = json!({ "tools": tools, "missing": missing });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return;
+    }
+
+    println!(
+        "spawn-elite {}: tools the spawned repositories use on this host",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!();
+    let name_width = results.iter().map(|(t, _)| t.name.len()).max().unwrap_or(0);
+    for (tool, status) in results {
+        let version = match status {
+            Status::Found(v) => v.clone(),
+            Status::TooOld(v) => format!("{v} (needs >= {})", tool.minimum.unwrap_or("?")),
+            Status::Missing => "-".to_string(),
+            Status::Broken(reason) => reason.clone(),
+        };
+        println!(
+            "  {:<7}  {:<name_width$}  {:<24}  {}",
+            status.word(),
+            tool.name,
+            version,
+            tool.needed_for
+        );
+    }
+    println!();
+    let unusable: Vec<_> = results
+        .iter()
+        .filter(|(_, s)| !s.usable())
+        .map(|(t, _)| t.name)
+        .collect();
+    if unusable.is_empty() {
+        println!("Everything the spawned repositories use is here.");
+    } else {
+        println!(
+            "Not usable here: {}. spawn-elite itself still works; only what is listed beside them will not work here.",
+            unusable.join(", ")
+        );
+    }
+}

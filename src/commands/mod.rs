@@ -1,0 +1,98 @@
+//! One file per subcommand. Each resolves what was typed into the engine's
+//! options, calls the engine, and prints the outcome; none holds engine logic.
+
+pub mod callback;
+pub mod completions;
+pub mod doctor;
+pub mod keygen;
+pub mod ledger;
+pub mod prove;
+pub mod receipt;
+pub mod receive;
+pub mod spawn;
+pub mod templates;
+pub mod verify;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::CommandFactory as _;
+
+use crate::cli::{Cli, Command, LedgerAction, TemplatesAction};
+use crate::error::{ExitCode, fail};
+use crate::receipt::{RECEIPT_PATH, Receipt};
+
+/// Run the subcommand `cli` names (or the spawn, when it names none).
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Some(Command::New { name, kind, spawn }) => spawn::run(&name, kind.as_deref(), &spawn),
+        Some(Command::Templates {
+            action: TemplatesAction::List,
+        }) => templates::list(),
+        Some(Command::Verify {
+            dir,
+            receipt,
+            json,
+            exclude,
+        }) => verify::run(&dir, receipt.as_deref(), json, &exclude),
+        Some(Command::Receipt { dir, output, force }) => {
+            receipt::run(&dir, output.as_deref(), force)
+        }
+        Some(Command::Prove { dir, path, receipt }) => prove::run(&dir, &path, receipt.as_deref()),
+        Some(Command::VerifyProof { proof, file, root }) => {
+            prove::verify_proof(&proof, &file, root.as_deref())
+        }
+        Some(Command::Ledger { action }) => match action {
+            LedgerAction::Verify => ledger::verify(),
+            LedgerAction::List => ledger::list(),
+        },
+        Some(Command::Completions { shell }) => completions::completions(shell),
+        Some(Command::Man) => completions::man(),
+        Some(Command::Doctor { json }) => doctor::run(json),
+        Some(Command::Keygen(args)) => keygen::run(&args),
+        Some(Command::Callback { action }) => callback::run(&action),
+        Some(Command::Receive(args)) => receive::run(&args),
+        None => match cli.name {
+            Some(name) => spawn::run(&name, cli.kind.as_deref(), &cli.spawn),
+            None => {
+                let _ = Cli::command().print_help();
+                Ok(ExitCode::Usage)
+            }
+        },
+    }
+}
+
+/// Write to stdout; a failure is an I/O error (exit code 4).
+pub(crate) fn stdout_write(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            fail(
+                ExitCode::Io,
+                format!("cannot write to standard output: {e}"),
+            )
+        })
+}
+
+/// `--receipt FILE`, else DIR's own receipt.
+pub(crate) fn receipt_path(dir: &Path, explicit: Option<&Path>) -> PathBuf {
+    explicit.map_or_else(|| dir.join(RECEIPT_PATH), Path::to_path_buf)
+}
+
+/// The receipt to check DIR against, read and checked.
+pub(crate) fn read_receipt(dir: &Path, explicit: Option<&Path>) -> Result<(PathBuf, Receipt)> {
+    let path = receipt_path(dir, explicit);
+    if explicit.is_none() && !path.exists() {
+        return Err(fail(
+            ExitCode::Io,
+            format!(
+                "no receipt at {}; pass one with --receipt FILE, or make one with `spawn-elite receipt DIR -o FILE`",
+                path.display()
+            ),
+        ));
+    }
+    let receipt = Receipt::read(&path)?;
+    Ok((path, receipt))
+}

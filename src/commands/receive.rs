@@ -1,0 +1,44 @@
+//! `spawn-elite receive`: run the receiver until SIGINT or SIGTERM.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+
+use crate::cli::ReceiveArgs;
+use crate::error::ExitCode;
+use crate::receive::{self, Receiver};
+
+pub fn run(args: &ReceiveArgs) -> Result<ExitCode> {
+    let opts = receive::Options {
+        log: match &args.log {
+            Some(p) => p.clone(),
+            None => receive::default_log()?,
+        },
+        listen: args.listen.clone(),
+        trust: args.trust.clone(),
+        max_body: args.max_body,
+        workers: args.workers,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+    let r = Receiver::start(&opts, Arc::clone(&stop))?;
+    println!(
+        "listening on http://{} ({} trusted key{})",
+        r.addr(),
+        r.keys(),
+        if r.keys() == 1 { "" } else { "s" }
+    );
+    let _ = std::io::stdout().flush();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    r.stop();
+    eprintln!("receiver stopped");
+    Ok(ExitCode::Success)
+}

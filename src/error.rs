@@ -1,0 +1,275 @@
+//! The outcomes a user or a script can tell apart by exit code alone, and the
+//! error that carries one.
+//!
+//! Codes are part of the interface: scripts branch on them, so a code never
+//! changes meaning once released. [`EXIT_CODES`] is the one list of them:
+//! `--help`, the man page and README.md's table are all made from (or checked
+//! against) it.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Success = 0,
+    Drift = 1,
+    Usage = 2,
+    TargetExists = 3,
+    Io = 4,
+    Git = 5,
+    InvalidReceipt = 6,
+    CallbackPending = 7,
+    Unrecordable = 8,
+    Key = 9,
+    ProofMismatch = 10,
+    Internal = 70,
+    Interrupted = 130,
+}
+
+/// One row of the exit-code table. `meaning` is written for README.md
+/// (Markdown code spans in backticks); the terminal and the man page show it
+/// without the backticks.
+pub struct ExitInfo {
+    pub code: ExitCode,
+    pub name: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every exit code, in numeric order.
+pub const EXIT_CODES: &[ExitInfo] = &[
+    ExitInfo {
+        code: ExitCode::Success,
+        name: "success",
+        meaning: "success",
+    },
+    ExitInfo {
+        code: ExitCode::Drift,
+        name: "drift",
+        meaning: "`verify`: the tree differs from its receipt; `ledger verify`, `ledger list` and `receive`: a hash chain is broken",
+    },
+    ExitInfo {
+        code: ExitCode::Usage,
+        name: "usage",
+        meaning: "bad command line or value (name, type, `--set`, callback URL, `--ca-cert`, `--trust`, `--listen`), or HOME unset",
+    },
+    ExitInfo {
+        code: ExitCode::TargetExists,
+        name: "target-exists",
+        meaning: "the target directory already exists (left untouched)",
+    },
+    ExitInfo {
+        code: ExitCode::Io,
+        name: "io",
+        meaning: "reading or writing files failed (nothing was left half-written)",
+    },
+    ExitInfo {
+        code: ExitCode::Git,
+        name: "git",
+        meaning: "a git command failed (the spawn was undone)",
+    },
+    ExitInfo {
+        code: ExitCode::InvalidReceipt,
+        name: "invalid-receipt",
+        meaning: "a receipt or proof file is malformed, foreign or inconsistent",
+    },
+    ExitInfo {
+        code: ExitCode::CallbackPending,
+        name: "callback-pending",
+        meaning: "spawned, but the callback is pending in the outbox (`spawn-elite callback flush`)",
+    },
+    ExitInfo {
+        code: ExitCode::Unrecordable,
+        name: "unrecordable",
+        meaning: "the tree holds something a receipt cannot record (a non-UTF-8 name, a FIFO, socket or device)",
+    },
+    ExitInfo {
+        code: ExitCode::Key,
+        name: "key",
+        meaning: "a signing key is missing, malformed or unusable",
+    },
+    ExitInfo {
+        code: ExitCode::ProofMismatch,
+        name: "proof-mismatch",
+        meaning: "an inclusion proof does not verify",
+    },
+    ExitInfo {
+        code: ExitCode::Internal,
+        name: "internal",
+        meaning: "an internal error: a bug in spawn-elite; please report it with the message",
+    },
+    ExitInfo {
+        code: ExitCode::Interrupted,
+        name: "interrupted",
+        meaning: "interrupted by Ctrl-C (nothing was left behind)",
+    },
+];
+
+impl ExitCode {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl ExitInfo {
+    /// The meaning as plain text, for a terminal or the man page.
+    pub fn plain_meaning(&self) -> String {
+        self.meaning.replace('`', "")
+    }
+}
+
+/// The "Exit status" block of `--help`: one line per code.
+pub fn exit_status_text() -> String {
+    let mut text = String::from("Exit status:\n");
+    for info in EXIT_CODES {
+        text.push_str(&format!(
+            "  {:<4} {}\n",
+            info.code.code(),
+            info.plain_meaning()
+        ));
+    }
+    text
+}
+
+/// README.md's exit-code table, in Markdown.
+pub fn exit_status_markdown() -> String {
+    let mut text = String::from("| code | name | meaning |\n|---|---|---|\n");
+    for info in EXIT_CODES {
+        text.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            info.code.code(),
+            info.name,
+            info.meaning
+        ));
+    }
+    text
+}
+
+/// An error that knows which exit code it deserves.
+///
+/// `message` is complete on its own: it already says what the source said,
+/// so [`describe`] stops at it. `source` is kept for callers that want to
+/// inspect the cause (e.g. downcast it to `std::io::Error`).
+#[derive(Debug)]
+pub struct Failure {
+    pub code: ExitCode,
+    pub message: String,
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Build an `anyhow::Error` carrying an exit code.
+pub fn fail(code: ExitCode, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        code,
+        message: message.into(),
+        source: None,
+    })
+}
+
+/// Like [`fail`], keeping the error that caused it.
+pub fn fail_with(
+    code: ExitCode,
+    message: impl Into<String>,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        code,
+        message: message.into(),
+        source: Some(source.into()),
+    })
+}
+
+/// The exit code an error chain asks for: the first `Failure` in it wins;
+/// else a failed read or write is I/O, and anything else is a bug.
+pub fn code_of(err: &anyhow::Error) -> ExitCode {
+    if let Some(failure) = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Failure>())
+    {
+        return failure.code;
+    }
+    if err.chain().any(|cause| cause.is::<std::io::Error>()) {
+        return ExitCode::Io;
+    }
+    ExitCode::Internal
+}
+
+/// The error as one line for the user: each cause after the one before,
+/// like `{:#}`, but ending at the first `Failure`, whose message already
+/// says what its source said.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        parts.push(cause.to_string());
+        if cause.is::<Failure>() {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_numeric_order_and_complete() {
+        let codes: Vec<i32> = EXIT_CODES.iter().map(|i| i.code.code()).collect();
+        let mut sorted = codes.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(codes, sorted);
+        assert_eq!(codes.len(), 13, "every ExitCode variant has a row");
+    }
+
+    /// README.md documents the exit codes; its table must be this one.
+    #[test]
+    fn the_readme_table_matches_the_exit_codes() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .unwrap_or_default();
+        let table: String = readme
+            .split("### Exit codes\n")
+            .nth(1)
+            .unwrap_or_default()
+            .trim_start()
+            .lines()
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(table, exit_status_markdown());
+    }
+
+    #[test]
+    fn untagged_errors_are_io_only_when_io_is_the_cause() {
+        let io = anyhow::Error::new(std::io::Error::other("disk")).context("writing");
+        assert_eq!(code_of(&io), ExitCode::Io);
+        assert_eq!(code_of(&anyhow::anyhow!("a bug")), ExitCode::Internal);
+        let tagged = fail_with(ExitCode::Key, "bad key", std::io::Error::other("x"));
+        assert_eq!(code_of(&tagged.context("loading")), ExitCode::Key);
+    }
+
+    #[test]
+    fn a_failure_keeps_its_source_but_describes_itself_once() {
+        let err = fail_with(
+            ExitCode::Io,
+            "cannot read f: gone",
+            std::io::Error::other("gone"),
+        )
+        .context("while spawning");
+        assert_eq!(describe(&err), "while spawning: cannot read f: gone");
+        let io = err.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
+        assert!(io.is_some(), "the source can be inspected");
+    }
+}

@@ -1,0 +1,131 @@
+//! One spawn, from checked options to a repository on disk with its
+//! receipt, a ledger line and a callback.
+//!
+//! - `config`: what the user asked for, checked (`Request` → `SpawnConfig`).
+//! - `plan`: the templates rendered into in-memory files.
+//! - `stage`: those files written whole or not at all.
+//! - `git`: the initial commit, inside the staging directory.
+//! - `report`: what is printed.
+
+pub mod config;
+pub mod git;
+pub mod plan;
+pub mod report;
+pub mod stage;
+
+use anyhow::Result;
+
+use crate::callback::{self, CallbackOptions};
+use crate::error::ExitCode;
+use crate::interrupt;
+use crate::ledger;
+use crate::receipt::{RECEIPT_PATH, Receipt, SpawnInfo};
+use crate::templates::{self, PlannedFile};
+use config::SpawnConfig;
+use git::GitOutcome;
+use report::Report;
+
+/// One spawn, start to end: plan in memory, write atomically with the
+/// receipt, record it in the ledger, then send the callback.
+///
+/// `callback` must already be checked ([`CallbackOptions::check`]), so a bad
+/// key or URL fails before anything is written.
+pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<ExitCode> {
+    let files = plan::plan(config)?;
+    if config.dry_run {
+        return dry_run(config, &files, callback);
+    }
+    interrupt::install();
+    let mut made = None;
+    let spawned = stage::write_repository(config, &files, |staging| {
+        let receipt = Receipt::of_tree(staging, Some(spawn_info(config)), config.now)?;
+        receipt.write(&staging.join(RECEIPT_PATH))?;
+        made = Some(receipt);
+        Ok(())
+    })?;
+    let receipt =
+        made.ok_or_else(|| anyhow::anyhow!("internal error: the spawn wrote no receipt"))?;
+    if spawned.git == Some(GitOutcome::NotInstalled) {
+        report::warn(
+            "git is not installed: the repository was created without git; install git, or pass --no-git to silence this",
+        );
+    }
+    // The repository and its receipt exist now; a ledger that cannot be
+    // written is worth a warning, not a failed spawn.
+    let ledger = if config.ledger {
+        ledger::append(&receipt, &spawned.path)
+            .inspect_err(|e| {
+                report::warn(&format!(
+                    "{}; the spawn is complete but not in the ledger (pass --no-ledger to skip it)",
+                    crate::error::describe(e)
+                ))
+            })
+            .ok()
+    } else {
+        None
+    };
+    let mut summary = Report {
+        files: &files,
+        spawned: &spawned,
+        receipt: &receipt,
+        ledger: ledger.as_deref(),
+        callback: None,
+    };
+    // Text: the summary first, then what became of the callback. JSON: one
+    // object at the end that includes the callback's outcome.
+    if !config.json {
+        report::summary(config, &summary);
+    }
+    let delivery = callback.map(|cb| {
+        callback::after_spawn(
+            &receipt.to_json_bytes(),
+            receipt.merkle_root(),
+            &spawned.path.join(RECEIPT_PATH),
+            cb,
+            config.quiet,
+        )
+    });
+    if config.json {
+        summary.callback = delivery.as_ref().map(|(_, json)| json);
+        report::summary(config, &summary);
+    }
+    Ok(delivery.map_or(ExitCode::Success, |(code, _)| code))
+}
+
+/// `--dry-run`: the plan, and with `--callback` the request that would be sent.
+fn dry_run(
+    config: &SpawnConfig,
+    files: &[PlannedFile],
+    callback: Option<&CallbackOptions>,
+) -> Result<ExitCode> {
+    stage::refuse_existing(&config.target)?;
+    report::plan(config, files);
+    if let Some(cb) = callback {
+        let receipt = preview_receipt(config, files)?;
+        print!(
+            "{}",
+            callback::dry_run(&receipt.to_json_bytes(), receipt.merkle_root(), cb)?
+        );
+    }
+    Ok(ExitCode::Success)
+}
+
+/// The receipt a spawn would write, for `--dry-run --callback`: the planned
+/// files are written to a scratch directory and measured like the real thing.
+fn preview_receipt(config: &SpawnConfig, files: &[PlannedFile]) -> Result<Receipt> {
+    let scratch = tempfile::tempdir()?;
+    for file in files {
+        stage::write_file(scratch.path(), file)?;
+    }
+    Receipt::of_tree(scratch.path(), Some(spawn_info(config)), config.now)
+}
+
+fn spawn_info(config: &SpawnConfig) -> SpawnInfo {
+    SpawnInfo {
+        name: config.name.clone(),
+        kind: config.kind.as_str().to_owned(),
+        options: config.values.clone(),
+        template_digest: templates::digest(),
+        elite: config.elite,
+    }
+}
