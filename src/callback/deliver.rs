@@ -3,10 +3,39 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::options::{DeliveryOptions, RetryOptions};
 use super::request::{Prepared, random_bytes, signed_request, unix_now};
-use super::{Delivered, Undelivered};
 use crate::interrupt;
+
+/// The receiver took the callback (2xx).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivered {
+    pub status: u16,
+    pub attempts: u32,
+}
+
+/// The callback was not delivered, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    pub reason: String,
+    pub attempts: u32,
+    /// Retrying will not help (a 4xx, a TLS error, a key that cannot be
+    /// loaded): the receiver or the setup must change first.
+    pub permanent: bool,
+}
+
+impl Undelivered {
+    /// A failure no retry can fix, before any attempt was made.
+    pub(super) fn permanent(reason: String) -> Undelivered {
+        Undelivered {
+            reason,
+            attempts: 0,
+            permanent: true,
+        }
+    }
+}
 
 enum Attempt {
     Delivered(u16),

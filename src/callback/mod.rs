@@ -26,38 +26,11 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::error::{ExitCode, describe};
+pub use deliver::{Delivered, Undelivered};
 pub use options::{CallbackOptions, DeliveryOptions, RetryOptions};
 use outbox::OutboxEntry;
 pub use outbox::checked_root;
 pub use request::dry_run;
-
-/// The receiver took the callback (2xx).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Delivered {
-    pub status: u16,
-    pub attempts: u32,
-}
-
-/// The callback was not delivered, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Undelivered {
-    pub reason: String,
-    pub attempts: u32,
-    /// Retrying will not help (a 4xx, a TLS error, a key that cannot be
-    /// loaded): the receiver or the setup must change first.
-    pub permanent: bool,
-}
-
-impl Undelivered {
-    /// A failure no retry can fix, before any attempt was made.
-    fn permanent(reason: String) -> Undelivered {
-        Undelivered {
-            reason,
-            attempts: 0,
-            permanent: true,
-        }
-    }
-}
 
 /// The result of [`deliver`]. Serializes as
 /// `{"outcome":"delivered","status":204,"attempts":1}` or

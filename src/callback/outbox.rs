@@ -11,8 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
-use super::Undelivered;
-use super::deliver::send_with_retries;
+use super::deliver::{Undelivered, send_with_retries};
 use super::options::{CallbackOptions, DeliveryOptions, RetryOptions};
 use super::request::{random_bytes, unix_now};
 use crate::error::{ExitCode, describe, fail, fail_with};

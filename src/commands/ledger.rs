@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::stdout_write;
+use super::shared::stdout_write;
 use crate::error::ExitCode;
 use crate::ledger;
 

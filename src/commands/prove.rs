@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;
 
-use super::{read_receipt, receipt_path, stdout_write};
+use super::shared::{read_receipt, receipt_path, stdout_write};
 use crate::error::{ExitCode, fail, fail_with};
 use crate::receipt::Receipt;
 use crate::receipt::proof::Proof;

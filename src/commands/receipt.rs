@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::stdout_write;
+use super::shared::stdout_write;
 use crate::error::{ExitCode, fail};
 use crate::receipt::Receipt;
 

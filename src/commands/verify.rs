@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::Result;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::{read_receipt, stdout_write};
+use super::shared::{read_receipt, stdout_write};
 use crate::error::{ExitCode, fail};
 use crate::receipt::{self, Receipt};
 
@@ -79,7 +79,7 @@ pub fn run(
     let (path, expected) = read_receipt(dir, receipt_file)?;
     let skip = |rel: &str| excludes.matches(rel) && !expected.lists(rel);
     let (actual, excluded) = Receipt::of_tree_skipping(dir, &skip, jiff::Timestamp::now())?;
-    let drift = receipt::compare(&expected, &actual);
+    let drift = receipt::drift::compare(&expected, &actual);
     if json {
         let report = serde_json::json!({
             "ok": drift.is_empty(),

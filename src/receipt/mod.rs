@@ -16,7 +16,6 @@ pub mod merkle;
 pub mod proof;
 pub mod scan;
 
-pub use drift::{Drift, ModeChange, compare};
 use merkle::{Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
 pub use scan::RECEIPT_PATH;
 

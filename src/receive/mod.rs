@@ -9,24 +9,22 @@
 //!
 //! - `verify`: checking one request.
 //! - `log`: the log of accepted receipts.
+//! - `trust`: the trusted public keys.
 
 pub mod log;
+pub mod trust;
 pub mod verify;
 
 use std::collections::HashMap;
-use std::fs;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::error::{ExitCode, fail};
 use anyhow::{Result, anyhow};
-use ed25519_dalek::VerifyingKey;
-
-use crate::callback::keys;
-use crate::error::{ExitCode, fail, fail_with};
 pub use verify::WINDOW_SECS;
 
 /// How to run the receiver, resolved.
@@ -49,39 +47,6 @@ pub fn default_log() -> Result<PathBuf> {
     Ok(crate::paths::data_dir()?.join("received.jsonl"))
 }
 
-/// The trusted keys by key id. An unreadable `--trust` directory is a bad
-/// value, like an unreadable `--ca-cert` (exit code 2).
-fn load_trust(dir: &Path) -> Result<HashMap<String, VerifyingKey>> {
-    let entries = fs::read_dir(dir).map_err(|e| {
-        let message = format!(
-            "cannot read trust directory {}: {e}; create it and put *.pub keys in it",
-            dir.display()
-        );
-        fail_with(ExitCode::Usage, message, e)
-    })?;
-    let mut keys = HashMap::new();
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.extension().is_some_and(|x| x == "pub") {
-            match keys::load_public_key(&p) {
-                Ok(k) => {
-                    keys.insert(keys::key_id(&k), k);
-                }
-                Err(e) => eprintln!("warning: skipping {}: {e}", p.display()),
-            }
-        }
-    }
-    Ok(keys)
-}
-
-struct State {
-    trust_dir: PathBuf,
-    keys: RwLock<HashMap<String, VerifyingKey>>,
-    nonces: Mutex<HashMap<(String, String), i64>>,
-    log: log::Log,
-    max_body: usize,
-}
-
 /// A running receiver. Dropping it without [`Receiver::stop`] leaves the
 /// workers running until the process ends.
 pub struct Receiver {
@@ -94,7 +59,7 @@ pub struct Receiver {
 impl Receiver {
     /// Bind, load the trusted keys and the log, and start the workers.
     pub fn start(opts: &Options, stop: Arc<AtomicBool>) -> Result<Receiver> {
-        let keys = load_trust(&opts.trust)?;
+        let keys = trust::load(&opts.trust)?;
         let log = log::Log::open(&opts.log)?;
         let server = tiny_http::Server::http(&opts.listen).map_err(|e| {
             fail(
@@ -111,7 +76,7 @@ impl Receiver {
             .ok_or_else(|| anyhow!("listening address is not an IP address"))?;
         let server = Arc::new(server);
         let n_keys = keys.len();
-        let state = Arc::new(State {
+        let state = Arc::new(verify::State {
             trust_dir: opts.trust.clone(),
             keys: RwLock::new(keys),
             nonces: Mutex::new(HashMap::new()),
@@ -158,21 +123,4 @@ impl Receiver {
             let _ = w.join();
         }
     }
-}
-
-/// A trusted key by id; rereads the trust directory once on a miss, so
-/// keys added while running are picked up.
-fn lookup_key(state: &State, id: &str) -> Option<VerifyingKey> {
-    if let Some(k) = state
-        .keys
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(id)
-    {
-        return Some(*k);
-    }
-    let fresh = load_trust(&state.trust_dir).ok()?;
-    let found = fresh.get(id).copied();
-    *state.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-    found
 }

@@ -2,13 +2,17 @@
 //! components, Content-Digest, time window, a valid receipt whose
 //! merkle_root is the Idempotency-Key, replay; then logging it.
 
+use std::collections::HashMap;
 use std::io::Read as _;
-use std::sync::PoisonError;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ed25519_dalek::VerifyingKey;
 use serde_json::json;
 
-use super::State;
+use super::log::Log;
+use super::trust;
 use crate::callback::httpsig::{self, RequestParts, SigError};
 use crate::error::describe;
 use crate::receipt::Receipt;
@@ -21,6 +25,32 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// What every worker shares.
+pub(super) struct State {
+    pub trust_dir: PathBuf,
+    pub keys: RwLock<HashMap<String, VerifyingKey>>,
+    pub nonces: Mutex<HashMap<(String, String), i64>>,
+    pub log: Log,
+    pub max_body: usize,
+}
+
+/// A trusted key by id; rereads the trust directory once on a miss, so
+/// keys added while running are picked up.
+fn lookup_key(state: &State, id: &str) -> Option<VerifyingKey> {
+    if let Some(k) = state
+        .keys
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(id)
+    {
+        return Some(*k);
+    }
+    let fresh = trust::load(&state.trust_dir).ok()?;
+    let found = fresh.get(id).copied();
+    *state.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+    found
 }
 
 pub(super) fn serve(state: &State, mut req: tiny_http::Request) {
@@ -114,7 +144,7 @@ fn check(state: &State, req: &mut tiny_http::Request) -> std::result::Result<Str
         required.push("@query");
     }
     let verified = httpsig::verify(&parts, &sig_input, &signature, httpsig::LABEL, |id| {
-        super::lookup_key(state, id)
+        lookup_key(state, id)
     })
     .map_err(sig_reject)?;
     let p = &verified.params;
