@@ -1,14 +1,12 @@
 //! The full generated output of every type, pinned with insta. A template
 //! change shows up here as a reviewable diff of the files users get.
 //!
-//! Update after an intended change: `INSTA_UPDATE=always cargo test --test snapshots`,
-//! then review `git diff tests/snapshots/`.
-
-mod common;
+//! Update after an intended change: `INSTA_UPDATE=always cargo test --test cli snapshots`,
+//! then review `git diff tests/cli/snapshots/`.
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Sandbox, tree};
+use crate::support::{Sandbox, tree};
 
 fn render_tree(args: &[&str]) -> String {
     let sb = Sandbox::new();

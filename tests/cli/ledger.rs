@@ -1,11 +1,9 @@
 //! `ledger verify` and `ledger list` on ledgers as a user's machine holds them.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 
-use common::Sandbox;
+use crate::support::Sandbox;
 
 const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

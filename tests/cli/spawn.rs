@@ -1,11 +1,10 @@
 //! The spawn command as a user meets it: files on disk, exit codes, messages.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Sandbox, git, tree};
 use predicates::prelude::*;
+
+use crate::support::{Sandbox, git, tree};
 
 #[test]
 fn refuses_bad_names_with_exit_2_and_creates_nothing() {
@@ -387,13 +386,11 @@ fn ctrl_c_during_spawn_leaves_nothing() {
             marker.display()
         ),
     );
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("spawn-elite"))
+    let child = sb
+        .process()
         .args(["svc", "--quiet", "--out-dir"])
         .arg(sb.repos())
         .env("PATH", path_with(&bin))
-        .env("HOME", sb.home())
-        .env("GIT_CONFIG_GLOBAL", sb.git_config())
-        .env("XDG_DATA_HOME", sb.path().join("data"))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -682,6 +679,7 @@ fn dry_run_json_uses_the_receipts_git_style_modes() {
 
 #[test]
 fn a_closed_pipe_ends_output_quietly() {
+    let sb = Sandbox::new();
     for args in [
         &["man"][..],
         &["new", "x", "--dry-run", "-o", "/nonexistent"][..],
@@ -689,11 +687,7 @@ fn a_closed_pipe_ends_output_quietly() {
         // A pipe whose reader is already gone: the first write fails with EPIPE.
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("spawn-elite"))
-            .args(args)
-            .stdout(writer)
-            .output()
-            .unwrap();
+        let out = sb.process().args(args).stdout(writer).output().unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
             "",
