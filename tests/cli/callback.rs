@@ -39,9 +39,7 @@ fn keygen_writes_a_private_key_0600_and_refuses_to_overwrite() {
     assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
     assert_eq!(id.len(), 22, "key id is 128 bits base64url: {id}");
 
-    let again = sb.run(["keygen", "-o", s(&key)]);
-    assert_eq!(again.code, 9, "{}", again.stderr);
-    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    sb.assert_error(["keygen", "-o", s(&key)], 9, "already exists");
     assert_eq!(
         std::fs::read_to_string(&key).expect("read"),
         private,
@@ -61,9 +59,8 @@ fn malformed_or_exposed_key_is_reported_naming_the_file() {
     )
     .expect("write");
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let out = sb.send(s(&receipt), "http://127.0.0.1:9/", s(&bad), &[]);
-    assert_eq!(out.code, 9, "{}", out.stderr);
-    assert!(out.stderr.contains(s(&bad)), "{}", out.stderr);
+    sb.send(s(&receipt), "http://127.0.0.1:9/", s(&bad), &[])
+        .assert_error(9, s(&bad));
     assert!(sb.outbox_files().is_empty(), "a key error queues nothing");
 
     let (key, _) = sb.keygen("open");
@@ -113,13 +110,8 @@ fn plain_http_to_a_remote_host_is_refused() {
     let sb = Sandbox::new();
     let (key, _) = sb.keygen("k");
     let receipt = sb.write_receipt("receipt.json", SEED);
-    let out = sb.send(s(&receipt), "http://registry.example/hook", s(&key), &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("--allow-insecure-http"),
-        "{}",
-        out.stderr
-    );
+    sb.send(s(&receipt), "http://registry.example/hook", s(&key), &[])
+        .assert_error(2, "--allow-insecure-http");
     assert!(sb.outbox_files().is_empty());
 }
 
@@ -606,12 +598,14 @@ fn spawn_with_a_missing_key_fails_with_exit_9_before_writing_anything() {
     let sb = Sandbox::new();
     let repos = sb.path().join("repos");
     let missing = sb.path().join("nope.pem");
-    let out = sb.run(spawn_args(
-        s(&repos),
-        &["--callback", "http://127.0.0.1:9/", "--key", s(&missing)],
-    ));
-    assert_eq!(out.code, 9, "{}", out.stderr);
-    assert!(out.stderr.contains(s(&missing)), "{}", out.stderr);
+    sb.assert_error(
+        spawn_args(
+            s(&repos),
+            &["--callback", "http://127.0.0.1:9/", "--key", s(&missing)],
+        ),
+        9,
+        s(&missing),
+    );
     assert!(!repos.join("svc").exists());
 }
 
@@ -712,15 +706,12 @@ fn a_proof_is_refused_by_send_and_by_the_receiver_and_the_real_receipt_is_logged
 
     // `callback send` with the proof: exit 6, nothing sent, nothing queued.
     let out = sb.send(s(&proof), &url, s(&key_path), &[]);
-    assert_eq!(out.code, 6, "{}", out.stderr);
+    out.assert_error(6, "not a spawn-elite receipt");
     let err = out.stderr;
     assert!(
-        err.contains(s(&proof))
-            && err.contains("\"spawn-elite.proof/v1\"")
-            && err.contains("not a spawn-elite receipt"),
+        err.contains(s(&proof)) && err.contains("\"spawn-elite.proof/v1\""),
         "{err}"
     );
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(sb.outbox_files().is_empty());
 
     // Posted anyway, correctly signed, with the root as Idempotency-Key: 400.
@@ -933,13 +924,7 @@ fn rejected_entries_are_named_by_flush_listed_and_dropped_with_the_receipt_kept(
     }
 
     // Only files in the outbox can be dropped.
-    let out = sb.run(["callback", "drop", s(&receipt)]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("is not in the outbox"),
-        "{}",
-        out.stderr
-    );
+    sb.assert_error(["callback", "drop", s(&receipt)], 2, "is not in the outbox");
     assert!(receipt.is_file());
 
     // By file name: removed, and the receipt is where it was.
