@@ -55,6 +55,23 @@ fn version_redacted() -> insta::Settings {
     settings
 }
 
+/// Assert that file `path` of a `render_tree` text has `line` (indentation
+/// aside).
+fn assert_has_line(tree: &str, path: &str, line: &str) {
+    let header = format!("===== {path} (");
+    let file: Vec<&str> = tree
+        .lines()
+        .skip_while(|l| !l.starts_with(&header))
+        .skip(1)
+        .take_while(|l| !l.starts_with("===== "))
+        .collect();
+    assert!(
+        file.iter().any(|l| l.trim_start() == line),
+        "{path} has no line {line:?}:\n{}",
+        file.join("\n")
+    );
+}
+
 #[test]
 fn service_elite() {
     version_redacted().bind(|| {
@@ -115,16 +132,33 @@ fn set_values_reach_the_files() {
         text.contains("Copyright (c) 2026 acme"),
         "org as LICENSE holder"
     );
-    assert!(text.contains("9090"), "port");
+    // The port, where the service reads and publishes it. (Not just "9090"
+    // anywhere: Prometheus listens on 9090 whatever the port.)
+    for (path, line) in [
+        (".env.example", "PORT=9090"),
+        ("Makefile", "PORT ?= 9090"),
+        ("Dockerfile", "EXPOSE 9090"),
+        (
+            "Dockerfile",
+            r#"CMD ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "9090"]"#,
+        ),
+        ("docker-compose.yml", r#"- "127.0.0.1:${PORT:-9090}:9090""#),
+    ] {
+        assert_has_line(&text, path, line);
+    }
     assert!(text.contains("python:3.11"), "python version in images");
     assert!(
         text.contains("pay:2.3.4"),
         "image tag pinned to the repo version"
     );
-    assert!(
-        text.contains("Payments \"gateway\"") || text.contains("Payments \\\"gateway\\\""),
-        "description"
-    );
+    // The description, quoted as each file's syntax needs.
+    for (path, line) in [
+        ("README.md", r#"Payments "gateway""#),
+        ("main.py", r#"DESCRIPTION = 'Payments "gateway"'"#),
+        ("pyproject.toml", r#"description = "Payments \"gateway\"""#),
+    ] {
+        assert_has_line(&text, path, line);
+    }
     assert!(
         !text.contains("8000"),
         "default port leaked despite --set port"
