@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load test for signed callbacks against `spawn-elite receive` on 127.0.0.1:
 #  1. 1 000 signed callbacks from 8 concurrent client threads (the ignored
-#     Rust test tests/load_callback.rs): receiver throughput;
+#     Rust test tests/cli/load_callback.rs): receiver throughput;
 #  2. 1 000 `spawn-elite callback send` processes, 8 at a time: the real
 #     client end to end (key loading, signing, ureq).
 # Both check that every receipt is logged exactly once.
@@ -17,7 +17,7 @@ if [ "${PROFILE:-release}" = dev ]; then profile=(); dir=debug; fi
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
 echo "== 1. 8 client threads, 1000 callbacks"
-cargo test "${profile[@]}" --test load_callback -- --ignored --nocapture 2>&1 |
+cargo test "${profile[@]}" --test cli load_callback:: -- --ignored --nocapture 2>&1 |
   grep -E '^load:|test result|panicked|FAILED'
 
 echo "== 2. 8 concurrent 'callback send' processes, 1000 callbacks"

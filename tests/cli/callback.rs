@@ -2,13 +2,11 @@
 //! and the receiver's verdicts. Every server is on 127.0.0.1 and is started
 //! and stopped by the test that uses it.
 
-mod callback_support;
-
 use std::time::{Duration, Instant};
 
-use callback_support::{
-    Env, Flaky, Step, free_port, hand_signed, load_key, receipt_json, root_for, send_args, stderr,
-    stdout, unix_now,
+use crate::support::{
+    Flaky, Outcome, Sandbox, Step, free_port, hand_signed, load_key, receipt_json, root_for,
+    send_args, unix_now,
 };
 
 /// Seed of the test receipt (see `receipt_json`).
@@ -28,8 +26,8 @@ fn s(p: &std::path::Path) -> &str {
 #[test]
 fn keygen_writes_a_private_key_0600_and_refuses_to_overwrite() {
     use std::os::unix::fs::PermissionsExt as _;
-    let env = Env::new();
-    let (key, id) = env.keygen("k");
+    let sb = Sandbox::new();
+    let (key, id) = sb.keygen("k");
     let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let private = std::fs::read_to_string(&key).expect("read");
@@ -37,17 +35,11 @@ fn keygen_writes_a_private_key_0600_and_refuses_to_overwrite() {
         private.starts_with("-----BEGIN PRIVATE KEY-----"),
         "{private}"
     );
-    let public = std::fs::read_to_string(env.path().join("k.pem.pub")).expect("pub");
+    let public = std::fs::read_to_string(sb.path().join("k.pem.pub")).expect("pub");
     assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
     assert_eq!(id.len(), 22, "key id is 128 bits base64url: {id}");
 
-    let again = env.run(&["keygen", "-o", s(&key)]);
-    assert_eq!(again.status.code(), Some(9), "{}", stderr(&again));
-    assert!(
-        stderr(&again).contains("already exists"),
-        "{}",
-        stderr(&again)
-    );
+    sb.assert_error(["keygen", "-o", s(&key)], 9, "already exists");
     assert_eq!(
         std::fs::read_to_string(&key).expect("read"),
         private,
@@ -58,28 +50,27 @@ fn keygen_writes_a_private_key_0600_and_refuses_to_overwrite() {
 #[test]
 fn malformed_or_exposed_key_is_reported_naming_the_file() {
     use std::os::unix::fs::PermissionsExt as _;
-    let env = Env::new();
-    let receipt = env.write_receipt("receipt.json", SEED);
-    let bad = env.path().join("bad.pem");
+    let sb = Sandbox::new();
+    let receipt = sb.write_receipt("receipt.json", SEED);
+    let bad = sb.path().join("bad.pem");
     std::fs::write(
         &bad,
         "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n",
     )
     .expect("write");
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let out = env.send(s(&receipt), "http://127.0.0.1:9/", s(&bad), &[]);
-    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
-    assert!(stderr(&out).contains(s(&bad)), "{}", stderr(&out));
-    assert!(env.outbox_files().is_empty(), "a key error queues nothing");
+    sb.send(s(&receipt), "http://127.0.0.1:9/", s(&bad), &[])
+        .assert_error(9, s(&bad));
+    assert!(sb.outbox_files().is_empty(), "a key error queues nothing");
 
-    let (key, _) = env.keygen("open");
+    let (key, _) = sb.keygen("open");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let out = env.send(s(&receipt), "http://127.0.0.1:9/", s(&key), &["--dry-run"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sb.send(s(&receipt), "http://127.0.0.1:9/", s(&key), &["--dry-run"]);
+    assert!(out.success(), "{}", out.stderr);
     assert!(
-        stderr(&out).contains("warning: private key") && stderr(&out).contains("chmod 600"),
+        out.stderr.contains("warning: private key") && out.stderr.contains("chmod 600"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 }
 
@@ -87,17 +78,17 @@ fn malformed_or_exposed_key_is_reported_naming_the_file() {
 
 #[test]
 fn dry_run_prints_the_exact_request_and_signature_base() {
-    let env = Env::new();
-    let (key, id) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", SEED);
-    let out = env.send(
+    let sb = Sandbox::new();
+    let (key, id) = sb.keygen("k");
+    let receipt = sb.write_receipt("receipt.json", SEED);
+    let out = sb.send(
         s(&receipt),
         "https://registry.example/hooks/spawn?team=core",
         s(&key),
         &["--dry-run"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    assert!(out.success(), "{}", out.stderr);
+    let text = out.stdout;
     for needle in [
         "POST /hooks/spawn?team=core HTTP/1.1\n",
         "Host: registry.example\n",
@@ -116,65 +107,60 @@ fn dry_run_prints_the_exact_request_and_signature_base() {
 
 #[test]
 fn plain_http_to_a_remote_host_is_refused() {
-    let env = Env::new();
-    let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", SEED);
-    let out = env.send(s(&receipt), "http://registry.example/hook", s(&key), &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--allow-insecure-http"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(env.outbox_files().is_empty());
+    let sb = Sandbox::new();
+    let (key, _) = sb.keygen("k");
+    let receipt = sb.write_receipt("receipt.json", SEED);
+    sb.send(s(&receipt), "http://registry.example/hook", s(&key), &[])
+        .assert_error(2, "--allow-insecure-http");
+    assert!(sb.outbox_files().is_empty());
 }
 
 #[test]
 fn delivered_to_the_receiver_and_logged_once() {
-    let env = Env::new();
-    let (key, id) = env.trusted_key("k");
-    let receipt = env.write_receipt("receipt.json", SEED);
-    let rx = env.receiver("127.0.0.1:0");
+    let sb = Sandbox::new();
+    let (key, id) = sb.trusted_key("k");
+    let receipt = sb.write_receipt("receipt.json", SEED);
+    let rx = sb.receiver("127.0.0.1:0");
     let url = rx.url("/hooks/spawn");
-    let out = env.send(s(&receipt), &url, s(&key), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sb.send(s(&receipt), &url, s(&key), &[]);
+    assert!(out.success(), "{}", out.stderr);
     assert!(
-        stdout(&out).contains("callback delivered") && stdout(&out).contains("1 attempt"),
+        out.stdout.contains("callback delivered") && out.stdout.contains("1 attempt"),
         "{}",
-        stdout(&out)
+        out.stdout
     );
     // The same receipt again: accepted as a duplicate, not logged twice.
-    let out = env.send(s(&receipt), &url, s(&key), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sb.send(s(&receipt), &url, s(&key), &[]);
+    assert!(out.success(), "{}", out.stderr);
     let (clean, log) = rx.stop();
     assert!(clean, "receiver stops cleanly on SIGTERM: {log}");
-    let lines = env.log_lines();
+    let lines = sb.log_lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["idempotency_key"], root().as_str());
     assert_eq!(lines[0]["keyid"], id.as_str());
     assert_eq!(lines[0]["receipt"]["merkle_root"], root().as_str());
-    assert!(env.outbox_files().is_empty());
+    assert!(sb.outbox_files().is_empty());
 }
 
 #[test]
 fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
-    let env = Env::new();
-    let (key, _) = env.trusted_key("k");
-    let receipt = env.write_receipt("receipt.json", SEED);
-    let rx = env.receiver("127.0.0.1:0");
+    let sb = Sandbox::new();
+    let (key, _) = sb.trusted_key("k");
+    let receipt = sb.write_receipt("receipt.json", SEED);
+    let rx = sb.receiver("127.0.0.1:0");
     let flaky = Flaky::start(vec![
         Step::Status(500, vec![]),
         Step::Status(500, vec![]),
         Step::Forward(rx.addr),
     ]);
-    let out = env.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("3 attempts"), "{}", stdout(&out));
+    let out = sb.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
+    assert!(out.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("3 attempts"), "{}", out.stdout);
     assert_eq!(
-        stderr(&out).matches("retrying in").count(),
+        out.stderr.matches("retrying in").count(),
         2,
         "{}",
-        stderr(&out)
+        out.stderr
     );
     let seen = flaky.requests();
     assert_eq!(seen.len(), 3, "exactly three attempts");
@@ -194,34 +180,34 @@ fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
     assert_ne!(inputs[1], inputs[2]);
     drop(flaky);
     rx.stop();
-    assert_eq!(env.log_lines().len(), 1);
-    assert!(env.outbox_files().is_empty());
+    assert_eq!(sb.log_lines().len(), 1);
+    assert!(sb.outbox_files().is_empty());
 }
 
 #[test]
 fn a_400_is_not_retried_and_the_receipt_is_queued() {
-    let env = Env::new();
-    let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", SEED);
+    let sb = Sandbox::new();
+    let (key, _) = sb.keygen("k");
+    let receipt = sb.write_receipt("receipt.json", SEED);
     let flaky = Flaky::start(vec![Step::Status(400, vec![]), Step::Status(204, vec![])]);
-    let out = env.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let out = sb.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
     assert_eq!(flaky.requests().len(), 1, "no retry after 400");
-    assert!(stderr(&out).contains("HTTP 400"), "{}", stderr(&out));
-    assert_eq!(env.outbox_files().len(), 1);
+    assert!(out.stderr.contains("HTTP 400"), "{}", out.stderr);
+    assert_eq!(sb.outbox_files().len(), 1);
 }
 
 #[test]
 fn a_429_is_retried_after_its_retry_after_and_a_long_one_is_queued() {
-    let env = Env::new();
-    let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", SEED);
+    let sb = Sandbox::new();
+    let (key, _) = sb.keygen("k");
+    let receipt = sb.write_receipt("receipt.json", SEED);
     let flaky = Flaky::start(vec![
         Step::Status(429, vec![("Retry-After".into(), "0".into())]),
         Step::Status(204, vec![]),
     ]);
-    let out = env.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sb.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
+    assert!(out.success(), "{}", out.stderr);
     assert_eq!(flaky.requests().len(), 2);
     drop(flaky);
 
@@ -230,31 +216,27 @@ fn a_429_is_retried_after_its_retry_after_and_a_long_one_is_queued() {
         Step::Status(503, vec![("Retry-After".into(), "3600".into())]),
         Step::Status(204, vec![]),
     ]);
-    let out = env.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let out = sb.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
     assert_eq!(flaky.requests().len(), 1);
-    assert!(
-        stderr(&out).contains("retry after 3600s"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(out.stderr.contains("retry after 3600s"), "{}", out.stderr);
 }
 
 #[test]
 fn server_down_queues_in_the_outbox_and_flush_delivers_later() {
-    let env = Env::new();
-    let (key, _) = env.trusted_key("k");
-    let receipt = env.write_receipt("receipt.json", SEED);
+    let sb = Sandbox::new();
+    let (key, _) = sb.trusted_key("k");
+    let receipt = sb.write_receipt("receipt.json", SEED);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
-    let out = env.send(s(&receipt), &url, s(&key), &["--attempts", "2"]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    let err = stderr(&out);
+    let out = sb.send(s(&receipt), &url, s(&key), &["--attempts", "2"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let err = out.stderr;
     assert!(
         err.contains("queued in") && err.contains("spawn-elite callback flush"),
         "{err}"
     );
-    let queued = env.outbox_files();
+    let queued = sb.outbox_files();
     assert_eq!(queued.len(), 1);
     let entry: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&queued[0]).expect("read")).expect("json");
@@ -262,59 +244,59 @@ fn server_down_queues_in_the_outbox_and_flush_delivers_later() {
     assert_eq!(entry["idempotency_key"], root().as_str());
 
     // Still down: flush keeps it and says so.
-    let out = env.run(&["callback", "flush", "--attempts", "1"]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert_eq!(env.outbox_files().len(), 1);
+    let out = sb.run(["callback", "flush", "--attempts", "1"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert_eq!(sb.outbox_files().len(), 1);
 
     // The registry comes up on that port: flush delivers and empties the outbox.
-    let rx = env.receiver(&format!("127.0.0.1:{port}"));
-    let out = env.run(&["callback", "flush"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let rx = sb.receiver(&format!("127.0.0.1:{port}"));
+    let out = sb.run(["callback", "flush"]);
+    assert!(out.success(), "{}", out.stderr);
     assert!(
-        stdout(&out).contains("1 delivered, 0 still queued"),
+        out.stdout.contains("1 delivered, 0 still queued"),
         "{}",
-        stdout(&out)
+        out.stdout
     );
-    assert!(env.outbox_files().is_empty());
+    assert!(sb.outbox_files().is_empty());
     rx.stop();
-    let lines = env.log_lines();
+    let lines = sb.log_lines();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["receipt"]["merkle_root"], root().as_str());
 }
 
 #[test]
 fn a_server_that_never_answers_hits_the_timeout() {
-    let env = Env::new();
-    let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", SEED);
+    let sb = Sandbox::new();
+    let (key, _) = sb.keygen("k");
+    let receipt = sb.write_receipt("receipt.json", SEED);
     let flaky = Flaky::start(vec![Step::Hang]);
     let started = Instant::now();
-    let out = env.send(
+    let out = sb.send(
         s(&receipt),
         &flaky.url("/hook"),
         s(&key),
         &["--callback-timeout", "300ms", "--attempts", "2"],
     );
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
     assert_eq!(flaky.requests().len(), 2);
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the timeout bounds the wait"
     );
-    assert_eq!(env.outbox_files().len(), 1);
+    assert_eq!(sb.outbox_files().len(), 1);
 }
 
 // ------------------------------------------------------------------ receiver verdicts
 
 #[test]
 fn receiver_rejects_tampering_unknown_keys_replays_and_stale_signatures() {
-    let env = Env::new();
-    let (key_path, id) = env.trusted_key("k");
-    let (other_path, other_id) = env.keygen("stranger");
+    let sb = Sandbox::new();
+    let (key_path, id) = sb.trusted_key("k");
+    let (other_path, other_id) = sb.keygen("stranger");
     let key = load_key(&key_path);
     let stranger = load_key(&other_path);
-    let rx = env.receiver_with("127.0.0.1:0", &["--max-body", "4096"]);
+    let rx = sb.receiver_with("127.0.0.1:0", &["--max-body", "4096"]);
     let a = rx.addr;
     let body = receipt_json(SEED).into_bytes();
     let now = unix_now();
@@ -373,7 +355,7 @@ fn receiver_rejects_tampering_unknown_keys_replays_and_stale_signatures() {
     assert_eq!(t.send(a).0, 413, "body over --max-body");
 
     // Nothing so far was logged.
-    assert!(env.log_lines().is_empty());
+    assert!(sb.log_lines().is_empty());
 
     // A good one, then the very same request again: replay.
     let good = sign("n-good", now);
@@ -384,17 +366,17 @@ fn receiver_rejects_tampering_unknown_keys_replays_and_stale_signatures() {
 
     let (clean, _) = rx.stop();
     assert!(clean);
-    assert_eq!(env.log_lines().len(), 1);
+    assert_eq!(sb.log_lines().len(), 1);
 }
 
 #[test]
 fn receiver_log_is_hash_chained_and_survives_a_restart() {
-    let env = Env::new();
-    let (key_path, id) = env.trusted_key("k");
+    let sb = Sandbox::new();
+    let (key_path, id) = sb.trusted_key("k");
     let key = load_key(&key_path);
     let roots = ["aa11", "bb22", "cc33"];
     for (i, root) in roots.iter().enumerate() {
-        let rx = env.receiver("127.0.0.1:0");
+        let rx = sb.receiver("127.0.0.1:0");
         let body = receipt_json(root).into_bytes();
         let t = hand_signed(
             rx.addr,
@@ -424,7 +406,7 @@ fn receiver_log_is_hash_chained_and_survives_a_restart() {
         }
         rx.stop();
     }
-    let text = std::fs::read_to_string(env.log()).expect("log");
+    let text = std::fs::read_to_string(sb.log()).expect("log");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3);
     let mut prev = "0".repeat(64);
@@ -438,81 +420,69 @@ fn receiver_log_is_hash_chained_and_survives_a_restart() {
     // A broken chain is refused at start, naming the file.
     let broken = text.replacen(&root_for("aa11"), &root_for("aa12"), 2);
     std::fs::write(
-        env.log(),
+        sb.log(),
         broken.replacen(&"0".repeat(64), &"1".repeat(64), 1),
     )
     .expect("write");
-    let out = env
-        .cmd()
-        .args([
-            "receive",
-            "--listen",
-            "127.0.0.1:0",
-            "--trust",
-            s(&env.trust()),
-            "--log",
-            s(&env.log()),
-        ])
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("broken at line 1"),
-        "{}",
-        stderr(&out)
-    );
+    let out = sb.run([
+        "receive",
+        "--listen",
+        "127.0.0.1:0",
+        "--trust",
+        s(&sb.trust()),
+        "--log",
+        s(&sb.log()),
+    ]);
+    assert!(!out.success());
+    assert!(out.stderr.contains("broken at line 1"), "{}", out.stderr);
 }
 
 #[test]
 fn flush_removes_only_what_was_delivered() {
-    let env = Env::new();
-    let (key, _) = env.trusted_key("k");
+    let sb = Sandbox::new();
+    let (key, _) = sb.trusted_key("k");
     let dead = format!("http://127.0.0.1:{}/hook", free_port());
-    let first = env.write_receipt("a.json", "root-a");
-    let second = env.write_receipt("b.json", "root-b");
+    let first = sb.write_receipt("a.json", "root-a");
+    let second = sb.write_receipt("b.json", "root-b");
     for receipt in [&first, &second] {
-        let out = env.send(s(receipt), &dead, s(&key), &["--attempts", "1"]);
-        assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+        let out = sb.send(s(receipt), &dead, s(&key), &["--attempts", "1"]);
+        assert_eq!(out.code, 7, "{}", out.stderr);
     }
-    let queued = env.outbox_files();
+    let queued = sb.outbox_files();
     assert_eq!(queued.len(), 2);
 
     // Point the first entry at a live receiver; the second stays dead.
-    let rx = env.receiver("127.0.0.1:0");
+    let rx = sb.receiver("127.0.0.1:0");
     let mut entry: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&queued[0]).expect("read")).expect("json");
     let live_for = entry["idempotency_key"].as_str().expect("key").to_owned();
     entry["url"] = serde_json::Value::String(rx.url("/hook"));
     std::fs::write(&queued[0], serde_json::to_vec(&entry).expect("json")).expect("write");
 
-    let out = env.run(&["callback", "flush", "--attempts", "1"]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let out = sb.run(["callback", "flush", "--attempts", "1"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
     assert!(
-        stdout(&out).contains("1 delivered, 1 still queued"),
+        out.stdout.contains("1 delivered, 1 still queued"),
         "{}",
-        stdout(&out)
+        out.stdout
     );
-    assert_eq!(env.outbox_files(), vec![queued[1].clone()]);
+    assert_eq!(sb.outbox_files(), vec![queued[1].clone()]);
     rx.stop();
-    let lines = env.log_lines();
+    let lines = sb.log_lines();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["idempotency_key"], live_for.as_str());
 }
 
 #[test]
 fn a_key_trusted_while_the_receiver_runs_is_picked_up() {
-    let env = Env::new();
-    let rx = env.receiver("127.0.0.1:0");
-    let (key_path, id) = env.keygen("late");
+    let sb = Sandbox::new();
+    let rx = sb.receiver("127.0.0.1:0");
+    let (key_path, id) = sb.keygen("late");
     let key = load_key(&key_path);
     let body = receipt_json(SEED).into_bytes();
     let req = |nonce: &str| hand_signed(rx.addr, "/", &body, &root(), &key, &id, unix_now(), nonce);
     assert_eq!(req("n1").send(rx.addr).0, 401, "not trusted yet");
-    std::fs::copy(
-        env.path().join("late.pem.pub"),
-        env.trust().join("late.pub"),
-    )
-    .expect("trust it");
+    std::fs::copy(sb.path().join("late.pem.pub"), sb.trust().join("late.pub")).expect("trust it");
     assert_eq!(req("n2").send(rx.addr).0, 204, "trusted now");
     rx.stop();
 }
@@ -534,24 +504,20 @@ fn receipt_of(repo: &std::path::Path) -> (Vec<u8>, String) {
 
 #[test]
 fn spawn_with_callback_delivers_its_receipt() {
-    let env = Env::new();
-    let (key, _) = env.trusted_key("k");
-    let rx = env.receiver("127.0.0.1:0");
+    let sb = Sandbox::new();
+    let (key, _) = sb.trusted_key("k");
+    let rx = sb.receiver("127.0.0.1:0");
     let url = rx.url("/hooks/spawn");
-    let repos = env.path().join("repos");
-    let out = env.run(&spawn_args(
+    let repos = sb.path().join("repos");
+    let out = sb.run(spawn_args(
         s(&repos),
         &["--callback", &url, "--key", s(&key)],
     ));
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("callback delivered"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(out.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("callback delivered"), "{}", out.stderr);
     rx.stop();
     let (_, root) = receipt_of(&repos.join("svc"));
-    let lines = env.log_lines();
+    let lines = sb.log_lines();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["idempotency_key"], root.as_str());
     assert_eq!(lines[0]["receipt"]["merkle_root"], root.as_str());
@@ -559,12 +525,12 @@ fn spawn_with_callback_delivers_its_receipt() {
 
 #[test]
 fn spawn_with_callback_to_a_down_server_succeeds_with_exit_7_and_flush_delivers() {
-    let env = Env::new();
-    let (key, _) = env.trusted_key("k");
+    let sb = Sandbox::new();
+    let (key, _) = sb.trusted_key("k");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hooks/spawn");
-    let repos = env.path().join("repos");
-    let out = env.run(&spawn_args(
+    let repos = sb.path().join("repos");
+    let out = sb.run(spawn_args(
         s(&repos),
         &[
             "--callback",
@@ -576,39 +542,39 @@ fn spawn_with_callback_to_a_down_server_succeeds_with_exit_7_and_flush_delivers(
             "--json",
         ],
     ));
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    let err = stderr(&out);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let err = out.stderr;
     assert!(err.contains("spawn-elite callback flush"), "{err}");
     let (receipt, root) = receipt_of(&repos.join("svc"));
-    let queued = env.outbox_files();
+    let queued = sb.outbox_files();
     assert_eq!(queued.len(), 1);
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
     assert_eq!(summary["callback"]["outcome"], "queued");
     assert_eq!(summary["callback"]["outbox_file"], s(&queued[0]));
     assert_eq!(summary["receipt"]["merkle_root"], root.as_str());
 
-    let rx = env.receiver(&format!("127.0.0.1:{port}"));
-    let out = env.run(&["callback", "flush"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(env.outbox_files().is_empty());
+    let rx = sb.receiver(&format!("127.0.0.1:{port}"));
+    let out = sb.run(["callback", "flush"]);
+    assert!(out.success(), "{}", out.stderr);
+    assert!(sb.outbox_files().is_empty());
     rx.stop();
-    let lines = env.log_lines();
+    let lines = sb.log_lines();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["idempotency_key"], root.as_str());
     assert_eq!(
         lines[0]["content_digest"],
-        callback_support::httpsig::content_digest(&receipt).as_str(),
+        crate::support::httpsig::content_digest(&receipt).as_str(),
         "the receipt was sent byte for byte"
     );
 }
 
 #[test]
 fn spawn_dry_run_with_callback_prints_the_request_and_sends_nothing() {
-    let env = Env::new();
-    let (key, _) = env.keygen("k");
+    let sb = Sandbox::new();
+    let (key, _) = sb.keygen("k");
     let flaky = Flaky::start(vec![Step::Status(204, vec![])]);
-    let repos = env.path().join("repos");
-    let out = env.run(&spawn_args(
+    let repos = sb.path().join("repos");
+    let out = sb.run(spawn_args(
         s(&repos),
         &[
             "--dry-run",
@@ -618,8 +584,8 @@ fn spawn_dry_run_with_callback_prints_the_request_and_sends_nothing() {
             s(&key),
         ],
     ));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    assert!(out.success(), "{}", out.stderr);
+    let text = out.stdout;
     assert!(text.contains("POST /hook HTTP/1.1"), "{text}");
     assert!(text.contains("--- signature base ---"), "{text}");
     assert!(text.contains("Idempotency-Key: "), "{text}");
@@ -629,25 +595,27 @@ fn spawn_dry_run_with_callback_prints_the_request_and_sends_nothing() {
 
 #[test]
 fn spawn_with_a_missing_key_fails_with_exit_9_before_writing_anything() {
-    let env = Env::new();
-    let repos = env.path().join("repos");
-    let missing = env.path().join("nope.pem");
-    let out = env.run(&spawn_args(
-        s(&repos),
-        &["--callback", "http://127.0.0.1:9/", "--key", s(&missing)],
-    ));
-    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
-    assert!(stderr(&out).contains(s(&missing)), "{}", stderr(&out));
+    let sb = Sandbox::new();
+    let repos = sb.path().join("repos");
+    let missing = sb.path().join("nope.pem");
+    sb.assert_error(
+        spawn_args(
+            s(&repos),
+            &["--callback", "http://127.0.0.1:9/", "--key", s(&missing)],
+        ),
+        9,
+        s(&missing),
+    );
     assert!(!repos.join("svc").exists());
 }
 
 #[test]
 fn ctrl_c_while_waiting_to_retry_queues_the_callback_at_once() {
     use std::io::{BufRead, BufReader};
-    let env = Env::new();
-    let (key, _) = env.trusted_key("k");
+    let sb = Sandbox::new();
+    let (key, _) = sb.trusted_key("k");
     let url = format!("http://127.0.0.1:{}/hooks/spawn", free_port());
-    let repos = env.path().join("repos");
+    let repos = sb.path().join("repos");
     let args = spawn_args(
         s(&repos),
         &[
@@ -663,8 +631,8 @@ fn ctrl_c_while_waiting_to_retry_queues_the_callback_at_once() {
             "60s",
         ],
     );
-    let mut child = env
-        .cmd()
+    let mut child = sb
+        .process()
         .args(&args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -693,7 +661,7 @@ fn ctrl_c_while_waiting_to_retry_queues_the_callback_at_once() {
     assert_eq!(status.code(), Some(7), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("interrupted")), "{rest:?}");
     assert_eq!(
-        env.outbox_files().len(),
+        sb.outbox_files().len(),
         1,
         "the callback waits in the outbox"
     );
@@ -704,17 +672,17 @@ fn ctrl_c_while_waiting_to_retry_queues_the_callback_at_once() {
 
 /// A real tree, its receipt (`spawn-elite receipt`) and a proof for one file
 /// (`spawn-elite prove`): the proof carries the same merkle_root.
-fn receipt_and_proof(env: &Env) -> (std::path::PathBuf, std::path::PathBuf, String) {
-    let tree = env.path().join("tree");
+fn receipt_and_proof(sb: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let tree = sb.path().join("tree");
     std::fs::create_dir_all(&tree).expect("tree");
     std::fs::write(tree.join("main.py"), "print('hi')\n").expect("write");
     std::fs::write(tree.join("README.md"), "# tree\n").expect("write");
-    let receipt = env.path().join("r.json");
-    let out = env.run(&["receipt", s(&tree), "-o", s(&receipt)]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = env.run(&["prove", s(&tree), "main.py", "--receipt", s(&receipt)]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let proof = env.path().join("p.json");
+    let receipt = sb.path().join("r.json");
+    let out = sb.run(["receipt", s(&tree), "-o", s(&receipt)]);
+    assert!(out.success(), "{}", out.stderr);
+    let out = sb.run(["prove", s(&tree), "main.py", "--receipt", s(&receipt)]);
+    assert!(out.success(), "{}", out.stderr);
+    let proof = sb.path().join("p.json");
     std::fs::write(&proof, &out.stdout).expect("write proof");
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&receipt).expect("read")).expect("json");
@@ -724,30 +692,27 @@ fn receipt_and_proof(env: &Env) -> (std::path::PathBuf, std::path::PathBuf, Stri
 
 #[test]
 fn a_proof_is_refused_by_send_and_by_the_receiver_and_the_real_receipt_is_logged() {
-    let env = Env::new();
-    let (key_path, id) = env.trusted_key("k");
-    let (receipt, proof, root) = receipt_and_proof(&env);
+    let sb = Sandbox::new();
+    let (key_path, id) = sb.trusted_key("k");
+    let (receipt, proof, root) = receipt_and_proof(&sb);
     let proof_bytes = std::fs::read(&proof).expect("read proof");
     assert!(
         String::from_utf8_lossy(&proof_bytes).contains("spawn-elite.proof/v1")
             && String::from_utf8_lossy(&proof_bytes).contains(&root),
         "the proof carries the repo's root"
     );
-    let rx = env.receiver("127.0.0.1:0");
+    let rx = sb.receiver("127.0.0.1:0");
     let url = rx.url("/hooks/spawn");
 
     // `callback send` with the proof: exit 6, nothing sent, nothing queued.
-    let out = env.send(s(&proof), &url, s(&key_path), &[]);
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    let err = stderr(&out);
+    let out = sb.send(s(&proof), &url, s(&key_path), &[]);
+    out.assert_error(6, "not a spawn-elite receipt");
+    let err = out.stderr;
     assert!(
-        err.contains(s(&proof))
-            && err.contains("\"spawn-elite.proof/v1\"")
-            && err.contains("not a spawn-elite receipt"),
+        err.contains(s(&proof)) && err.contains("\"spawn-elite.proof/v1\""),
         "{err}"
     );
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(env.outbox_files().is_empty());
+    assert!(sb.outbox_files().is_empty());
 
     // Posted anyway, correctly signed, with the root as Idempotency-Key: 400.
     let key = load_key(&key_path);
@@ -795,13 +760,13 @@ fn a_proof_is_refused_by_send_and_by_the_receiver_and_the_real_receipt_is_logged
     let (status, msg) = t.send(rx.addr);
     assert_eq!(status, 400, "{msg}");
     assert!(msg.contains(&wrong) && msg.contains(&root), "{msg}");
-    assert!(env.log_lines().is_empty(), "nothing logged so far");
+    assert!(sb.log_lines().is_empty(), "nothing logged so far");
 
     // The real receipt is then accepted and logged: nothing took its key.
-    let out = env.send(s(&receipt), &url, s(&key_path), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sb.send(s(&receipt), &url, s(&key_path), &[]);
+    assert!(out.success(), "{}", out.stderr);
     rx.stop();
-    let lines = env.log_lines();
+    let lines = sb.log_lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["idempotency_key"], root.as_str());
     assert_eq!(lines[0]["receipt"]["format"], "spawn-elite.receipt/v1");
@@ -809,16 +774,16 @@ fn a_proof_is_refused_by_send_and_by_the_receiver_and_the_real_receipt_is_logged
 
 #[test]
 fn quiet_spawn_prints_no_retry_notices_but_still_the_queued_warning() {
-    let env = Env::new();
-    let (key, _) = env.keygen("k");
+    let sb = Sandbox::new();
+    let (key, _) = sb.keygen("k");
     let url = format!("http://127.0.0.1:{}/hooks/spawn", free_port());
-    let repos = env.path().join("repos");
+    let repos = sb.path().join("repos");
     let cb = ["--callback", &url, "--key", s(&key), "--attempts", "3"];
     let mut args = spawn_args(s(&repos), &cb);
     args.push("-q");
-    let out = env.run(&args);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    let err = stderr(&out);
+    let out = sb.run(&args);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let err = out.stderr;
     assert!(!err.contains("retrying"), "quiet: {err}");
     assert!(!err.contains("callback attempt"), "quiet: {err}");
     assert_eq!(err.lines().count(), 1, "only the warning: {err}");
@@ -828,37 +793,32 @@ fn quiet_spawn_prints_no_retry_notices_but_still_the_queued_warning() {
             && err.contains("spawn-elite callback flush"),
         "{err}"
     );
-    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
 
     // Without -q the same spawn says what it is doing.
-    let repos = env.path().join("repos2");
-    let out = env.run(&spawn_args(s(&repos), &cb));
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert_eq!(stderr(&out).matches("retrying in").count(), 2);
+    let repos = sb.path().join("repos2");
+    let out = sb.run(spawn_args(s(&repos), &cb));
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert_eq!(out.stderr.matches("retrying in").count(), 2);
 }
 
 #[test]
 fn a_world_readable_key_is_warned_about_once_per_spawn() {
     use std::os::unix::fs::PermissionsExt as _;
-    let env = Env::new();
-    let (key, _) = env.trusted_key("k");
+    let sb = Sandbox::new();
+    let (key, _) = sb.trusted_key("k");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let rx = env.receiver("127.0.0.1:0");
-    let repos = env.path().join("repos");
-    let out = env.run(&spawn_args(
+    let rx = sb.receiver("127.0.0.1:0");
+    let repos = sb.path().join("repos");
+    let out = sb.run(spawn_args(
         s(&repos),
         &["--callback", &rx.url("/hook"), "--key", s(&key)],
     ));
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stderr(&out).matches("chmod 600").count(),
-        1,
-        "{}",
-        stderr(&out)
-    );
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("chmod 600").count(), 1, "{}", out.stderr);
 
-    let out = env.run(&spawn_args(
-        s(&env.path().join("dry")),
+    let out = sb.run(spawn_args(
+        s(&sb.path().join("dry")),
         &[
             "--dry-run",
             "--callback",
@@ -867,27 +827,22 @@ fn a_world_readable_key_is_warned_about_once_per_spawn() {
             s(&key),
         ],
     ));
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stderr(&out).matches("chmod 600").count(),
-        1,
-        "{}",
-        stderr(&out)
-    );
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("chmod 600").count(), 1, "{}", out.stderr);
     rx.stop();
 }
 
 #[test]
 fn a_public_key_or_a_text_file_as_key_says_what_to_pass_instead() {
-    let env = Env::new();
-    let (key, _) = env.keygen("k");
-    let public = env.path().join("k.pem.pub");
-    let receipt = env.write_receipt("receipt.json", SEED);
+    let sb = Sandbox::new();
+    let (key, _) = sb.keygen("k");
+    let public = sb.path().join("k.pem.pub");
+    let receipt = sb.write_receipt("receipt.json", SEED);
 
-    let out = env.send(s(&receipt), "http://127.0.0.1:9/", s(&public), &[]);
-    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    let out = sb.send(s(&receipt), "http://127.0.0.1:9/", s(&public), &[]);
+    assert_eq!(out.code, 9, "{}", out.stderr);
     assert_eq!(
-        stderr(&out),
+        out.stderr,
         format!(
             "error: {} is a public key; pass the private key ({}) to --key\n",
             public.display(),
@@ -895,16 +850,16 @@ fn a_public_key_or_a_text_file_as_key_says_what_to_pass_instead() {
         )
     );
 
-    let text = env.path().join("notes.txt");
+    let text = sb.path().join("notes.txt");
     std::fs::write(&text, "just some notes\n").expect("write");
-    let repos = env.path().join("repos");
-    let out = env.run(&spawn_args(
+    let repos = sb.path().join("repos");
+    let out = sb.run(spawn_args(
         s(&repos),
         &["--callback", "http://127.0.0.1:9/", "--key", s(&text)],
     ));
-    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert_eq!(out.code, 9, "{}", out.stderr);
     assert_eq!(
-        stderr(&out),
+        out.stderr,
         format!(
             "error: no PEM private key found in {0}; create a key with `spawn-elite keygen -o NEW.pem` and pass that\n",
             text.display()
@@ -914,43 +869,46 @@ fn a_public_key_or_a_text_file_as_key_says_what_to_pass_instead() {
 }
 
 /// Queue one callback that the receiver rejects with 401 (unknown key).
-fn queue_a_rejected_callback(env: &Env) -> (std::path::PathBuf, std::path::PathBuf, ReceiverLike) {
-    let (key, _) = env.keygen("untrusted");
-    let receipt = env.write_receipt("receipt.json", SEED);
-    let rx = env.receiver("127.0.0.1:0");
-    let out = env.send(s(&receipt), &rx.url("/hook"), s(&key), &[]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert!(stderr(&out).contains("HTTP 401"), "{}", stderr(&out));
-    let queued = env.outbox_files();
+fn queue_a_rejected_callback(
+    sb: &Sandbox,
+) -> (std::path::PathBuf, std::path::PathBuf, ReceiverLike) {
+    let (key, _) = sb.keygen("untrusted");
+    let receipt = sb.write_receipt("receipt.json", SEED);
+    let rx = sb.receiver("127.0.0.1:0");
+    let out = sb.send(s(&receipt), &rx.url("/hook"), s(&key), &[]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert!(out.stderr.contains("HTTP 401"), "{}", out.stderr);
+    let queued = sb.outbox_files();
     assert_eq!(queued.len(), 1);
     (queued[0].clone(), receipt, rx)
 }
 
-type ReceiverLike = callback_support::ReceiverProc;
+type ReceiverLike = crate::support::ReceiverProc;
 
 #[test]
 fn rejected_entries_are_named_by_flush_listed_and_dropped_with_the_receipt_kept() {
-    let env = Env::new();
-    let (entry, receipt, rx) = queue_a_rejected_callback(&env);
+    let sb = Sandbox::new();
+    let (entry, receipt, rx) = queue_a_rejected_callback(&sb);
     let url = rx.url("/hook");
 
-    let out = env.run(&["callback", "flush"]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    let err = stderr(&out);
+    let out = sb.run(["callback", "flush"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let err = out.stderr;
     assert!(
         err.contains(&format!("rejected {}: HTTP 401", entry.display()))
             && err.contains(&format!("spawn-elite callback drop {}", entry.display())),
         "{err}"
     );
     assert!(
-        stdout(&out).contains("0 delivered, 1 still queued (1 rejected"),
+        out.stdout
+            .contains("0 delivered, 1 still queued (1 rejected"),
         "{}",
-        stdout(&out)
+        out.stdout
     );
 
-    let out = env.run(&["callback", "list"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let out = sb.run(["callback", "list"]);
+    assert!(out.success(), "{}", out.stderr);
+    let text = out.stdout;
     for needle in [
         format!("{}\n", entry.display()),
         format!("  url:       {url}\n"),
@@ -966,61 +924,58 @@ fn rejected_entries_are_named_by_flush_listed_and_dropped_with_the_receipt_kept(
     }
 
     // Only files in the outbox can be dropped.
-    let out = env.run(&["callback", "drop", s(&receipt)]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("is not in the outbox"),
-        "{}",
-        stderr(&out)
-    );
+    sb.assert_error(["callback", "drop", s(&receipt)], 2, "is not in the outbox");
     assert!(receipt.is_file());
 
     // By file name: removed, and the receipt is where it was.
     let name = entry.file_name().expect("name").to_str().expect("utf8");
-    let out = env.run(&["callback", "drop", name]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sb.run(["callback", "drop", name]);
+    assert!(out.success(), "{}", out.stderr);
     assert!(
-        stdout(&out).contains(&format!("dropped {}", entry.display()))
-            && stdout(&out).contains(&format!("the receipt is still at {}", receipt.display())),
+        out.stdout.contains(&format!("dropped {}", entry.display()))
+            && out
+                .stdout
+                .contains(&format!("the receipt is still at {}", receipt.display())),
         "{}",
-        stdout(&out)
+        out.stdout
     );
-    assert!(env.outbox_files().is_empty());
+    assert!(sb.outbox_files().is_empty());
     assert!(receipt.is_file());
-    let out = env.run(&["callback", "list"]);
-    assert!(stdout(&out).contains("is empty"), "{}", stdout(&out));
-    let out = env.run(&["callback", "flush"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = sb.run(["callback", "list"]);
+    assert!(out.stdout.contains("is empty"), "{}", out.stdout);
+    let out = sb.run(["callback", "flush"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
     rx.stop();
 }
 
 #[test]
 fn dropping_an_entry_whose_receipt_is_gone_saves_the_receipt() {
-    let env = Env::new();
-    let (entry, receipt, rx) = queue_a_rejected_callback(&env);
+    let sb = Sandbox::new();
+    let (entry, receipt, rx) = queue_a_rejected_callback(&sb);
     rx.stop();
     let bytes = std::fs::read(&receipt).expect("read");
     std::fs::remove_file(&receipt).expect("rm");
-    let out = env.run(&["callback", "drop", s(&entry)]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let saved = env
+    let out = sb.run(["callback", "drop", s(&entry)]);
+    assert!(out.success(), "{}", out.stderr);
+    let saved = sb
         .data()
         .join("spawn-elite/dropped")
         .join(entry.file_name().expect("name"));
     assert!(
-        stdout(&out).contains(&format!("so it was saved to {}", saved.display())),
+        out.stdout
+            .contains(&format!("so it was saved to {}", saved.display())),
         "{}",
-        stdout(&out)
+        out.stdout
     );
     assert_eq!(std::fs::read(&saved).expect("saved"), bytes);
-    assert!(env.outbox_files().is_empty());
+    assert!(sb.outbox_files().is_empty());
 }
 
 #[test]
 fn flush_refuses_a_queued_entry_that_is_not_a_valid_receipt() {
-    let env = Env::new();
-    let (entry, _, rx) = queue_a_rejected_callback(&env);
-    let (_, proof, _) = receipt_and_proof(&env);
+    let sb = Sandbox::new();
+    let (entry, _, rx) = queue_a_rejected_callback(&sb);
+    let (_, proof, _) = receipt_and_proof(&sb);
     let mut v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&entry).expect("read")).expect("json");
     use base64::Engine as _;
@@ -1028,12 +983,12 @@ fn flush_refuses_a_queued_entry_that_is_not_a_valid_receipt() {
         .encode(std::fs::read(&proof).expect("proof"))
         .into();
     std::fs::write(&entry, serde_json::to_vec(&v).expect("json")).expect("write");
-    let out = env.run(&["callback", "flush"]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let out = sb.run(["callback", "flush"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
     assert!(
-        stderr(&out).contains("not a spawn-elite receipt") && stderr(&out).contains("rejected "),
+        out.stderr.contains("not a spawn-elite receipt") && out.stderr.contains("rejected "),
         "{}",
-        stderr(&out)
+        out.stderr
     );
     let (_, log) = rx.stop();
     assert_eq!(
@@ -1041,23 +996,23 @@ fn flush_refuses_a_queued_entry_that_is_not_a_valid_receipt() {
         1,
         "only the first 401 reached it: {log}"
     );
-    assert_eq!(env.outbox_files(), vec![entry], "kept, never lost");
+    assert_eq!(sb.outbox_files(), vec![entry], "kept, never lost");
 }
 
 #[test]
 fn flush_help_offers_only_what_flush_uses() {
-    let env = Env::new();
-    let out = env.run(&["callback", "flush", "--help"]);
-    assert!(out.status.success());
-    let help = stdout(&out);
+    let sb = Sandbox::new();
+    let out = sb.run(["callback", "flush", "--help"]);
+    assert!(out.success());
+    let help = out.stdout;
     assert!(
         help.contains("--attempts") && help.contains("--backoff"),
         "{help}"
     );
     assert!(!help.contains("--ca-cert"), "{help}");
     assert!(!help.contains("--allow-insecure-http"), "{help}");
-    let out = env.run(&["callback", "flush", "--allow-insecure-http"]);
-    assert_eq!(out.status.code(), Some(2));
+    let out = sb.run(["callback", "flush", "--allow-insecure-http"]);
+    assert_eq!(out.code, 2);
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CALLBACK.md"))
         .expect("doc");
     assert!(doc.contains("CA file and `--allow-insecure-http` come from the entry"));
@@ -1065,10 +1020,10 @@ fn flush_help_offers_only_what_flush_uses() {
 
 #[test]
 fn defaults_give_up_on_a_down_receiver_within_seconds() {
-    let env = Env::new();
-    let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", SEED);
-    let mut cmd = env.cmd();
+    let sb = Sandbox::new();
+    let (key, _) = sb.keygen("k");
+    let receipt = sb.write_receipt("receipt.json", SEED);
+    let mut cmd = sb.cmd();
     for var in [
         "SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT",
         "SPAWN_ELITE_CALLBACK_TIMEOUT",
@@ -1078,15 +1033,11 @@ fn defaults_give_up_on_a_down_receiver_within_seconds() {
     ] {
         cmd.env_remove(var);
     }
-    let help = cmd
-        .args(["callback", "send", "--help"])
-        .output()
-        .expect("help");
-    let help = stdout(&help);
+    let help = Outcome::of(cmd.args(["callback", "send", "--help"])).stdout;
     for default in ["[default: 5s]", "[default: 4]", "[default: 500ms]"] {
         assert!(help.contains(default), "missing {default} in {help}");
     }
-    let mut cmd = env.cmd();
+    let mut cmd = sb.cmd();
     for var in [
         "SPAWN_ELITE_CALLBACK_ATTEMPTS",
         "SPAWN_ELITE_CALLBACK_BACKOFF",
@@ -1096,33 +1047,29 @@ fn defaults_give_up_on_a_down_receiver_within_seconds() {
     }
     let url = format!("http://127.0.0.1:{}/hook", free_port());
     let started = Instant::now();
-    let out = cmd
-        .args(send_args(s(&receipt), &url, s(&key)))
-        .output()
-        .expect("run");
+    let out = Outcome::of(cmd.args(send_args(s(&receipt), &url, s(&key))));
     let took = started.elapsed();
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(out.code, 7, "{}", out.stderr);
     assert!(
-        stderr(&out).contains("gave up after 4 attempts"),
+        out.stderr.contains("gave up after 4 attempts"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
-    assert_eq!(stderr(&out).matches("retrying in").count(), 3);
+    assert_eq!(out.stderr.matches("retrying in").count(), 3);
     // Waits of at most 0.5 + 1 + 2 s (documented worst case for a refused connection).
     assert!(took < Duration::from_millis(3500 + 2000), "took {took:?}");
 }
 
 #[test]
 fn ssl_cert_file_does_not_show_up_as_a_required_flag_in_usage() {
-    let env = Env::new();
-    let out = env
-        .cmd()
-        .env("SSL_CERT_FILE", env.path().join("ca.pem"))
-        .args(["callback", "send", "--receipt", "r.json"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let sb = Sandbox::new();
+    let out = Outcome::of(
+        sb.cmd()
+            .env("SSL_CERT_FILE", sb.path().join("ca.pem"))
+            .args(["callback", "send", "--receipt", "r.json"]),
+    );
+    assert_eq!(out.code, 2);
+    let err = out.stderr;
     assert!(
         err.contains(
             "Usage: spawn-elite callback send --receipt <FILE> --url <URL> --key <PATH>\n"
@@ -1130,21 +1077,21 @@ fn ssl_cert_file_does_not_show_up_as_a_required_flag_in_usage() {
         "{err}"
     );
     assert!(!err.contains("--ca-cert"), "{err}");
-    // The SPAWN_ELITE_CALLBACK_* overrides (set by Env::cmd) are still
+    // The SPAWN_ELITE_CALLBACK_* overrides (set by Sandbox::process) are still
     // honoured, and a bad one is named.
-    let receipt = env.write_receipt("receipt.json", SEED);
-    let (key, _) = env.keygen("k");
-    let out = env
-        .cmd()
-        .env("SPAWN_ELITE_CALLBACK_ATTEMPTS", "0")
-        .args(send_args(s(&receipt), "http://127.0.0.1:9/", s(&key)))
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, _) = sb.keygen("k");
+    let out = Outcome::of(
+        sb.cmd()
+            .env("SPAWN_ELITE_CALLBACK_ATTEMPTS", "0")
+            .args(send_args(s(&receipt), "http://127.0.0.1:9/", s(&key))),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
-        stderr(&out).contains("environment variable SPAWN_ELITE_CALLBACK_ATTEMPTS: \"0\""),
+        out.stderr
+            .contains("environment variable SPAWN_ELITE_CALLBACK_ATTEMPTS: \"0\""),
         "{}",
-        stderr(&out)
+        out.stderr
     );
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CALLBACK.md"))
         .expect("doc");

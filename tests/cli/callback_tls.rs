@@ -2,15 +2,14 @@
 //! comes from a private CA is delivered with `--ca-cert` (or SSL_CERT_FILE)
 //! and refused, then queued, without it.
 
-mod callback_support;
-
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use callback_support::{Env, Seen, stderr, stdout};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::support::{Outcome, Sandbox, Seen, send_args};
 
 struct TlsServer {
     port: u16,
@@ -57,7 +56,7 @@ fn tls_server(connections: usize) -> (String, TlsServer) {
                 return;
             };
             let mut tls = rustls::StreamOwned::new(conn, tcp);
-            if let Some((head, body)) = callback_support::read_request(&mut tls) {
+            if let Some((head, body)) = crate::support::read_request(&mut tls) {
                 seen2.lock().expect("lock").push(Seen { head, body });
                 let _ = tls.write_all(
                     b"HTTP/1.1 204 No Content\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
@@ -88,25 +87,25 @@ impl TlsServer {
 
 #[test]
 fn https_with_a_private_ca_is_delivered_and_without_it_is_queued() {
-    let env = Env::new();
-    let (key, _) = env.keygen("k");
-    let receipt = env.write_receipt("receipt.json", "tls-root");
+    let sb = Sandbox::new();
+    let (key, _) = sb.keygen("k");
+    let receipt = sb.write_receipt("receipt.json", "tls-root");
     let key = key.to_str().expect("utf8").to_owned();
     let receipt = receipt.to_str().expect("utf8").to_owned();
 
     // Trusted through --ca-cert: delivered, signed for the https authority.
     let (ca_pem, server) = tls_server(1);
-    let ca = env.path().join("ca.pem");
+    let ca = sb.path().join("ca.pem");
     std::fs::write(&ca, ca_pem).expect("write ca");
     let url = format!("https://127.0.0.1:{}/hooks/spawn", server.port);
-    let out = env.send(
+    let out = sb.send(
         &receipt,
         &url,
         &key,
         &["--ca-cert", ca.to_str().expect("utf8")],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("HTTP 204"), "{}", stdout(&out));
+    assert!(out.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("HTTP 204"), "{}", out.stdout);
     let seen = server.finish();
     assert_eq!(seen.len(), 1);
     assert!(seen[0].head.starts_with("POST /hooks/spawn HTTP/1.1\r\n"));
@@ -122,34 +121,24 @@ fn https_with_a_private_ca_is_delivered_and_without_it_is_queued() {
     let (ca_pem, server) = tls_server(1);
     std::fs::write(&ca, ca_pem).expect("write ca");
     let url = format!("https://127.0.0.1:{}/hooks/spawn", server.port);
-    let out = env
-        .cmd()
-        .env("SSL_CERT_FILE", &ca)
-        .args([
-            "callback",
-            "send",
-            "--receipt",
-            &receipt,
-            "--url",
-            &url,
-            "--key",
-            &key,
-        ])
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = Outcome::of(
+        sb.cmd()
+            .env("SSL_CERT_FILE", &ca)
+            .args(send_args(&receipt, &url, &key)),
+    );
+    assert!(out.success(), "{}", out.stderr);
     assert_eq!(server.finish().len(), 1);
 
     // Not trusted (platform roots only): nothing is sent, the receipt is queued.
     let (_, server) = tls_server(1);
     let url = format!("https://127.0.0.1:{}/hooks/spawn", server.port);
-    let out = env.send(&receipt, &url, &key, &["--attempts", "1"]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let out = sb.send(&receipt, &url, &key, &["--attempts", "1"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
     assert!(
-        stderr(&out).to_lowercase().contains("certificate"),
+        out.stderr.to_lowercase().contains("certificate"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
     assert!(server.finish().is_empty(), "no request got through");
-    assert_eq!(env.outbox_files().len(), 1);
+    assert_eq!(sb.outbox_files().len(), 1);
 }

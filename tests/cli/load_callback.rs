@@ -2,12 +2,10 @@
 //! 1 000 signed callbacks from 8 concurrent clients against
 //! `spawn-elite receive` on 127.0.0.1; every one must be logged exactly once.
 
-mod callback_support;
-
 use std::collections::HashMap;
 use std::time::Instant;
 
-use callback_support::{Env, hand_signed, load_key, receipt_json, root_for, unix_now};
+use crate::support::{Sandbox, hand_signed, load_key, receipt_json, root_for, unix_now};
 
 const CLIENTS: usize = 8;
 const PER_CLIENT: usize = 125;
@@ -15,10 +13,10 @@ const PER_CLIENT: usize = 125;
 #[test]
 #[ignore = "load test: run scripts/load-callback.sh"]
 fn a_thousand_callbacks_from_eight_clients_are_each_logged_once() {
-    let env = Env::new();
-    let (key_path, id) = env.trusted_key("load");
+    let sb = Sandbox::new();
+    let (key_path, id) = sb.trusted_key("load");
     let key = load_key(&key_path);
-    let rx = env.receiver_with("127.0.0.1:0", &["--workers", "8"]);
+    let rx = sb.receiver_with("127.0.0.1:0", &["--workers", "8"]);
     let addr = rx.addr;
 
     let started = Instant::now();
@@ -60,7 +58,7 @@ fn a_thousand_callbacks_from_eight_clients_are_each_logged_once() {
 
     let total = CLIENTS * PER_CLIENT;
     assert_eq!(statuses.get(&204), Some(&total), "statuses: {statuses:?}");
-    let lines = env.log_lines();
+    let lines = sb.log_lines();
     let mut count = HashMap::<String, usize>::new();
     for l in &lines {
         *count

@@ -6,8 +6,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::Value;
+
+use crate::support::{Outcome, Sandbox};
 
 fn fake_tool(dir: &Path, name: &str, body: &str) {
     let path = dir.join(name);
@@ -15,14 +16,9 @@ fn fake_tool(dir: &Path, name: &str, body: &str) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn doctor(path: &Path, args: &[&str]) -> std::process::Output {
-    Command::cargo_bin("spawn-elite")
-        .unwrap()
-        .arg("doctor")
-        .args(args)
-        .env("PATH", path)
-        .output()
-        .unwrap()
+fn doctor(path: &Path, args: &[&str]) -> Outcome {
+    let sb = Sandbox::new();
+    Outcome::of(sb.cmd().arg("doctor").args(args).env("PATH", path))
 }
 
 fn stand_ins() -> tempfile::TempDir {
@@ -55,8 +51,8 @@ fn stand_ins() -> tempfile::TempDir {
 fn json_report_tells_found_old_broken_and_missing_apart() {
     let dir = stand_ins();
     let out = doctor(dir.path(), &["--json"]);
-    assert!(out.status.success(), "doctor exits 0 with tools missing");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.success(), "doctor exits 0 with tools missing");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
     let status = |name: &str| {
         let tool = report["tools"]
             .as_array()
@@ -96,8 +92,8 @@ fn json_report_tells_found_old_broken_and_missing_apart() {
 fn text_report_says_what_each_tool_is_for() {
     let dir = stand_ins();
     let out = doctor(dir.path(), &[]);
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.success());
+    let text = out.stdout;
     assert!(text.contains("3.9.18 (needs >= 3.10)"), "{text}");
     assert!(text.contains("make: it broke"), "{text}");
     assert!(text.contains("tool: make test"), "{text}");
@@ -111,8 +107,8 @@ fn text_report_says_what_each_tool_is_for() {
 fn an_empty_path_reports_everything_missing_and_still_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let out = doctor(dir.path(), &["--json"]);
-    assert!(out.status.success());
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.success());
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert!(
         report["tools"]
             .as_array()
@@ -125,30 +121,15 @@ fn an_empty_path_reports_everything_missing_and_still_exits_0() {
 
 #[test]
 fn completions_and_man_are_printed() {
+    let sb = Sandbox::new();
     for shell in ["bash", "zsh", "fish", "powershell"] {
-        let out = Command::cargo_bin("spawn-elite")
-            .unwrap()
-            .args(["completions", shell])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{shell}");
+        let out = sb.run(["completions", shell]);
+        assert!(out.success(), "{shell}");
         assert!(!out.stdout.is_empty(), "{shell}");
     }
-    let out = Command::cargo_bin("spawn-elite")
-        .unwrap()
-        .arg("man")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH spawn-elite 1"));
-    let bad = Command::cargo_bin("spawn-elite")
-        .unwrap()
-        .args(["completions", "tcsh"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        bad.status.code(),
-        Some(2),
-        "an unknown shell is a usage error"
-    );
+    let out = sb.run(["man"]);
+    assert!(out.success());
+    assert!(out.stdout.contains(".TH spawn-elite 1"));
+    let bad = sb.run(["completions", "tcsh"]);
+    assert_eq!(bad.code, 2, "an unknown shell is a usage error");
 }

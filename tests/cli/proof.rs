@@ -1,41 +1,14 @@
 //! `prove` and `verify-proof`: every leaf of every tree size proves, and
 //! anything changed does not.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use common::Sandbox;
 use serde_json::Value;
 
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(sb: &Sandbox, args: &[&OsStr]) -> Outcome {
-    let out = sb.cmd().args(args).output().expect("run");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn assert_one_line_error(o: &Outcome, code: i32, needle: &str) {
-    assert_eq!(o.code, code, "stderr: {}", o.stderr);
-    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
-    assert!(
-        o.stderr.contains(needle),
-        "wanted {needle:?} in {}",
-        o.stderr
-    );
-}
+use crate::support::{Outcome, Sandbox};
 
 /// A tree of `n` files at mixed depths, one executable and one symlink.
 fn tree(sb: &Sandbox, n: usize) -> (PathBuf, Vec<String>) {
@@ -64,7 +37,7 @@ fn tree(sb: &Sandbox, n: usize) -> (PathBuf, Vec<String>) {
 }
 
 fn prove(sb: &Sandbox, dir: &Path, path: &str) -> Value {
-    let o = run(sb, &["prove".as_ref(), dir.as_os_str(), path.as_ref()]);
+    let o = sb.run(["prove".as_ref(), dir.as_os_str(), path.as_ref()]);
     assert_eq!(o.code, 0, "prove {path}: {}", o.stderr);
     serde_json::from_str(&o.stdout).expect("proof is JSON")
 }
@@ -72,10 +45,7 @@ fn prove(sb: &Sandbox, dir: &Path, path: &str) -> Value {
 fn verify_proof(sb: &Sandbox, proof: &Value, file: &Path) -> Outcome {
     let pf = sb.path().join("proof.json");
     fs::write(&pf, proof.to_string()).expect("write proof");
-    run(
-        sb,
-        &["verify-proof".as_ref(), pf.as_os_str(), file.as_os_str()],
-    )
+    sb.run(["verify-proof".as_ref(), pf.as_os_str(), file.as_os_str()])
 }
 
 #[test]
@@ -84,7 +54,7 @@ fn every_leaf_of_trees_of_1_to_33_files_proves_and_verifies() {
     for n in 1..=33 {
         let (dir, paths) = tree(&sb, n);
         let root = {
-            let o = run(&sb, &["receipt".as_ref(), dir.as_os_str()]);
+            let o = sb.run(["receipt".as_ref(), dir.as_os_str()]);
             let r: Value = serde_json::from_str(&o.stdout).expect("json");
             r["merkle_root"].clone()
         };
@@ -107,7 +77,7 @@ fn a_proof_fails_for_a_modified_file_with_exit_10() {
     let proof = prove(&sb, &dir, "f4.txt");
     fs::write(dir.join("f4.txt"), "content of file 5\n").expect("write");
     let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
-    assert_one_line_error(&o, 10, "the file was changed");
+    o.assert_error(10, "the file was changed");
 }
 
 #[test]
@@ -116,7 +86,7 @@ fn a_proof_for_one_file_does_not_verify_another() {
     let (dir, _) = tree(&sb, 7);
     let proof = prove(&sb, &dir, "f0.txt");
     let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
-    assert_one_line_error(&o, 10, "does not match the proof");
+    o.assert_error(10, "does not match the proof");
 }
 
 #[test]
@@ -126,7 +96,7 @@ fn a_mode_change_fails_the_proof() {
     let proof = prove(&sb, &dir, "f4.txt");
     fs::set_permissions(dir.join("f4.txt"), fs::Permissions::from_mode(0o755)).expect("chmod");
     let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
-    assert_one_line_error(&o, 10, "mode 100755");
+    o.assert_error(10, "mode 100755");
 }
 
 #[test]
@@ -138,28 +108,28 @@ fn altered_proofs_fail() {
 
     let mut p = proof.clone();
     p["merkle_root"] = blake3::hash(b"x").to_hex().as_str().into();
-    assert_one_line_error(&verify_proof(&sb, &p, &file), 10, "altered");
+    verify_proof(&sb, &p, &file).assert_error(10, "altered");
 
     let mut p = proof.clone();
     p["siblings"][0] = blake3::hash(b"x").to_hex().as_str().into();
-    assert_one_line_error(&verify_proof(&sb, &p, &file), 10, "altered");
+    verify_proof(&sb, &p, &file).assert_error(10, "altered");
 
     assert_eq!(proof["leaf_index"], 5, "f4.txt sorts sixth");
     let mut p = proof.clone();
     p["leaf_index"] = 4.into();
-    assert_one_line_error(&verify_proof(&sb, &p, &file), 10, "altered");
+    verify_proof(&sb, &p, &file).assert_error(10, "altered");
 
     let mut p = proof.clone();
     p["path"] = "f5.txt".into();
-    assert_one_line_error(&verify_proof(&sb, &p, &file), 10, "altered");
+    verify_proof(&sb, &p, &file).assert_error(10, "altered");
 
     let mut p = proof.clone();
     p["siblings"].as_array_mut().expect("array").pop();
-    assert_one_line_error(&verify_proof(&sb, &p, &file), 6, "needs exactly");
+    verify_proof(&sb, &p, &file).assert_error(6, "needs exactly");
 
     let mut p = proof.clone();
     p["leaf_index"] = 9.into();
-    assert_one_line_error(&verify_proof(&sb, &p, &file), 6, "outside its leaf_count");
+    verify_proof(&sb, &p, &file).assert_error(6, "outside its leaf_count");
 }
 
 #[test]
@@ -181,11 +151,11 @@ fn bad_proof_files_exit_6() {
         ),
     ] {
         fs::write(&pf, text).expect("write");
-        let o = run(
-            &sb,
-            &["verify-proof".as_ref(), pf.as_os_str(), file.as_os_str()],
+        sb.assert_error(
+            ["verify-proof".as_ref(), pf.as_os_str(), file.as_os_str()],
+            6,
+            needle,
         );
-        assert_one_line_error(&o, 6, needle);
     }
 }
 
@@ -198,29 +168,26 @@ fn root_option_pins_the_expected_root() {
     fs::write(&pf, proof.to_string()).expect("write");
     let file = dir.join("f0.txt");
     let root = proof["merkle_root"].as_str().expect("root").to_owned();
-    let o = run(
-        &sb,
-        &[
-            "verify-proof".as_ref(),
-            pf.as_os_str(),
-            file.as_os_str(),
-            "--root".as_ref(),
-            root.as_ref(),
-        ],
-    );
+    let o = sb.run([
+        "verify-proof".as_ref(),
+        pf.as_os_str(),
+        file.as_os_str(),
+        "--root".as_ref(),
+        root.as_ref(),
+    ]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let other = blake3::hash(b"other").to_hex().to_string();
-    let o = run(
-        &sb,
-        &[
+    sb.assert_error(
+        [
             "verify-proof".as_ref(),
             pf.as_os_str(),
             file.as_os_str(),
             "--root".as_ref(),
             other.as_ref(),
         ],
+        10,
+        "belongs to another receipt",
     );
-    assert_one_line_error(&o, 10, "belongs to another receipt");
 }
 
 #[test]
@@ -228,15 +195,12 @@ fn prove_uses_the_stored_receipt_so_later_edits_fail_verification() {
     let sb = Sandbox::new();
     let (dir, _) = tree(&sb, 5);
     let stored = dir.join(".spawn-elite/receipt.json");
-    let o = run(
-        &sb,
-        &[
-            "receipt".as_ref(),
-            dir.as_os_str(),
-            "-o".as_ref(),
-            stored.as_os_str(),
-        ],
-    );
+    let o = sb.run([
+        "receipt".as_ref(),
+        dir.as_os_str(),
+        "-o".as_ref(),
+        stored.as_os_str(),
+    ]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     fs::write(dir.join("f0.txt"), "edited after the receipt\n").expect("write");
     let proof = prove(&sb, &dir, "f0.txt");
@@ -245,17 +209,14 @@ fn prove_uses_the_stored_receipt_so_later_edits_fail_verification() {
         blake3::hash(b"content of file 0\n").to_hex().as_str()
     );
     let o = verify_proof(&sb, &proof, &dir.join("f0.txt"));
-    assert_one_line_error(&o, 10, "the file was changed");
+    o.assert_error(10, "the file was changed");
 }
 
 #[test]
 fn proving_a_path_not_in_the_tree_exits_2() {
     let sb = Sandbox::new();
     let (dir, _) = tree(&sb, 3);
-    let o = run(
-        &sb,
-        &["prove".as_ref(), dir.as_os_str(), "nope.txt".as_ref()],
-    );
+    let o = sb.run(["prove".as_ref(), dir.as_os_str(), "nope.txt".as_ref()]);
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(
         o.stderr.contains("\"nope.txt\" is not in the receipt"),
@@ -269,10 +230,7 @@ fn prove_accepts_the_path_with_dir_in_front() {
     let sb = Sandbox::new();
     let (dir, _) = tree(&sb, 3);
     let with_dir = dir.join("d1/f1");
-    let o = run(
-        &sb,
-        &["prove".as_ref(), dir.as_os_str(), with_dir.as_os_str()],
-    );
+    let o = sb.run(["prove".as_ref(), dir.as_os_str(), with_dir.as_os_str()]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let p: Value = serde_json::from_str(&o.stdout).expect("json");
     assert_eq!(p["path"], "d1/f1");
@@ -288,16 +246,13 @@ fn root_option_ignores_case_and_rejects_what_is_not_a_root() {
     let file = dir.join("f0.txt");
     let root = proof["merkle_root"].as_str().expect("root").to_owned();
     let with_root = |r: &str| {
-        run(
-            &sb,
-            &[
-                "verify-proof".as_ref(),
-                pf.as_os_str(),
-                file.as_os_str(),
-                "--root".as_ref(),
-                r.as_ref(),
-            ],
-        )
+        sb.run([
+            "verify-proof".as_ref(),
+            pf.as_os_str(),
+            file.as_os_str(),
+            "--root".as_ref(),
+            r.as_ref(),
+        ])
     };
     let o = with_root(&root.to_uppercase());
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -308,7 +263,7 @@ fn root_option_ignores_case_and_rejects_what_is_not_a_root() {
         &format!("{root}0"),
     ] {
         let o = with_root(bad);
-        assert_one_line_error(&o, 2, "is not a Merkle root; give the 64 hex digits");
+        o.assert_error(2, "is not a Merkle root; give the 64 hex digits");
     }
 }
 
@@ -363,20 +318,23 @@ fn prove_rejects_a_path_outside_dir_with_exit_2() {
     let outside = sb.path().join("outside.txt");
     fs::write(&outside, "x").expect("write");
     for p in [outside.as_os_str(), "../outside.txt".as_ref()] {
-        let o = run(&sb, &["prove".as_ref(), dir.as_os_str(), p]);
-        assert_one_line_error(&o, 2, "is not a file inside");
+        sb.assert_error(
+            ["prove".as_ref(), dir.as_os_str(), p],
+            2,
+            "is not a file inside",
+        );
     }
     // A bare name is also a name inside DIR: taken as such, and not listed.
-    let o = run(
-        &sb,
-        &["prove".as_ref(), dir.as_os_str(), "outside.txt".as_ref()],
-    );
+    let o = sb.run(["prove".as_ref(), dir.as_os_str(), "outside.txt".as_ref()]);
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(
         o.stderr.contains("\"outside.txt\" is not in the receipt"),
         "{}",
         o.stderr
     );
-    let o = run(&sb, &["prove".as_ref(), dir.as_os_str(), dir.as_os_str()]);
-    assert_one_line_error(&o, 2, "is not a file inside");
+    sb.assert_error(
+        ["prove".as_ref(), dir.as_os_str(), dir.as_os_str()],
+        2,
+        "is not a file inside",
+    );
 }

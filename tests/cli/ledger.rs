@@ -1,11 +1,9 @@
 //! `ledger verify` and `ledger list` on ledgers as a user's machine holds them.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 
-use common::Sandbox;
+use crate::support::{Outcome, Sandbox};
 
 const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -38,29 +36,24 @@ fn write_ledger(sb: &Sandbox, text: &str) {
 #[test]
 fn an_absent_ledger_verifies_and_lists_nothing() {
     let sb = Sandbox::new();
-    let out = sb.cmd().args(["ledger", "verify"]).output().expect("run");
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to check"));
-    let out = sb.cmd().args(["ledger", "list"]).output().expect("run");
-    assert_eq!(out.status.code(), Some(0));
+    let out = sb.run(["ledger", "verify"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("nothing to check"));
+    let out = sb.run(["ledger", "list"]);
+    assert_eq!(out.code, 0);
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no spawns recorded yet"));
+    assert!(out.stderr.contains("no spawns recorded yet"));
 }
 
 #[test]
 fn an_intact_chain_verifies_and_lists_every_spawn() {
     let sb = Sandbox::new();
     write_ledger(&sb, &chained(&["alpha", "beta", "gamma"]));
-    let out = sb.cmd().args(["ledger", "verify"]).output().expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("3 entries"));
-    let out = sb.cmd().args(["ledger", "list"]).output().expect("run");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = sb.run(["ledger", "verify"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("3 entries"));
+    let out = sb.run(["ledger", "list"]);
+    let text = &out.stdout;
     assert_eq!(text.lines().count(), 3);
     assert!(
         text.lines()
@@ -71,11 +64,11 @@ fn an_intact_chain_verifies_and_lists_every_spawn() {
 
 fn verify_fails_at(sb: &Sandbox, text: &str, line: usize) {
     write_ledger(sb, text);
-    let out = sb.cmd().args(["ledger", "verify"]).output().expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(&format!("is broken at line {line}:")), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    sb.assert_error(
+        ["ledger", "verify"],
+        1,
+        &format!("is broken at line {line}:"),
+    );
 }
 
 #[test]
@@ -100,16 +93,13 @@ fn list_shows_the_entries_before_a_break_then_the_error() {
     let sb = Sandbox::new();
     let good = chained(&["alpha", "beta", "gamma", "delta"]);
     write_ledger(&sb, &good.replacen("/r/beta", "/r/evil", 1));
-    let out = sb.cmd().args(["ledger", "list"]).output().expect("run");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let out = sb.assert_error(["ledger", "list"], 1, "is broken at line 3:");
+    let text = &out.stdout;
+    let err = &out.stderr;
     // Line 2 was edited, which line 3 reveals: lines 1 and 2 are listed.
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains("alpha") && text.contains("/r/evil"), "{text}");
     assert!(!text.contains("gamma"), "{text}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("is broken at line 3:"), "{err}");
     assert!(
         err.contains("move it aside") && err.contains("the next spawn starts a new chain"),
         "{err}"
@@ -117,10 +107,8 @@ fn list_shows_the_entries_before_a_break_then_the_error() {
 
     // Broken at line 1: nothing to list, only the error.
     write_ledger(&sb, "garbage\n");
-    let out = sb.cmd().args(["ledger", "list"]).output().expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    let out = sb.assert_error(["ledger", "list"], 1, "is broken at line 1:");
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is broken at line 1:"));
 }
 
 #[test]
@@ -129,14 +117,13 @@ fn a_spawn_with_a_broken_ledger_warns_how_to_recover_and_moving_it_aside_works()
     let good = chained(&["alpha", "beta"]);
     let cut = &good[..good.len() - 4];
     write_ledger(&sb, cut);
-    let out = sb
-        .cmd()
-        .args(["svc", "--quiet", "--out-dir"])
-        .arg(sb.repos())
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let out = Outcome::of(
+        sb.cmd()
+            .args(["svc", "--quiet", "--out-dir"])
+            .arg(sb.repos()),
+    );
+    let err = &out.stderr;
+    assert_eq!(out.code, 0, "{err}");
     assert!(err.starts_with("warning: "), "{err}");
     assert!(err.contains("is broken at line 2:"), "{err}");
     assert!(err.contains("move it aside"), "{err}");
@@ -158,7 +145,7 @@ fn a_spawn_with_a_broken_ledger_warns_how_to_recover_and_moving_it_aside_works()
         .arg(sb.repos())
         .assert()
         .success();
-    let out = sb.cmd().args(["ledger", "verify"]).output().expect("run");
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("holds 1 entries"));
+    let out = sb.run(["ledger", "verify"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("holds 1 entries"));
 }

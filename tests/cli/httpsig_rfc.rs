@@ -1,12 +1,10 @@
-//! RFC 9421 / RFC 9530 conformance of `src/httpsig.rs`, and round-trip
-//! tamper tests. The module is compiled in directly: it depends on external
-//! crates only.
-
-use spawn_elite::callback::httpsig;
+//! RFC 9421 / RFC 9530 conformance of `spawn_elite::callback::httpsig`, and round-trip
+//! tamper tests.
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use httpsig::{RequestParts, SigError, SignatureParams};
+
+use crate::support::httpsig::{self, RequestParts, SigError, SignatureParams};
 
 // RFC 9421 Appendix B.1.4, "test-key-ed25519".
 const RFC_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----

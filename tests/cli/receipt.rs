@@ -1,15 +1,14 @@
 //! `receipt` and `verify` as users run them: golden roots from the
 //! specification, every kind of tampering, and every kind of bad input.
 
-mod common;
-
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use common::Sandbox;
 use serde_json::Value;
+
+use crate::support::{Outcome, Sandbox};
 
 /// The entries of docs/RECEIPT.md's golden trees; tree T<n> is the first n.
 const ENTRIES: [(&str, u32, &[u8]); 8] = [
@@ -88,36 +87,8 @@ fn receipted(sb: &Sandbox, dir: &Path) {
         .success();
 }
 
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(sb: &Sandbox, args: &[&std::ffi::OsStr]) -> Outcome {
-    let out = sb.cmd().args(args).output().expect("run");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn verify(sb: &Sandbox, dir: &Path) -> Outcome {
-    run(sb, &["verify".as_ref(), dir.as_os_str()])
-}
-
-/// A failure is one line, starting with "error:", and no panic.
-fn assert_one_line_error(o: &Outcome, code: i32, needle: &str) {
-    assert_eq!(o.code, code, "stderr: {}", o.stderr);
-    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
-    assert!(o.stderr.starts_with("error: "), "{}", o.stderr);
-    assert!(
-        o.stderr.contains(needle),
-        "wanted {needle:?} in {}",
-        o.stderr
-    );
+    sb.run(["verify".as_ref(), dir.as_os_str()])
 }
 
 #[test]
@@ -322,10 +293,7 @@ fn verify_json_reports_the_same_drift() {
     let dir = spawned(&sb);
     fs::write(dir.join("new"), "x").expect("add");
     fs::write(dir.join("README.md"), "changed").expect("modify");
-    let o = run(
-        &sb,
-        &["verify".as_ref(), dir.as_os_str(), "--json".as_ref()],
-    );
+    let o = sb.run(["verify".as_ref(), dir.as_os_str(), "--json".as_ref()]);
     assert_eq!(o.code, 1);
     let v: Value = serde_json::from_str(&o.stdout).expect("json");
     assert_eq!(v["ok"], false);
@@ -367,15 +335,12 @@ fn with_receipt_text(sb: &Sandbox, text: &[u8]) -> Outcome {
     fs::create_dir_all(&dir).expect("mkdir");
     let file = sb.path().join("receipt.json");
     fs::write(&file, text).expect("write");
-    run(
-        sb,
-        &[
-            "verify".as_ref(),
-            dir.as_os_str(),
-            "--receipt".as_ref(),
-            file.as_os_str(),
-        ],
-    )
+    sb.run([
+        "verify".as_ref(),
+        dir.as_os_str(),
+        "--receipt".as_ref(),
+        file.as_os_str(),
+    ])
 }
 
 fn good_receipt(sb: &Sandbox) -> String {
@@ -390,7 +355,7 @@ fn good_receipt(sb: &Sandbox) -> String {
 fn malformed_receipt_json_exits_6() {
     let sb = Sandbox::new();
     let o = with_receipt_text(&sb, b"{not json");
-    assert_one_line_error(&o, 6, "is not valid JSON");
+    o.assert_error(6, "is not valid JSON");
 }
 
 #[test]
@@ -399,7 +364,7 @@ fn truncated_receipt_exits_6() {
     let text = good_receipt(&sb);
     for cut in [1, text.len() / 3, text.len() / 2, text.len() - 2] {
         let o = with_receipt_text(&sb, &text.as_bytes()[..cut]);
-        assert_one_line_error(&o, 6, "truncated");
+        o.assert_error(6, "truncated");
     }
 }
 
@@ -407,9 +372,9 @@ fn truncated_receipt_exits_6() {
 fn foreign_json_exits_6() {
     let sb = Sandbox::new();
     let o = with_receipt_text(&sb, br#"{"name": "left-pad", "version": "1.3.0"}"#);
-    assert_one_line_error(&o, 6, "not a spawn-elite receipt");
+    o.assert_error(6, "not a spawn-elite receipt");
     let o = with_receipt_text(&sb, b"[1, 2, 3]");
-    assert_one_line_error(&o, 6, "not a spawn-elite receipt");
+    o.assert_error(6, "not a spawn-elite receipt");
 }
 
 #[test]
@@ -417,10 +382,10 @@ fn wrong_format_exits_6() {
     let sb = Sandbox::new();
     let text = good_receipt(&sb).replace("spawn-elite.receipt/v1", "spawn-elite.receipt/v2");
     let o = with_receipt_text(&sb, text.as_bytes());
-    assert_one_line_error(&o, 6, "reads only \"spawn-elite.receipt/v1\"");
+    o.assert_error(6, "reads only \"spawn-elite.receipt/v1\"");
     let text = good_receipt(&sb).replace("spawn-elite.receipt/v1", "cyclonedx/1.5");
     let o = with_receipt_text(&sb, text.as_bytes());
-    assert_one_line_error(&o, 6, "not a spawn-elite receipt");
+    o.assert_error(6, "not a spawn-elite receipt");
 }
 
 #[test]
@@ -430,17 +395,17 @@ fn a_receipt_whose_root_does_not_match_its_files_exits_6() {
     let mut v: Value = serde_json::from_str(&text).expect("json");
     v["files"][0]["blake3"] = blake3::hash(b"forged").to_hex().as_str().into();
     let o = with_receipt_text(&sb, v.to_string().as_bytes());
-    assert_one_line_error(&o, 6, "is inconsistent");
+    o.assert_error(6, "is inconsistent");
 
     let mut v: Value = serde_json::from_str(&text).expect("json");
     v["leaf_count"] = 4.into();
     let o = with_receipt_text(&sb, v.to_string().as_bytes());
-    assert_one_line_error(&o, 6, "leaf_count 4");
+    o.assert_error(6, "leaf_count 4");
 
     let mut v: Value = serde_json::from_str(&text).expect("json");
     v["files"][0]["path"] = "../escape".into();
     let o = with_receipt_text(&sb, v.to_string().as_bytes());
-    assert_one_line_error(&o, 6, "bad path");
+    o.assert_error(6, "bad path");
 }
 
 #[test]
@@ -449,7 +414,7 @@ fn a_missing_receipt_exits_4_and_says_how_to_make_one() {
     let dir = sb.path().join("t");
     fs::create_dir_all(&dir).expect("mkdir");
     let o = verify(&sb, &dir);
-    assert_one_line_error(&o, 4, "spawn-elite receipt DIR -o FILE");
+    o.assert_error(4, "spawn-elite receipt DIR -o FILE");
 }
 
 /// Root reads anything, so drop the capabilities that let it.
@@ -461,21 +426,16 @@ fn without_override(sb: &Sandbox, args: &[&std::ffi::OsStr]) -> Outcome {
         })
         .unwrap_or(false);
     if !is_root {
-        return run(sb, args);
+        return sb.run(args);
     }
-    let bin = assert_cmd::cargo::cargo_bin("spawn-elite");
     let out = std::process::Command::new("setpriv")
         .args(["--bounding-set", "-dac_override,-dac_read_search", "--"])
-        .arg(bin)
+        .arg(env!("CARGO_BIN_EXE_spawn-elite"))
         .args(args)
         .env("HOME", sb.home())
         .output()
         .expect("setpriv (util-linux) runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Outcome::from(out)
 }
 
 #[test]
@@ -487,7 +447,7 @@ fn an_unreadable_file_exits_4_and_is_named() {
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
     let o = without_override(&sb, &["receipt".as_ref(), dir.as_os_str()]);
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).expect("chmod");
-    assert_one_line_error(&o, 4, "README.md");
+    o.assert_error(4, "README.md");
     assert!(o.stderr.contains("make it readable"), "{}", o.stderr);
     assert!(o.stdout.is_empty(), "no partial receipt: {}", o.stdout);
 }
@@ -498,8 +458,7 @@ fn a_non_utf8_name_exits_8_and_is_named() {
     let dir = sb.path().join("t");
     fs::create_dir_all(&dir).expect("mkdir");
     fs::write(dir.join(std::ffi::OsStr::from_bytes(b"bad\xffname")), "x").expect("write");
-    let o = run(&sb, &["receipt".as_ref(), dir.as_os_str()]);
-    assert_one_line_error(&o, 8, "not valid UTF-8");
+    let o = sb.assert_error(["receipt".as_ref(), dir.as_os_str()], 8, "not valid UTF-8");
     assert!(o.stderr.contains("bad"), "{}", o.stderr);
 }
 
@@ -513,8 +472,11 @@ fn a_fifo_in_the_tree_exits_8_instead_of_hanging() {
         .status()
         .expect("mkfifo runs");
     assert!(status.success());
-    let o = run(&sb, &["receipt".as_ref(), dir.as_os_str()]);
-    assert_one_line_error(&o, 8, "not a regular file");
+    sb.assert_error(
+        ["receipt".as_ref(), dir.as_os_str()],
+        8,
+        "not a regular file",
+    );
 }
 
 #[test]
@@ -523,26 +485,20 @@ fn receipt_output_file_round_trips_through_verify_receipt() {
     let dir = sb.path().join("t");
     make_tree(&dir, 8);
     let out = sb.path().join("elsewhere/r.json");
-    let o = run(
-        &sb,
-        &[
-            "receipt".as_ref(),
-            dir.as_os_str(),
-            "-o".as_ref(),
-            out.as_os_str(),
-        ],
-    );
+    let o = sb.run([
+        "receipt".as_ref(),
+        dir.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stderr.contains(GOLDEN[5].1), "{}", o.stderr);
-    let o = run(
-        &sb,
-        &[
-            "verify".as_ref(),
-            dir.as_os_str(),
-            "--receipt".as_ref(),
-            out.as_os_str(),
-        ],
-    );
+    let o = sb.run([
+        "verify".as_ref(),
+        dir.as_os_str(),
+        "--receipt".as_ref(),
+        out.as_os_str(),
+    ]);
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
@@ -685,25 +641,19 @@ fn build_output_is_summed_up_and_hinted_and_exclude_makes_verify_pass() {
         o.stderr
     );
 
-    let o = run(
-        &sb,
-        &["verify".as_ref(), dir.as_os_str(), "--json".as_ref()],
-    );
+    let o = sb.run(["verify".as_ref(), dir.as_os_str(), "--json".as_ref()]);
     assert_eq!(o.code, 1);
     let v: Value = serde_json::from_str(&o.stdout).expect("json");
     assert_eq!(v["added"].as_array().map(Vec::len), Some(302));
 
-    let o = run(
-        &sb,
-        &[
-            "verify".as_ref(),
-            dir.as_os_str(),
-            "--exclude".as_ref(),
-            ".venv/**".as_ref(),
-            "--exclude".as_ref(),
-            "**/__pycache__/**".as_ref(),
-        ],
-    );
+    let o = sb.run([
+        "verify".as_ref(),
+        dir.as_os_str(),
+        "--exclude".as_ref(),
+        ".venv/**".as_ref(),
+        "--exclude".as_ref(),
+        "**/__pycache__/**".as_ref(),
+    ]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     assert!(
         o.stdout.starts_with("ok: ") && o.stdout.contains("302 other path(s) skipped by --exclude"),
@@ -711,17 +661,14 @@ fn build_output_is_summed_up_and_hinted_and_exclude_makes_verify_pass() {
         o.stdout
     );
     // A pattern naming a directory covers what is under it.
-    let o = run(
-        &sb,
-        &[
-            "verify".as_ref(),
-            dir.as_os_str(),
-            "--exclude".as_ref(),
-            ".venv".as_ref(),
-            "--exclude".as_ref(),
-            "**/__pycache__".as_ref(),
-        ],
-    );
+    let o = sb.run([
+        "verify".as_ref(),
+        dir.as_os_str(),
+        "--exclude".as_ref(),
+        ".venv".as_ref(),
+        "--exclude".as_ref(),
+        "**/__pycache__".as_ref(),
+    ]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
 }
 
@@ -732,19 +679,16 @@ fn exclude_never_hides_a_path_the_receipt_lists_nor_an_unmatched_addition() {
     build_output(&dir, 3);
     fs::write(dir.join("README.md"), "changed").expect("write");
     fs::write(dir.join("backdoor.sh"), "x").expect("write");
-    let o = run(
-        &sb,
-        &[
-            "verify".as_ref(),
-            dir.as_os_str(),
-            "--exclude".as_ref(),
-            ".venv/**".as_ref(),
-            "--exclude".as_ref(),
-            "README.md".as_ref(),
-            "--exclude".as_ref(),
-            "tests/*.pyc".as_ref(),
-        ],
-    );
+    let o = sb.run([
+        "verify".as_ref(),
+        dir.as_os_str(),
+        "--exclude".as_ref(),
+        ".venv/**".as_ref(),
+        "--exclude".as_ref(),
+        "README.md".as_ref(),
+        "--exclude".as_ref(),
+        "tests/*.pyc".as_ref(),
+    ]);
     assert_eq!(o.code, 1);
     // `*` stays within one directory, so tests/__pycache__/*.pyc is not skipped.
     assert_eq!(
@@ -762,16 +706,16 @@ fn exclude_never_hides_a_path_the_receipt_lists_nor_an_unmatched_addition() {
 fn a_bad_exclude_glob_exits_2() {
     let sb = Sandbox::new();
     let dir = spawned(&sb);
-    let o = run(
-        &sb,
-        &[
+    sb.assert_error(
+        [
             "verify".as_ref(),
             dir.as_os_str(),
             "--exclude".as_ref(),
             "a[b".as_ref(),
         ],
+        2,
+        "--exclude \"a[b\" is not a valid glob",
     );
-    assert_one_line_error(&o, 2, "--exclude \"a[b\" is not a valid glob");
 }
 
 #[test]
@@ -817,17 +761,17 @@ fn a_damaged_receipt_in_a_repo_says_restore_it_from_git_never_regenerate() {
             "git -C {} checkout -- .spawn-elite/receipt.json",
             dir.display()
         );
-        assert_one_line_error(&o, 6, &restore);
+        o.assert_error(6, &restore);
         assert!(o.stderr.contains("ledger list"), "{}", o.stderr);
         assert!(!o.stderr.contains("spawn-elite receipt"), "{}", o.stderr);
-        let o = run(
-            &sb,
-            &["prove".as_ref(), dir.as_os_str(), "README.md".as_ref()],
+        sb.assert_error(
+            ["prove".as_ref(), dir.as_os_str(), "README.md".as_ref()],
+            6,
+            &restore,
         );
-        assert_one_line_error(&o, 6, &restore);
     }
     // The advice works: git has the good copy.
-    common::git(&dir, &["checkout", "--", ".spawn-elite/receipt.json"]);
+    crate::support::git(&dir, &["checkout", "--", ".spawn-elite/receipt.json"]);
     assert_eq!(verify(&sb, &dir).code, 0);
 }
 
@@ -836,7 +780,7 @@ fn a_damaged_user_receipt_says_regenerating_re_approves_the_tree() {
     let sb = Sandbox::new();
     let text = good_receipt(&sb);
     let o = with_receipt_text(&sb, &text.as_bytes()[..text.len() / 2]);
-    assert_one_line_error(&o, 6, "re-approves the tree as it is now");
+    o.assert_error(6, "re-approves the tree as it is now");
     assert!(o.stderr.contains("-o FILE --force"), "{}", o.stderr);
 
     // A receipt at .spawn-elite/ of a tree without git: no git advice.
@@ -845,7 +789,7 @@ fn a_damaged_user_receipt_says_regenerating_re_approves_the_tree() {
     receipted(&sb, &dir);
     fs::write(dir.join(".spawn-elite/receipt.json"), "{").expect("write");
     let o = verify(&sb, &dir);
-    assert_one_line_error(&o, 6, "restore it from a backup or a clean copy");
+    o.assert_error(6, "restore it from a backup or a clean copy");
     assert!(!o.stderr.contains("git -C"), "{}", o.stderr);
 }
 
@@ -862,16 +806,15 @@ fn receipt_refuses_to_overwrite_a_file_without_force() {
         "-o".as_ref(),
         out.as_os_str(),
     ];
-    let o = run(&sb, &args);
-    assert_one_line_error(
-        &o,
+    sb.assert_error(
+        args,
         2,
         &format!("{} exists; pass --force to replace it", out.display()),
     );
     assert_eq!(fs::read_to_string(&out).expect("read"), "precious");
     let mut forced = args.to_vec();
     forced.push("--force".as_ref());
-    let o = run(&sb, &forced);
+    let o = sb.run(&forced);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let r: Value = serde_json::from_slice(&fs::read(&out).expect("read")).expect("json");
     assert_eq!(r["merkle_root"], GOLDEN[2].1);
@@ -881,7 +824,7 @@ fn receipt_refuses_to_overwrite_a_file_without_force() {
 fn every_positional_argument_has_help_text() {
     let sb = Sandbox::new();
     for cmd in ["verify", "receipt", "prove", "verify-proof"] {
-        let o = run(&sb, &[cmd.as_ref(), "--help".as_ref()]);
+        let o = sb.run([cmd, "--help"]);
         assert_eq!(o.code, 0, "{}", o.stderr);
         let args: Vec<&str> = o
             .stdout

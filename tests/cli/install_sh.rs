@@ -11,7 +11,8 @@ use std::process::Command;
 
 /// Needs python3 (the HTTP server) and curl or wget, which `cargo test` does
 /// not assume: CI runs the same checks on real release archives through
-/// `scripts/test-install.sh`; run this one with `cargo test -- --ignored`.
+/// `scripts/test-install.sh`; run this one with
+/// `cargo test --test cli install_sh -- --ignored`.
 #[test]
 #[ignore = "needs python3 and curl; CI runs scripts/test-install.sh"]
 fn install_sh_end_to_end() {

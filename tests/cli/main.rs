@@ -1,0 +1,17 @@
+//! The integration tests: one binary, one module per area. Every test runs
+//! the real `spawn-elite` in a `support::Sandbox`; servers listen on
+//! 127.0.0.1 only and are started and stopped by the test that uses them.
+
+mod support;
+
+mod callback;
+mod callback_tls;
+mod doctor;
+mod httpsig_rfc;
+mod install_sh;
+mod ledger;
+mod load_callback;
+mod proof;
+mod receipt;
+mod snapshots;
+mod spawn;

@@ -1,0 +1,14 @@
+//! What the tests share: the sandbox that runs the binary, the sending side
+//! of callbacks, the real receiver, and a scripted server.
+
+mod callback;
+mod flaky;
+mod receiver;
+mod sandbox;
+
+pub use spawn_elite::callback::httpsig;
+
+pub use callback::{receipt_json, root_for, send_args};
+pub use flaky::{Flaky, Seen, Step, read_request};
+pub use receiver::{ReceiverProc, free_port, hand_signed, load_key, unix_now};
+pub use sandbox::{Outcome, Sandbox, git, tree};
