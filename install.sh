@@ -1,11 +1,14 @@
 #!/bin/sh
-# Installs the spawn-elite binary for this machine.
+# Installs the spawn-elite binary for this machine, and its shell completions
+# and man page into the user's XDG directories.
 #
 #   curl -fsSL URL/install.sh | sh
+#   curl -fsSL URL/install.sh | sh -s -- --no-extras    # the binary only
 #   sh install.sh --offline spawn-elite-TARGET.tar.gz   # SHA256SUMS beside it
 #
 # Environment:
 #   SPAWN_ELITE_INSTALL_DIR  where the binary goes       (default: ~/.local/bin)
+#   SPAWN_ELITE_NO_EXTRAS    1: as --no-extras
 #   SPAWN_ELITE_VERSION      release to fetch, e.g. 0.2.0 (default: latest)
 #   SPAWN_ELITE_REPO         GitHub owner/name of the releases
 #   SPAWN_ELITE_BASE_URL     directory holding the archives and SHA256SUMS;
@@ -27,6 +30,11 @@ main() {
     default_repo=vaultmesh/spawn-elite
 
     offline=""
+    extras=true
+    case ${SPAWN_ELITE_NO_EXTRAS:-} in
+        "" | 0) ;;
+        *) extras=false ;;
+    esac
     while [ $# -gt 0 ]; do
         case $1 in
             --offline)
@@ -36,6 +44,10 @@ main() {
                 ;;
             --offline=*)
                 offline=${1#--offline=}
+                shift
+                ;;
+            --no-extras)
+                extras=false
                 shift
                 ;;
             -h | --help)
@@ -83,6 +95,9 @@ main() {
 
     place "$binary"
     say "installed $("$install_dir/$prog" --version 2>/dev/null || echo "$prog") to $install_dir/$prog"
+    if $extras; then
+        place_extras "$(dirname "$binary")"
+    fi
     path_hint
 }
 
@@ -93,9 +108,15 @@ Install spawn-elite.
 usage: install.sh                       download the release for this machine
        install.sh --offline FILE.tar.gz install from a local archive; the
                                         SHA256SUMS file must sit beside it
+       --no-extras                      install the binary only, without the
+                                        bash, zsh and fish completions and the
+                                        man page (which go under ~/.local/share
+                                        and ~/.config, or XDG_DATA_HOME and
+                                        XDG_CONFIG_HOME)
 
 Environment: SPAWN_ELITE_INSTALL_DIR (default ~/.local/bin), SPAWN_ELITE_VERSION
-(default latest), SPAWN_ELITE_REPO, SPAWN_ELITE_BASE_URL, SPAWN_ELITE_TARGET.
+(default latest), SPAWN_ELITE_REPO, SPAWN_ELITE_BASE_URL, SPAWN_ELITE_TARGET,
+SPAWN_ELITE_NO_EXTRAS=1 (as --no-extras).
 EOF
 }
 
@@ -231,6 +252,76 @@ place() {
     "$staged" --version >/dev/null 2>&1 || die "the downloaded binary does not run on this machine (wrong platform?); nothing was installed"
     mv -f "$staged" "$install_dir/$prog" || die "cannot move the binary into $install_dir"
     staged=""
+}
+
+# xdg_dir VAR_VALUE FALLBACK: the XDG base directory, which the specification
+# says to use only when it is an absolute path; FALLBACK is relative to HOME.
+xdg_dir() {
+    case $1 in
+        /*) echo "${1%/}" ;;
+        *)
+            [ -n "${HOME:-}" ] || return 1
+            echo "$HOME/$2"
+            ;;
+    esac
+}
+
+# place_extras DIR: the completions and man page from the unpacked archive
+# directory DIR, each written like the binary (temporary name, then rename).
+# They are a convenience: one that cannot be written is a warning, never a
+# failed install, since the binary is already in place.
+place_extras() {
+    data=$(xdg_dir "${XDG_DATA_HOME:-}" .local/share) || data=""
+    config=$(xdg_dir "${XDG_CONFIG_HOME:-}" .config) || config=""
+    if [ -z "$data" ] || [ -z "$config" ]; then
+        say "warning: HOME is not set, so the completions and man page were not installed (set HOME, or XDG_DATA_HOME and XDG_CONFIG_HOME)"
+        return 0
+    fi
+    place_extra "bash completion" "$1/completions/$prog.bash" "$data/bash-completion/completions" "$prog" || true
+    if place_extra "zsh completion" "$1/completions/_$prog" "$data/zsh/site-functions" "_$prog"; then
+        fpath_hint "$data/zsh/site-functions"
+    fi
+    place_extra "fish completion" "$1/completions/$prog.fish" "$config/fish/completions" "$prog.fish" || true
+    place_extra "man page" "$1/man/$prog.1" "$data/man/man1" "$prog.1" || true
+}
+
+# place_extra WHAT SOURCE DIR NAME: copy SOURCE to DIR/NAME; says where, or
+# warns why not. Returns non-zero when nothing was placed.
+place_extra() {
+    if [ ! -f "$2" ]; then
+        say "warning: the archive has no $1 ($(basename "$2")); skipped"
+        return 1
+    fi
+    if ! mkdir -p "$3" 2>/dev/null; then
+        say "warning: $1 not installed: cannot create $3"
+        return 1
+    fi
+    if [ -d "$3/$4" ]; then
+        say "warning: $1 not installed: $3/$4 is a directory"
+        return 1
+    fi
+    staged=$3/.$4.tmp.$$
+    if ! cp "$2" "$staged" 2>/dev/null || ! chmod 644 "$staged" 2>/dev/null || ! mv -f "$staged" "$3/$4" 2>/dev/null; then
+        rm -f "$staged"
+        staged=""
+        say "warning: $1 not installed: cannot write to $3"
+        return 1
+    fi
+    staged=""
+    say "installed the $1 to $3/$4"
+}
+
+# zsh reads completions only from directories on its fpath, which a fresh
+# ~/.local/share/zsh/site-functions is not. A non-interactive zsh shows the
+# fpath of zshenv; one set in ~/.zshrc cannot be seen from here, hence "if".
+fpath_hint() {
+    command -v zsh >/dev/null 2>&1 || return 0
+    # shellcheck disable=SC2016 # $fpath belongs to zsh
+    if zsh -c 'print -rl -- $fpath' </dev/null 2>/dev/null | grep -qxF "$1"; then
+        return 0
+    fi
+    say "zsh looks for completions only on its fpath; unless ~/.zshrc already adds $1, add this before compinit:"
+    echo "    fpath=(\"$1\" \$fpath)" >&2
 }
 
 path_hint() {
