@@ -7,7 +7,10 @@
 #                                              from scripts/dist.sh
 #
 # Needs python3 (for `python3 -m http.server`), curl, tar, gzip, sha256sum or
-# shasum. Ends with "N passed, N failed"; exits non-zero when any check failed.
+# shasum; bash and man-db's man for some checks of the completions and man page
+# (skipped, and said so, without them). Each run gets its own HOME, so nothing
+# lands in the real one. Ends with "N passed, N failed"; exits non-zero when
+# any check failed.
 # INSTALL_TEST_SHELL picks the shell that runs install.sh (default: sh), e.g.
 # "bash --posix" or "busybox sh".
 set -eu
@@ -76,6 +79,11 @@ main() {
     case_unwritable_dir
     case_offline_install
     case_offline_failures
+    case_extras
+    case_extras_xdg
+    case_no_extras
+    case_extras_unwritable
+    case_zsh_fpath_hint
 
     echo
     echo "$passed passed, $failed failed"
@@ -106,12 +114,29 @@ finish() {
 }
 
 # aim URL DIR: the installer's environment for a run against URL into DIR
-# (call in a subshell).
+# (call in a subshell). HOME is DIR's sibling "home" (or XTRA_HOME), so the
+# completions and the man page go to home/.local/share and home/.config;
+# XTRA_DATA, XTRA_CONFIG and NO_EXTRAS set XDG_DATA_HOME, XDG_CONFIG_HOME and
+# SPAWN_ELITE_NO_EXTRAS.
 aim() {
-    unset SPAWN_ELITE_VERSION SPAWN_ELITE_REPO SPAWN_ELITE_TARGET
+    unset SPAWN_ELITE_VERSION SPAWN_ELITE_REPO SPAWN_ELITE_TARGET SPAWN_ELITE_NO_EXTRAS
+    unset XDG_DATA_HOME XDG_CONFIG_HOME ZDOTDIR
     SPAWN_ELITE_BASE_URL=$1
     SPAWN_ELITE_INSTALL_DIR=$2
-    export SPAWN_ELITE_BASE_URL SPAWN_ELITE_INSTALL_DIR
+    HOME=${XTRA_HOME:-$(dirname "$2")/home}
+    export SPAWN_ELITE_BASE_URL SPAWN_ELITE_INSTALL_DIR HOME
+    if [ -n "${XTRA_DATA:-}" ]; then
+        XDG_DATA_HOME=$XTRA_DATA
+        export XDG_DATA_HOME
+    fi
+    if [ -n "${XTRA_CONFIG:-}" ]; then
+        XDG_CONFIG_HOME=$XTRA_CONFIG
+        export XDG_CONFIG_HOME
+    fi
+    if [ -n "${NO_EXTRAS:-}" ]; then
+        SPAWN_ELITE_NO_EXTRAS=$NO_EXTRAS
+        export SPAWN_ELITE_NO_EXTRAS
+    fi
 }
 
 # under_test ARGS...: run the shell chosen to run install.sh.
@@ -175,11 +200,17 @@ host_archive() {
 fake_release() {
     triple=$(host_triple)
     top=$scratch/pack/$prog-$triple
-    mkdir -p "$top"
+    mkdir -p "$top/completions" "$top/man"
     cp "$1" "$top/$prog"
     # A debug build is mostly debug info; without it every case runs faster.
     strip "$top/$prog" 2>/dev/null || true
     echo "stand-in README" >"$top/README.md"
+    echo "stand-in LICENSE" >"$top/LICENSE"
+    "$1" completions bash >"$top/completions/$prog.bash"
+    "$1" completions zsh >"$top/completions/_$prog"
+    "$1" completions fish >"$top/completions/$prog.fish"
+    "$1" completions powershell >"$top/completions/_$prog.ps1"
+    "$1" man >"$top/man/$prog.1"
     tar -C "$scratch/pack" -cf - "$prog-$triple" | gzip -n >"$2/$prog-$triple.tar.gz"
     (cd "$2" && sha256 "$prog-$triple.tar.gz" >SHA256SUMS)
 }
@@ -216,9 +247,11 @@ run_installer() {
     set -e
 }
 
-# nothing_installed DIR: neither the binary nor a staged temporary copy.
+# nothing_installed DIR: neither the binary nor a staged temporary copy, and
+# no completion or man page either (their HOME, DIR/../home, does not exist).
 nothing_installed() {
     [ ! -e "$1/$prog" ] || return 1
+    [ ! -e "$(dirname "$1")/home" ] || return 1
     if [ -d "$1" ]; then
         # shellcheck disable=SC2012 # names are ours; ls -A counts dotfiles
         [ "$(ls -A "$1" | wc -l | tr -d ' ')" -eq 0 ] || return 1
@@ -487,10 +520,11 @@ case_offline_install() {
     cp "$serve/good/$archive_name" "$serve/good/SHA256SUMS" "$carry/"
     dir=$scratch/t-offline/bin
     BASE_URL=http://127.0.0.1:9/unused run_installer "$dir" --offline "$carry/$archive_name"
-    if [ "$rc" -eq 0 ] && "$dir/$prog" --version >/dev/null 2>&1; then
-        ok "offline install from the archive"
+    if [ "$rc" -eq 0 ] && "$dir/$prog" --version >/dev/null 2>&1 &&
+        [ -f "$scratch/t-offline/home/.local/share/man/man1/$prog.1" ]; then
+        ok "offline install from the archive, man page and completions included"
     else
-        not_ok "offline install exited $rc"
+        not_ok "offline install (exit $rc): no working binary, or no man page"
     fi
 }
 
@@ -514,6 +548,255 @@ case_offline_failures() {
     dir=$scratch/t-offline-absent/bin
     run_installer "$dir" --offline "$scratch/nowhere.tar.gz"
     fails_cleanly "offline archive that does not exist" "$dir" "no such archive"
+}
+
+# The files of the archive install.sh picks here, unpacked once into
+# $scratch/ref/ARCHIVE-TOP/.
+reference() {
+    if [ ! -d "$scratch/ref" ]; then
+        mkdir "$scratch/ref"
+        tar -xzf "$serve/good/$archive_name" -C "$scratch/ref"
+    fi
+    echo "$scratch/ref/$(basename "$archive_name" .tar.gz)"
+}
+
+# extras_at DATA CONFIG: the four installed paths, one a line, in the order
+# install.sh reports them: bash, zsh, fish, man.
+extras_at() {
+    echo "$1/bash-completion/completions/$prog"
+    echo "$1/zsh/site-functions/_$prog"
+    echo "$2/fish/completions/$prog.fish"
+    echo "$1/man/man1/$prog.1"
+}
+
+# check_extras DATA CONFIG: why the completions and man page installed under
+# DATA and CONFIG are not right (nothing when they are): each where it belongs,
+# byte for byte the archive's file, not executable, and reported on its own
+# line of output; no temporary file left beside any.
+check_extras() {
+    ref=$(reference)
+    problems=""
+    set -- "$1" "$2" "$ref/completions/$prog.bash" "$ref/completions/_$prog" \
+        "$ref/completions/$prog.fish" "$ref/man/$prog.1"
+    for what in "bash completion" "zsh completion" "fish completion" "man page"; do
+        case $what in
+            bash*) installed=$(extras_at "$1" "$2" | sed -n 1p) source=$3 ;;
+            zsh*) installed=$(extras_at "$1" "$2" | sed -n 2p) source=$4 ;;
+            fish*) installed=$(extras_at "$1" "$2" | sed -n 3p) source=$5 ;;
+            *) installed=$(extras_at "$1" "$2" | sed -n 4p) source=$6 ;;
+        esac
+        if [ ! -f "$installed" ]; then
+            problems="$problems; no $installed"
+            continue
+        fi
+        cmp -s "$source" "$installed" || problems="$problems; $installed differs from the archive's"
+        [ ! -x "$installed" ] || problems="$problems; $installed is executable"
+        [ "$(grep -cxF "spawn-elite install: installed the $what to $installed" "$scratch/out")" -eq 1 ] ||
+            problems="$problems; no single line reporting the $what at $installed"
+        # shellcheck disable=SC2012 # names are ours; ls -A counts dotfiles
+        [ "$(ls -A "$(dirname "$installed")" | wc -l | tr -d ' ')" -eq 1 ] ||
+            problems="$problems; stray files beside $installed"
+    done
+    printf '%s' "${problems#; }"
+}
+
+# The completions and man page land in the default XDG places under HOME, with
+# the archive's content, and they work: bash can source the completion, man
+# can render the page and finds it from PATH alone.
+case_extras() {
+    # The default layout: ~/.local/bin for the binary, nothing else set.
+    home=$scratch/t-extras/home
+    dir=$home/.local/bin
+    XTRA_HOME=$home run_installer "$dir"
+    data=$home/.local/share
+    config=$home/.config
+    problems=$(check_extras "$data" "$config")
+    if [ "$rc" -ne 0 ]; then
+        not_ok "extras: install exited $rc"
+    elif ! "$dir/$prog" --version >/dev/null 2>&1; then
+        not_ok "extras: the binary does not run"
+    elif grep -q 'warning' "$scratch/out"; then
+        not_ok "extras: warnings on a clean install"
+    elif [ -n "$problems" ]; then
+        not_ok "extras: $problems"
+    else
+        ok "extras: bash, zsh, fish completions and the man page under ~/.local/share and ~/.config, as in the archive, one line each"
+    fi
+
+    bash_file=$data/bash-completion/completions/$prog
+    if ! command -v bash >/dev/null 2>&1; then
+        echo "skip - extras: bash sources the completion: no bash"
+    elif bash -c '. "$1" && complete -p spawn-elite' sh "$bash_file" >"$scratch/out" 2>&1 &&
+        grep -q -- '-F .* spawn-elite$' "$scratch/out" && [ "$(wc -l <"$scratch/out" | tr -d ' ')" -eq 1 ]; then
+        ok "extras: bash sources the completion without error and it completes spawn-elite"
+    else
+        not_ok "extras: bash cannot source $bash_file"
+    fi
+
+    man_file=$data/man/man1/$prog.1
+    if ! grep -q "^\.TH $prog 1 " "$man_file"; then
+        : >"$scratch/out"
+        not_ok "extras: $man_file has no roff .TH $prog 1 header"
+    elif ! man --help 2>&1 | grep -q -- '--local-file'; then
+        ok "extras: the man page has a roff .TH header (no man-db man here: not rendered)"
+    elif ! MANWIDTH=80 man -l "$man_file" 2>"$scratch/out" | grep -q '^NAME'; then
+        not_ok "extras: man -l cannot render $man_file"
+    elif [ "$(env -u MANPATH HOME="$home" PATH="$dir:/usr/bin:/bin" man -w "$prog" 2>"$scratch/out")" != "$man_file" ]; then
+        not_ok "extras: man -w $prog with $dir on PATH does not find $man_file"
+    else
+        ok "extras: man -l renders the page, and man finds it once the install dir is on PATH"
+    fi
+
+    # Reinstalling replaces each one in place.
+    for f in $(extras_at "$data" "$config"); do
+        if [ -f "$f" ]; then
+            echo stale >"$f"
+        fi
+    done
+    XTRA_HOME=$home run_installer "$dir"
+    problems=$(check_extras "$data" "$config")
+    if [ "$rc" -eq 0 ] && [ -z "$problems" ]; then
+        ok "extras: a reinstall replaces each of them"
+    else
+        not_ok "extras: reinstall (exit $rc) $problems"
+    fi
+}
+
+# XDG_DATA_HOME and XDG_CONFIG_HOME, when absolute, replace ~/.local/share and
+# ~/.config; a relative one is ignored, as the XDG specification says.
+case_extras_xdg() {
+    dir=$scratch/t-xdg/bin
+    XTRA_DATA=$scratch/t-xdg/data/ XTRA_CONFIG=$scratch/t-xdg/config run_installer "$dir"
+    problems=$(check_extras "$scratch/t-xdg/data" "$scratch/t-xdg/config")
+    if [ "$rc" -eq 0 ] && [ -z "$problems" ] && [ ! -e "$scratch/t-xdg/home" ]; then
+        ok "extras: under XDG_DATA_HOME and XDG_CONFIG_HOME when they are set"
+    else
+        not_ok "extras with XDG_DATA_HOME and XDG_CONFIG_HOME (exit $rc) $problems"
+    fi
+
+    dir=$scratch/t-xdg-rel/bin
+    XTRA_DATA=relative/data XTRA_CONFIG=relative/config run_installer "$dir"
+    home=$scratch/t-xdg-rel/home
+    problems=$(check_extras "$home/.local/share" "$home/.config")
+    if [ "$rc" -eq 0 ] && [ -z "$problems" ] && [ ! -e relative ]; then
+        ok "extras: a relative XDG_DATA_HOME or XDG_CONFIG_HOME is ignored"
+    else
+        not_ok "extras with a relative XDG_DATA_HOME (exit $rc) $problems"
+    fi
+}
+
+case_no_extras() {
+    for how in --no-extras SPAWN_ELITE_NO_EXTRAS=1; do
+        dir=$scratch/t-noextras/bin
+        rm -rf "$scratch/t-noextras"
+        if [ "$how" = --no-extras ]; then
+            run_installer "$dir" --no-extras
+        else
+            NO_EXTRAS=1 run_installer "$dir"
+        fi
+        if [ "$rc" -ne 0 ]; then
+            not_ok "$how: exited $rc"
+        elif ! "$dir/$prog" --version >/dev/null 2>&1; then
+            not_ok "$how: the binary does not run"
+        elif [ -e "$scratch/t-noextras/home" ]; then
+            not_ok "$how: wrote under HOME: $(find "$scratch/t-noextras/home" -type f | tr '\n' ' ')"
+        elif grep -q 'completion\|man page' "$scratch/out"; then
+            not_ok "$how: output mentions completions or the man page"
+        else
+            ok "$how installs the binary and nothing else"
+        fi
+    done
+}
+
+# Decided: the binary is what was asked for, so an extra that cannot be
+# written is a warning naming it, never a failed install. Exit 0, the binary
+# in place, the other extras installed, no temporary file left behind.
+case_extras_unwritable() {
+    # A path through a regular file cannot be created, even by root.
+    dir=$scratch/t-xblocked/bin
+    mkdir -p "$scratch/t-xblocked"
+    echo "not a directory" >"$scratch/t-xblocked/file"
+    XTRA_DATA=$scratch/t-xblocked/file/data run_installer "$dir"
+    home=$scratch/t-xblocked/home
+    fish=$home/.config/fish/completions/$prog.fish
+    if [ "$rc" -ne 0 ]; then
+        not_ok "extras dir that cannot be created: exited $rc"
+    elif ! "$dir/$prog" --version >/dev/null 2>&1; then
+        not_ok "extras dir that cannot be created: no working binary"
+    elif [ "$(grep -c 'warning: .* not installed: cannot create ' "$scratch/out")" -ne 3 ]; then
+        not_ok "extras dir that cannot be created: not one warning each for bash, zsh and man"
+    elif [ ! -f "$fish" ] || ! grep -q "installed the fish completion to $fish" "$scratch/out"; then
+        not_ok "extras dir that cannot be created: the fish completion was not installed anyway"
+    elif [ -n "$(find "$scratch/t-xblocked" -name '.*.tmp.*')" ]; then
+        not_ok "extras dir that cannot be created: temporary files left"
+    else
+        ok "extras dir that cannot be created: warns for each, installs the rest, binary installed, exit 0"
+    fi
+
+    # A completions directory that exists but cannot be written. Root ignores
+    # permission bits, so as root the installer runs as the user 'nobody'.
+    ro=$scratch/t-xreadonly
+    dir=$ro/bin
+    home=$ro/home
+    completions=$home/.local/share/bash-completion/completions
+    mkdir -p "$dir" "$completions"
+    if [ "$(id -u)" -eq 0 ]; then
+        if ! command -v setpriv >/dev/null 2>&1; then
+            echo "skip - read-only completions dir: running as root without setpriv"
+            return 0
+        fi
+        chmod 755 "$scratch"
+        chown -R 65534:65534 "$ro"
+        chmod 555 "$completions"
+        set +e
+        # shellcheck disable=SC2086 # "busybox sh" is two words
+        env -u XDG_DATA_HOME -u XDG_CONFIG_HOME -u SPAWN_ELITE_NO_EXTRAS HOME="$home" \
+            SPAWN_ELITE_BASE_URL="$base/good" SPAWN_ELITE_INSTALL_DIR="$dir" \
+            setpriv --reuid=65534 --regid=65534 --clear-groups $shell_under_test "$serve/install.sh" >"$scratch/out" 2>&1
+        rc=$?
+        set -e
+    else
+        chmod 555 "$completions"
+        run_installer "$dir"
+    fi
+    if [ "$rc" -ne 0 ]; then
+        not_ok "read-only completions dir: exited $rc"
+    elif ! "$dir/$prog" --version >/dev/null 2>&1; then
+        not_ok "read-only completions dir: no working binary"
+    elif ! grep -q "warning: bash completion not installed: cannot write to $completions" "$scratch/out"; then
+        not_ok "read-only completions dir: no warning naming $completions"
+    elif [ -n "$(ls -A "$completions")" ]; then
+        not_ok "read-only completions dir: files left in it"
+    elif [ ! -f "$home/.local/share/man/man1/$prog.1" ]; then
+        not_ok "read-only completions dir: the man page was not installed anyway"
+    else
+        ok "read-only completions dir: one warning, the rest installed, exit 0"
+    fi
+}
+
+# zsh reads completions only from its fpath: when a zsh is on PATH and the
+# directory is not on its fpath, the fpath line to add is printed. A stand-in
+# zsh reports the fpath, so this runs the same with or without a real zsh.
+case_zsh_fpath_hint() {
+    fake=$scratch/fake-zsh
+    mkdir -p "$fake"
+    dir=$scratch/t-fpath/bin
+    site=$scratch/t-fpath/home/.local/share/zsh/site-functions
+    printf '#!/bin/sh\necho /usr/share/zsh/functions/Completion\n' >"$fake/zsh"
+    chmod 755 "$fake/zsh"
+    PATH=$fake:$PATH run_installer "$dir"
+    if [ "$rc" -eq 0 ] && grep -qxF "    fpath=(\"$site\" \$fpath)" "$scratch/out"; then
+        ok "zsh completion dir not on fpath: the fpath line is printed"
+    else
+        not_ok "zsh fpath hint missing (exit $rc)"
+    fi
+    printf '#!/bin/sh\necho /usr/share/zsh/functions/Completion\necho %s\n' "$site" >"$fake/zsh"
+    PATH=$fake:$PATH run_installer "$dir"
+    if [ "$rc" -eq 0 ] && ! grep -q 'fpath=(' "$scratch/out"; then
+        ok "zsh completion dir already on fpath: no fpath hint"
+    else
+        not_ok "zsh fpath hint printed although the dir is on fpath (exit $rc)"
+    fi
 }
 
 main "$@"
