@@ -9,7 +9,7 @@
 # Environment:
 #   SPAWN_ELITE_INSTALL_DIR  where the binary goes       (default: ~/.local/bin)
 #   SPAWN_ELITE_NO_EXTRAS    1: as --no-extras
-#   SPAWN_ELITE_VERSION      release to fetch, e.g. 0.2.0 (default: latest)
+#   SPAWN_ELITE_VERSION      release to fetch, e.g. 0.1.0 (default: latest)
 #   SPAWN_ELITE_REPO         GitHub owner/name of the releases
 #   SPAWN_ELITE_BASE_URL     directory holding the archives and SHA256SUMS;
 #                            overrides VERSION and REPO

@@ -1,20 +1,26 @@
 #!/bin/sh
-# The real release path, end to end: build the archive with scripts/dist.sh
-# (a release build), lint the shell scripts, then install from dist/ through a
-# web server on 127.0.0.1 and check the failure cases (tests/install_test.sh).
-# `cargo test` runs the same checks faster against a stand-in archive.
+# The real release path, end to end: check that the docs pin the crate's
+# version, lint the shell scripts, build the archive with scripts/dist.sh (the
+# dist profile), then install from dist/ through a web server on 127.0.0.1 and
+# check the extras and the failure cases (tests/install_test.sh). CI runs this
+# from .ci/run. `cargo test` does not: its install_sh_end_to_end runs the same
+# checks against a stand-in archive only when asked, with
+# `cargo test install_sh_end_to_end -- --ignored` (it needs python3 and curl).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+sh scripts/check-doc-versions.sh
 
 if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-install: installing shellcheck" >&2
     { apt-get update -qq && apt-get install -y -qq shellcheck; } >/dev/null 2>&1 ||
         echo "test-install: could not install shellcheck" >&2
 fi
+
 if command -v shellcheck >/dev/null 2>&1; then
-    shellcheck -s sh install.sh scripts/dist.sh scripts/test-install.sh tests/install_test.sh
+    shellcheck -s sh install.sh scripts/dist.sh scripts/test-install.sh scripts/check-doc-versions.sh tests/install_test.sh
     echo "test-install: shellcheck -s sh passed" >&2
 else
     echo "test-install: error: shellcheck is not installed; install.sh must pass shellcheck -s sh" >&2
