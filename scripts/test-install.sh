@@ -3,9 +3,9 @@
 # version, lint the shell scripts, build the archive with scripts/dist.sh (the
 # dist profile), then install from dist/ through a web server on 127.0.0.1 and
 # check the extras and the failure cases (tests/install_test.sh). CI runs this
-# from .ci/run. `cargo test` does not: its install_sh_end_to_end runs the same
+# from .ci/run. `cargo test` does not: its install_sh test runs the same
 # checks against a stand-in archive only when asked, with
-# `cargo test install_sh_end_to_end -- --ignored` (it needs python3 and curl).
+# `cargo test --test cli install_sh -- --ignored` (it needs python3 and curl).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
