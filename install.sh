@@ -32,8 +32,9 @@ main() {
     offline=""
     extras=true
     case ${SPAWN_ELITE_NO_EXTRAS:-} in
-        "" | 0) ;;
-        *) extras=false ;;
+        "" | 0 | false | no) ;;
+        1 | true | yes) extras=false ;;
+        *) die "SPAWN_ELITE_NO_EXTRAS is '$SPAWN_ELITE_NO_EXTRAS'; set it to 1 to install the binary only, or 0" ;;
     esac
     while [ $# -gt 0 ]; do
         case $1 in

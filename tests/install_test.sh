@@ -706,6 +706,9 @@ case_no_extras() {
             ok "$how installs the binary and nothing else"
         fi
     done
+    dir=$scratch/t-noextras-bad/bin
+    NO_EXTRAS=maybe run_installer "$dir"
+    fails_cleanly "SPAWN_ELITE_NO_EXTRAS=maybe" "$dir" "SPAWN_ELITE_NO_EXTRAS is 'maybe'"
 }
 
 # Decided: the binary is what was asked for, so an extra that cannot be
