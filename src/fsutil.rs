@@ -121,6 +121,31 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Create `path` as [`write_atomic`] does, never replacing anything, and
+/// return the new file holding an exclusive `flock`, taken before the file
+/// appears at `path`: no other process can lock it before the caller lets
+/// go (the callback outbox claims its entries this way).
+pub fn write_new_locked(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<File> {
+    use rustix::fs::{FlockOperation, flock};
+    let (tmp, mut file) = create_temp_beside(path, mode)?;
+    let written = (|| {
+        flock(&file, FlockOperation::NonBlockingLockExclusive)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        rename_no_replace(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // Not durable is not queued: take it back rather than half-promise it.
+    if let Err(e) = sync_dir(path) {
+        let _ = fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,12 @@
 //! Sending a prepared callback: one attempt, and the retries around it
 //! (exponential backoff with jitter, `Retry-After`, Ctrl-C).
+//!
+//! Each attempt runs on its own thread while this one watches the interrupt
+//! flag: a blocked connect or read cannot hold up Ctrl-C, SIGTERM or SIGHUP
+//! for longer than [`POLL`].
 
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -14,6 +20,10 @@ use crate::interrupt;
 pub struct Delivered {
     pub status: u16,
     pub attempts: u32,
+    /// Delivered, but something around it went wrong (the outbox could not
+    /// be written first, or the entry not removed after).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The callback was not delivered, and why.
@@ -24,6 +34,8 @@ pub struct Undelivered {
     /// Retrying will not help (a 4xx, a TLS error, a key that cannot be
     /// loaded): the receiver or the setup must change first.
     pub permanent: bool,
+    /// Stopped by Ctrl-C (or SIGTERM, SIGHUP), during an attempt or a wait.
+    pub interrupted: bool,
 }
 
 impl Undelivered {
@@ -33,9 +45,13 @@ impl Undelivered {
             reason,
             attempts: 0,
             permanent: true,
+            interrupted: false,
         }
     }
 }
+
+/// How often the interrupt flag is checked while an attempt is in flight.
+const POLL: Duration = Duration::from_millis(50);
 
 enum Attempt {
     Delivered(u16),
@@ -44,6 +60,41 @@ enum Attempt {
         retry_after: Option<Duration>,
     },
     Fail(String),
+    Interrupted,
+}
+
+/// One attempt on a worker thread; returns `Interrupted` within [`POLL`] of
+/// an interrupt, leaving the thread to its blocked I/O (the process is about
+/// to exit). Without a thread (none can be started) it runs here.
+fn attempt_watched(p: &Prepared, body: &Arc<[u8]>, merkle_root: &str) -> Attempt {
+    if interrupt::requested() {
+        return Attempt::Interrupted;
+    }
+    let (tx, rx) = mpsc::channel();
+    let (p2, body2, root2) = (p.clone(), Arc::clone(body), merkle_root.to_owned());
+    let started = std::thread::Builder::new()
+        .name("callback-attempt".into())
+        .spawn(move || {
+            let _ = tx.send(attempt_once(&p2, &body2, &root2));
+        });
+    if started.is_err() {
+        return attempt_once(p, body, merkle_root);
+    }
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(outcome) => return outcome,
+            Err(RecvTimeoutError::Timeout) if interrupt::requested() => {
+                return Attempt::Interrupted;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Attempt::Retry {
+                    reason: "the attempt ended without an outcome (an internal error)".into(),
+                    retry_after: None,
+                };
+            }
+        }
+    }
 }
 
 fn attempt_once(p: &Prepared, body: &[u8], merkle_root: &str) -> Attempt {
@@ -148,14 +199,24 @@ pub(super) fn send_with_retries(
     d: &DeliveryOptions,
 ) -> Result<Delivered, Undelivered> {
     let r = &d.retry;
+    let body: Arc<[u8]> = Arc::from(body);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match attempt_once(p, body, merkle_root) {
+        match attempt_watched(p, &body, merkle_root) {
+            Attempt::Interrupted => {
+                return Err(Undelivered {
+                    reason: format!("interrupted during attempt {attempt}"),
+                    attempts: attempt,
+                    permanent: false,
+                    interrupted: true,
+                });
+            }
             Attempt::Delivered(status) => {
                 return Ok(Delivered {
                     status,
                     attempts: attempt,
+                    warning: None,
                 });
             }
             Attempt::Fail(reason) => {
@@ -163,6 +224,7 @@ pub(super) fn send_with_retries(
                     reason,
                     attempts: attempt,
                     permanent: true,
+                    interrupted: false,
                 });
             }
             Attempt::Retry {
@@ -177,6 +239,7 @@ pub(super) fn send_with_retries(
                         ),
                         attempts: attempt,
                         permanent: false,
+                        interrupted: false,
                     });
                 }
                 let wait = match retry_after {
@@ -188,6 +251,7 @@ pub(super) fn send_with_retries(
                             ),
                             attempts: attempt,
                             permanent: false,
+                            interrupted: false,
                         });
                     }
                     Some(ra) => ra,
@@ -206,6 +270,7 @@ pub(super) fn send_with_retries(
                         reason: format!("{reason}; interrupted before attempt {}", attempt + 1),
                         attempts: attempt,
                         permanent: false,
+                        interrupted: true,
                     });
                 }
             }

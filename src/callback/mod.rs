@@ -2,9 +2,10 @@
 //!
 //! A callback is an HTTP `POST` of the receipt JSON, signed per RFC 9421
 //! (see [`httpsig`]), retried with exponential backoff and jitter on
-//! transient failures, and written to the outbox
-//! (`$XDG_DATA_HOME/spawn-elite/outbox/`) when it finally cannot be
-//! delivered. `spawn-elite callback flush` resends the outbox.
+//! transient failures. It is written to the outbox
+//! (`$XDG_DATA_HOME/spawn-elite/outbox/`) *before* the first attempt and
+//! removed only once delivered, so a process killed at any instant leaves
+//! it delivered or queued. `spawn-elite callback flush` resends the outbox.
 //! The wire format is documented in `docs/CALLBACK.md`.
 //!
 //! - `options`: the resolved settings and the URL policy.
@@ -22,19 +23,21 @@ pub mod request;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 
-use crate::error::{ExitCode, describe};
+use crate::error::{ExitCode, code_of, describe, fail};
 pub use deliver::{Delivered, Undelivered};
 pub use options::{CallbackOptions, DeliveryOptions, RetryOptions};
-use outbox::OutboxEntry;
 pub use outbox::checked_root;
+use outbox::{Claim, OutboxEntry};
+use request::Prepared;
 pub use request::dry_run;
 
 /// The result of [`deliver`]. Serializes as
-/// `{"outcome":"delivered","status":204,"attempts":1}` or
-/// `{"outcome":"queued","outbox_file":"…","reason":"…"}` for `--json`.
+/// `{"outcome":"delivered","status":204,"attempts":1}`,
+/// `{"outcome":"queued","outbox_file":"…","reason":"…"}` or
+/// `{"outcome":"interrupted","outbox_file":"…","reason":"…"}` for `--json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Delivery {
@@ -44,13 +47,20 @@ pub enum Delivery {
         outbox_file: PathBuf,
         reason: String,
     },
+    /// Ctrl-C (or SIGTERM, SIGHUP) stopped it; it is in `outbox_file`.
+    Interrupted {
+        outbox_file: PathBuf,
+        reason: String,
+    },
 }
 
 impl Delivery {
     /// One line for the user.
     pub fn message(&self, url: &str) -> String {
         match self {
-            Delivery::Delivered(Delivered { status, attempts }) => format!(
+            Delivery::Delivered(Delivered {
+                status, attempts, ..
+            }) => format!(
                 "callback delivered to {url} (HTTP {status}, {attempts} attempt{})",
                 if *attempts == 1 { "" } else { "s" }
             ),
@@ -61,25 +71,164 @@ impl Delivery {
                 "callback to {url} not delivered ({reason}); queued in {}; resend with `spawn-elite callback flush`",
                 outbox_file.display()
             ),
+            Delivery::Interrupted {
+                outbox_file,
+                reason,
+            } => format!(
+                "interrupted: callback to {url} not delivered ({reason}); it is queued in {}; resend with `spawn-elite callback flush`",
+                outbox_file.display()
+            ),
         }
     }
 
     /// The exit code of a command that ends here: a queued callback is
-    /// still pending.
+    /// still pending; an interrupted one is queued too, but the user asked
+    /// to stop.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Delivery::Delivered(_) => ExitCode::Success,
             Delivery::Queued { .. } => ExitCode::CallbackPending,
+            Delivery::Interrupted { .. } => ExitCode::Interrupted,
+        }
+    }
+}
+
+/// A callback written ahead to the outbox (or that could not be), not yet
+/// sent: [`Pending::send`] it, or [`Pending::abandon`] it if the spawn it
+/// belongs to failed.
+pub struct Pending {
+    receipt: Vec<u8>,
+    merkle_root: String,
+    receipt_path: Option<PathBuf>,
+    opts: CallbackOptions,
+    /// The entry, claimed by this process; or why it could not be written.
+    queued: std::result::Result<Claim, String>,
+}
+
+impl Pending {
+    /// Queue the callback durably in the outbox before anything is sent.
+    /// A failure to queue is kept, not returned: the callback is still
+    /// sent, and only reported as lost if it is not delivered.
+    fn queue(
+        receipt: &[u8],
+        merkle_root: &str,
+        receipt_path: Option<&Path>,
+        opts: &CallbackOptions,
+        awaiting_spawn: bool,
+    ) -> Pending {
+        let entry = OutboxEntry::new(receipt, merkle_root, receipt_path, opts, awaiting_spawn);
+        Pending {
+            receipt: receipt.to_vec(),
+            merkle_root: merkle_root.to_owned(),
+            receipt_path: receipt_path.map(Path::to_path_buf),
+            opts: opts.clone(),
+            queued: entry.queue().map_err(|e| describe(&e)),
+        }
+    }
+
+    /// The spawn this callback was queued for failed: remove the entry,
+    /// there is nothing to report. (If this fails, `flush` removes it later:
+    /// its receipt is not where the entry says.)
+    pub fn abandon(self) {
+        if let Ok(claim) = self.queued {
+            let _ = claim.remove();
+        }
+    }
+
+    /// Send it, with retries. On a 2xx the entry is removed; otherwise the
+    /// attempt is recorded in it and it stays queued.
+    ///
+    /// `Err` only when it was not delivered and could not be queued either
+    /// (exit code 4, or 130 if interrupted): the message says how to resend.
+    pub fn send(self) -> Result<Delivery> {
+        let prepared = self.opts.prepare();
+        self.send_prepared(prepared)
+    }
+
+    fn send_prepared(self, prepared: Result<Prepared>) -> Result<Delivery> {
+        let opts = &self.opts;
+        let outcome = match prepared {
+            Ok(p) => {
+                deliver::send_with_retries(&p, &self.receipt, &self.merkle_root, &opts.delivery)
+            }
+            Err(e) => Err(Undelivered::permanent(describe(&e))),
+        };
+        match (outcome, self.queued) {
+            (Ok(delivered), Ok(claim)) => {
+                let file = claim.path().to_path_buf();
+                let warning = claim.remove().err().map(|e| {
+                    format!(
+                        "{}; `spawn-elite callback flush` will send it again, which the receiver ignores as a duplicate, or remove {} by hand",
+                        describe(&e),
+                        file.display()
+                    )
+                });
+                Ok(Delivery::Delivered(Delivered {
+                    warning,
+                    ..delivered
+                }))
+            }
+            (Ok(delivered), Err(why)) => Ok(Delivery::Delivered(Delivered {
+                warning: Some(format!(
+                    "the outbox could not be written before sending ({why}); the callback was delivered, but one that failed could not have been kept: fix that before the next callback"
+                )),
+                ..delivered
+            })),
+            (Err(failed), Ok(mut claim)) => {
+                let outbox_file = claim.path().to_path_buf();
+                claim.entry.record(&failed);
+                if let Err(e) = claim.update() {
+                    eprintln!(
+                        "warning: could not record the attempt in {}: {}; it stays queued as it was",
+                        outbox_file.display(),
+                        describe(&e)
+                    );
+                }
+                let reason = failed.reason;
+                Ok(if failed.interrupted {
+                    Delivery::Interrupted {
+                        outbox_file,
+                        reason,
+                    }
+                } else {
+                    Delivery::Queued {
+                        outbox_file,
+                        reason,
+                    }
+                })
+            }
+            (Err(failed), Err(why)) => {
+                let receipt = self
+                    .receipt_path
+                    .as_ref()
+                    .map_or_else(|| "RECEIPT".to_owned(), |p| p.display().to_string());
+                let code = if failed.interrupted {
+                    ExitCode::Interrupted
+                } else {
+                    ExitCode::Io
+                };
+                Err(fail(
+                    code,
+                    format!(
+                        "callback to {} not delivered ({}), and nothing was queued because the outbox could not be written ({why}); fix that, then resend with `spawn-elite callback send --receipt {receipt} --url {} --key {}`",
+                        opts.url,
+                        failed.reason,
+                        opts.url,
+                        opts.key_path.display()
+                    ),
+                ))
+            }
         }
     }
 }
 
 /// Sign and POST `receipt_json` to `opts.url`, retrying transient
-/// failures. When it cannot be delivered, the request inputs go to the
-/// outbox and `Delivery::Queued` is returned: the receipt is never lost.
+/// failures. The request inputs are queued in the outbox first and removed
+/// once delivered; when it cannot be delivered they stay there and
+/// `Delivery::Queued` is returned: the receipt is never lost.
 ///
-/// `Err` means a problem the user must fix first (bad URL, key, CA file),
-/// or that even the outbox could not be written.
+/// `Err` means a problem the user must fix first (bad URL, key, CA file;
+/// nothing is queued), or that it was neither delivered nor queued.
 /// `receipt_path` is where the receipt lives outside the outbox, recorded
 /// in the entry so `callback drop` can point to it.
 pub fn deliver(
@@ -89,59 +238,54 @@ pub fn deliver(
     opts: &CallbackOptions,
 ) -> Result<Delivery> {
     let prepared = opts.prepare()?;
-    match deliver::send_with_retries(&prepared, receipt_json, merkle_root, &opts.delivery) {
-        Ok(delivered) => Ok(Delivery::Delivered(delivered)),
-        Err(failed) => {
-            let entry = OutboxEntry::new(receipt_json, merkle_root, receipt_path, opts, &failed);
-            let reason = failed.reason;
-            let outbox_file = entry.write().with_context(|| {
-                format!("callback failed ({reason}) and the outbox could not be written; the receipt is still in the spawned repository")
-            })?;
-            Ok(Delivery::Queued {
-                outbox_file,
-                reason,
-            })
-        }
-    }
+    Pending::queue(receipt_json, merkle_root, receipt_path, opts, false).send_prepared(Ok(prepared))
 }
 
-/// After a successful spawn: deliver the receipt, tell the user, and say
-/// whether the callback is still pending (exit code 7), with the outcome as
-/// JSON. Never fails: the spawn is done and the receipt is at
-/// `receipt_path` whatever happens.
-pub fn after_spawn(
+/// Before a spawn's repository is moved into place: queue its callback, so
+/// that no instant exists at which the repository exists and its callback
+/// is neither delivered nor queued. `receipt_path` is where the receipt will
+/// be once the spawn completes; until [`after_spawn`] runs, the entry counts
+/// only if the receipt is there (see `awaiting_spawn` in docs/CALLBACK.md).
+pub fn queue_for_spawn(
     receipt_json: &[u8],
     merkle_root: &str,
     receipt_path: &Path,
     opts: &CallbackOptions,
-    quiet: bool,
-) -> (ExitCode, serde_json::Value) {
+) -> Pending {
+    Pending::queue(receipt_json, merkle_root, Some(receipt_path), opts, true)
+}
+
+/// After a successful spawn: deliver the queued receipt, tell the user, and
+/// say whether the callback is still pending (exit code 7), interrupted
+/// (130, still queued) or lost (4), with the outcome as JSON. Never fails:
+/// the spawn is done and the receipt is in the repository whatever happens.
+pub fn after_spawn(mut pending: Pending, quiet: bool) -> (ExitCode, serde_json::Value) {
     let to_json = |d: &Delivery| serde_json::to_value(d).unwrap_or(serde_json::Value::Null);
-    let mut opts = opts.clone();
-    opts.delivery.quiet = quiet;
-    let opts = &opts;
-    match deliver(receipt_json, merkle_root, Some(receipt_path), opts) {
-        Ok(d @ Delivery::Delivered(_)) => {
-            if !quiet {
-                eprintln!("{}", d.message(&opts.url));
+    pending.opts.delivery.quiet = quiet;
+    let url = pending.opts.url.clone();
+    let receipt = pending.receipt_path.clone();
+    match pending.send() {
+        Ok(d) => {
+            match &d {
+                Delivery::Delivered(delivered) => {
+                    if !quiet {
+                        eprintln!("{}", d.message(&url));
+                    }
+                    if let Some(w) = &delivered.warning {
+                        eprintln!("warning: {w}");
+                    }
+                }
+                Delivery::Queued { .. } => eprintln!("warning: {}", d.message(&url)),
+                Delivery::Interrupted { .. } => eprintln!("{}", d.message(&url)),
             }
-            (d.exit_code(), to_json(&d))
-        }
-        Ok(d @ Delivery::Queued { .. }) => {
-            eprintln!("warning: {}", d.message(&opts.url));
             (d.exit_code(), to_json(&d))
         }
         Err(e) => {
             let reason = describe(&e);
-            eprintln!(
-                "warning: {reason}; resend with `spawn-elite callback send --receipt {} --url {} --key {}`",
-                receipt_path.display(),
-                opts.url,
-                opts.key_path.display()
-            );
+            eprintln!("error: {reason}");
             let report =
-                serde_json::json!({"outcome": "failed", "reason": reason, "receipt": receipt_path});
-            (ExitCode::CallbackPending, report)
+                serde_json::json!({"outcome": "failed", "reason": reason, "receipt": receipt});
+            (code_of(&e), report)
         }
     }
 }
@@ -155,6 +299,7 @@ mod tests {
         let d = Delivery::Delivered(Delivered {
             status: 204,
             attempts: 2,
+            warning: None,
         });
         assert_eq!(
             serde_json::to_string(&d).expect("json"),

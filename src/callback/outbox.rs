@@ -1,9 +1,17 @@
-//! The outbox: callbacks that could not be delivered wait here, one JSON
-//! file each (`$XDG_DATA_HOME/spawn-elite/outbox/`), until `callback flush`
-//! delivers them or `callback drop` removes one.
+//! The outbox: every callback is written here before its first attempt,
+//! one JSON file each (`$XDG_DATA_HOME/spawn-elite/outbox/`), and removed
+//! only once a receiver answered 2xx; what was not delivered waits until
+//! `callback flush` delivers it or `callback drop` removes it.
+//!
+//! A process works on an entry only while it holds a [`Claim`] on it, an
+//! exclusive `flock` on the entry file: concurrent flushes (and the spawn or
+//! `send` that queued it) never send, rewrite or remove the same entry at
+//! once. The kernel drops the lock of a process that dies, so there are no
+//! stale claims.
 
-use std::fs;
-use std::os::unix::fs::DirBuilderExt as _;
+use std::fs::{self, File};
+use std::io::Read as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -16,6 +24,7 @@ use super::options::{CallbackOptions, DeliveryOptions, RetryOptions};
 use super::request::{random_bytes, unix_now};
 use crate::error::{ExitCode, describe, fail, fail_with};
 use crate::fsutil::{self, WriteOptions};
+use crate::interrupt;
 use crate::receipt::Receipt;
 
 /// One queued callback: what is needed to sign and send it again.
@@ -42,17 +51,22 @@ pub(super) struct OutboxEntry {
     /// a TLS error, a key that cannot be loaded).
     #[serde(default)]
     permanent: bool,
+    /// Queued by a spawn before its repository was moved into place: it
+    /// counts only once the receipt is at `receipt_path`. Cleared by the
+    /// spawn's first outcome; left set only if the spawn was killed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    awaiting_spawn: bool,
 }
 
 impl OutboxEntry {
-    /// The entry for a callback that was not delivered. `receipt_path` is
-    /// where the receipt lives outside the outbox, if known.
+    /// The entry for a callback about to be sent. `receipt_path` is where
+    /// the receipt lives outside the outbox, if known.
     pub(super) fn new(
         receipt: &[u8],
         merkle_root: &str,
         receipt_path: Option<&Path>,
         opts: &CallbackOptions,
-        failed: &Undelivered,
+        awaiting_spawn: bool,
     ) -> Self {
         OutboxEntry {
             version: 1,
@@ -65,15 +79,28 @@ impl OutboxEntry {
             ca_cert: opts.delivery.ca_file(),
             allow_insecure_http: opts.delivery.allow_insecure_http,
             queued_at: jiff::Timestamp::now().to_string(),
-            attempts: failed.attempts,
-            last_error: failed.reason.clone(),
-            permanent: failed.permanent,
+            attempts: 0,
+            last_error: "not attempted yet (queued before the first attempt)".to_owned(),
+            permanent: false,
+            awaiting_spawn,
         }
     }
 
     fn read(file: &Path) -> std::result::Result<OutboxEntry, String> {
         let bytes = fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("not an outbox entry: {e}"))
+        Self::parse(&bytes)
+    }
+
+    fn parse(bytes: &[u8]) -> std::result::Result<OutboxEntry, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("not an outbox entry: {e}"))
+    }
+
+    /// Count the attempts of `failed` and remember why the last one failed.
+    pub(super) fn record(&mut self, failed: &Undelivered) {
+        self.attempts = self.attempts.saturating_add(failed.attempts);
+        self.last_error = failed.reason.clone();
+        self.permanent = failed.permanent;
+        self.awaiting_spawn = false;
     }
 
     fn receipt(&self) -> std::result::Result<Vec<u8>, String> {
@@ -99,13 +126,30 @@ impl OutboxEntry {
         )
     }
 
-    pub(super) fn write(&self) -> Result<PathBuf> {
+    /// Queue this entry under a new name, durably (file and directory
+    /// flushed to disk), and return it claimed by this process.
+    pub(super) fn queue(self) -> Result<Claim> {
         let dir = outbox_dir()?;
+        let existed = dir.is_dir();
+        if !existed && fs::symlink_metadata(&dir).is_ok() {
+            return Err(fail(
+                ExitCode::Io,
+                format!(
+                    "the outbox {} is not a directory; move that file away",
+                    dir.display()
+                ),
+            ));
+        }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)
             .with_context(|| format!("cannot create outbox {}", dir.display()))?;
+        if !existed && let Some(parent) = dir.parent() {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("cannot flush {} to disk", parent.display()))?;
+        }
         let root: String = self
             .idempotency_key
             .chars()
@@ -113,21 +157,107 @@ impl OutboxEntry {
             .take(16)
             .collect();
         let tag = URL_SAFE_NO_PAD.encode(random_bytes::<6>()?);
-        let name = format!("{}-{root}-{tag}.json", unix_now());
-        let path = dir.join(&name);
-        self.write_to(&path)?;
-        Ok(path)
+        let path = dir.join(format!("{}-{root}-{tag}.json", unix_now()));
+        let json = serde_json::to_vec_pretty(&self)?;
+        let file = fsutil::write_new_locked(&path, &json, 0o600)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Claim {
+            path,
+            file,
+            entry: self,
+        })
+    }
+}
+
+/// An outbox entry this process holds (see the module documentation).
+pub(super) struct Claim {
+    path: PathBuf,
+    /// The entry file, locked; it must still be the file at `path`.
+    file: File,
+    pub entry: OutboxEntry,
+}
+
+/// What [`Claim::take`] found at a path.
+enum Take {
+    Claimed(Box<Claim>),
+    /// Another process holds it right now.
+    Busy,
+    /// Removed (delivered, dropped) since it was listed.
+    Gone,
+}
+
+impl Claim {
+    pub(super) fn path(&self) -> &Path {
+        &self.path
     }
 
-    /// Write atomically to `path`, readable by the owner only.
-    fn write_to(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)?;
+    /// Claim the entry at `path` without waiting. `Err` is an entry that
+    /// cannot be read or parsed (it is claimed all the same while reading).
+    fn take(path: &Path) -> std::result::Result<Take, String> {
+        use rustix::fs::{FlockOperation, flock};
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Take::Gone),
+            Err(e) => return Err(format!("cannot read: {e}")),
+        };
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => return Ok(Take::Busy),
+            Err(e) => return Err(format!("cannot lock: {e}")),
+        }
+        let claim_file = file.try_clone().map_err(|e| format!("cannot read: {e}"))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read: {e}"))?;
+        let claim = |entry| Claim {
+            path: path.to_path_buf(),
+            file: claim_file,
+            entry,
+        };
+        // Locked, but perhaps only after its holder removed or replaced it.
+        if !same_file(path, &file) {
+            return Ok(Take::Gone);
+        }
+        Ok(Take::Claimed(Box::new(claim(OutboxEntry::parse(&bytes)?))))
+    }
+
+    /// The locked file is still the entry at `path`: nobody removed it.
+    fn still_queued(&self) -> bool {
+        same_file(&self.path, &self.file)
+    }
+
+    /// Write the entry back after a failed attempt, in place of the file
+    /// claimed, and only if it is still there: an entry removed meanwhile
+    /// is never brought back. Returns false when there was nothing to update.
+    pub(super) fn update(self) -> Result<bool> {
+        if !self.still_queued() {
+            return Ok(false);
+        }
+        let json = serde_json::to_vec_pretty(&self.entry)?;
         let opts = WriteOptions {
             mode: 0o600,
             ..WriteOptions::DATA
         };
-        fsutil::write_atomic(path, &json, opts)
-            .with_context(|| format!("cannot write {}", path.display()))
+        fsutil::write_atomic(&self.path, &json, opts)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(true)
+    }
+
+    /// Remove the entry: it was delivered (or its spawn never completed).
+    pub(super) fn remove(self) -> Result<()> {
+        if !self.still_queued() {
+            return Ok(());
+        }
+        fs::remove_file(&self.path)
+            .with_context(|| format!("cannot remove {}", self.path.display()))
+    }
+}
+
+/// `path` names the very file `file` has open.
+fn same_file(path: &Path, file: &File) -> bool {
+    match (fs::symlink_metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -168,23 +298,38 @@ pub struct FlushReport {
     pub delivered: Vec<PathBuf>,
     /// Still queued, with why the last try failed.
     pub pending: Vec<(PathBuf, Undelivered)>,
+    /// Being sent right now by another process (another flush, a spawn,
+    /// `callback send`), which reports its outcome: left to it.
+    pub busy: Vec<PathBuf>,
+    /// Queued by a spawn that never completed (nothing to report to a
+    /// registry): removed, with why.
+    pub abandoned: Vec<(PathBuf, String)>,
+    /// Things that went wrong after the fact (a delivered entry that could
+    /// not be removed, an attempt that could not be recorded), one line each.
+    pub warnings: Vec<String>,
+    /// Stopped by Ctrl-C (or SIGTERM, SIGHUP); whatever was not delivered
+    /// is still queued.
+    pub interrupted: bool,
 }
 
 /// Try every outbox entry once (with retries); remove only the delivered.
+/// Entries another process holds are skipped, so several flushes (and
+/// spawns) can run at once and each entry is sent by one of them.
 pub fn flush(retry: &RetryOptions) -> Result<FlushReport> {
     let mut report = FlushReport::default();
     for file in outbox_files()? {
-        match flush_one(&file, retry) {
-            Ok(()) => {
-                fs::remove_file(&file).with_context(|| {
-                    format!(
-                        "delivered but could not remove {}; remove it by hand",
-                        file.display()
-                    )
-                })?;
-                report.delivered.push(file);
-            }
-            Err(undelivered) => report.pending.push((file, undelivered)),
+        if interrupt::requested() {
+            report.interrupted = true;
+            break;
+        }
+        match Claim::take(&file) {
+            Ok(Take::Claimed(claim)) => flush_one(*claim, retry, &mut report),
+            Ok(Take::Busy) => report.busy.push(file),
+            Ok(Take::Gone) => {}
+            Err(why) => report.pending.push((file, Undelivered::permanent(why))),
+        }
+        if report.interrupted {
+            break;
         }
     }
     Ok(report)
@@ -196,33 +341,92 @@ pub fn checked_root(receipt: &[u8], origin: &str) -> Result<String> {
     Ok(Receipt::parse(receipt, origin)?.merkle_root().to_owned())
 }
 
-fn flush_one(file: &Path, retry: &RetryOptions) -> Result<(), Undelivered> {
-    let mut entry = OutboxEntry::read(file).map_err(Undelivered::permanent)?;
-    let receipt = entry.receipt().map_err(Undelivered::permanent)?;
+/// Why a claimed entry is not sent.
+enum Unsendable {
+    /// Not a valid entry or receipt: kept, and reported as rejected.
+    Invalid(Undelivered),
+    /// Queued by a spawn that was killed before its repository existed.
+    Abandoned(String),
+}
+
+/// The receipt and its root, if the entry may be sent as it is.
+fn sendable(entry: &OutboxEntry, file: &Path) -> Result<(Vec<u8>, String), Unsendable> {
+    let invalid = |why: String| Unsendable::Invalid(Undelivered::permanent(why));
+    let receipt = entry.receipt().map_err(invalid)?;
     let origin = format!("queued in {}", file.display());
-    let root = checked_root(&receipt, &origin).map_err(|e| Undelivered::permanent(describe(&e)))?;
+    let root = checked_root(&receipt, &origin).map_err(|e| invalid(describe(&e)))?;
     if root != entry.idempotency_key {
-        return Err(Undelivered::permanent(format!(
+        return Err(invalid(format!(
             "its idempotency_key {} is not its receipt's merkle_root {root}; the entry was edited",
             entry.idempotency_key
         )));
     }
-    let opts = entry.options(retry);
+    if entry.awaiting_spawn {
+        let spawned = entry
+            .receipt_path
+            .as_ref()
+            .is_some_and(|p| fs::read(p).is_ok_and(|b| b == receipt));
+        if !spawned {
+            let at = entry
+                .receipt_path
+                .as_ref()
+                .map_or_else(|| "(no path)".to_owned(), |p| p.display().to_string());
+            return Err(Unsendable::Abandoned(format!(
+                "queued by a spawn that never completed ({at} does not hold its receipt), so there is nothing to report"
+            )));
+        }
+    }
+    Ok((receipt, root))
+}
+
+fn flush_one(mut claim: Claim, retry: &RetryOptions, report: &mut FlushReport) {
+    let file = claim.path().to_path_buf();
+    let (receipt, root) = match sendable(&claim.entry, &file) {
+        Ok(ok) => ok,
+        Err(Unsendable::Invalid(failed)) => {
+            report.pending.push((file, failed));
+            return;
+        }
+        Err(Unsendable::Abandoned(why)) => {
+            match claim.remove() {
+                Ok(()) => report.abandoned.push((file, why)),
+                Err(e) => report.warnings.push(format!("{why}, but {}", describe(&e))),
+            }
+            return;
+        }
+    };
+    let opts = claim.entry.options(retry);
     let outcome = match opts.prepare() {
         Ok(prepared) => send_with_retries(&prepared, &receipt, &root, &opts.delivery),
         Err(e) => Err(Undelivered::permanent(describe(&e))),
     };
-    outcome.map(|_| ()).inspect_err(|failed| {
-        entry.attempts = entry.attempts.saturating_add(failed.attempts);
-        entry.last_error = failed.reason.clone();
-        entry.permanent = failed.permanent;
-        if let Err(e) = entry.write_to(file) {
-            eprintln!(
-                "warning: could not record the attempt in the entry: {}",
-                describe(&e)
-            );
+    match outcome {
+        Ok(_) => {
+            if let Err(e) = claim.remove() {
+                report.warnings.push(format!(
+                    "delivered {}, but {}; remove it by hand (sent again, the receiver ignores it as a duplicate)",
+                    file.display(),
+                    describe(&e)
+                ));
+            }
+            report.delivered.push(file);
         }
-    })
+        // Left as it was: Ctrl-C is not a failure of the receiver.
+        Err(failed) if failed.interrupted => {
+            report.interrupted = true;
+            report.pending.push((file, failed));
+        }
+        Err(failed) => {
+            claim.entry.record(&failed);
+            if let Err(e) = claim.update() {
+                report.warnings.push(format!(
+                    "could not record the attempt in the entry: {}",
+                    describe(&e)
+                ));
+            }
+            report.pending.push((file, failed));
+        }
+    }
 }
 
 /// Resolve `callback drop FILE`: a file in the outbox, by path or by name.
@@ -263,15 +467,37 @@ fn entry_path(arg: &Path) -> Result<PathBuf> {
 /// Returns the message for the user.
 pub fn drop_entry(arg: &Path) -> Result<String> {
     let file = entry_path(arg)?;
-    let entry = OutboxEntry::read(&file).map_err(|e| {
-        fail(
-            ExitCode::InvalidReceipt,
-            format!(
-                "{}: {e}; it is not an entry spawn-elite can read: inspect it and remove it by hand",
-                file.display()
-            ),
-        )
-    })?;
+    let claim = match Claim::take(&file) {
+        Ok(Take::Claimed(claim)) => *claim,
+        Ok(Take::Busy) => {
+            return Err(fail(
+                ExitCode::Io,
+                format!(
+                    "{} is being sent by another process right now; drop it once that has finished, if it is still listed by `spawn-elite callback list`",
+                    file.display()
+                ),
+            ));
+        }
+        Ok(Take::Gone) => {
+            return Err(fail(
+                ExitCode::Usage,
+                format!(
+                    "{} was removed meanwhile (delivered or dropped); nothing to drop",
+                    file.display()
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(fail(
+                ExitCode::InvalidReceipt,
+                format!(
+                    "{}: {e}; it is not an entry spawn-elite can read: inspect it and remove it by hand",
+                    file.display()
+                ),
+            ));
+        }
+    };
+    let entry = &claim.entry;
     let receipt = entry.receipt().map_err(|e| {
         fail(
             ExitCode::InvalidReceipt,
@@ -306,13 +532,14 @@ pub fn drop_entry(arg: &Path) -> Result<String> {
             )
         }
     };
-    fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
-    Ok(format!(
+    let message = format!(
         "dropped {} (callback to {}, merkle_root {}); {where_now}",
         file.display(),
         entry.url,
         entry.idempotency_key
-    ))
+    );
+    claim.remove()?;
+    Ok(message)
 }
 
 /// `callback list`: one block per queued callback.
@@ -337,6 +564,11 @@ pub fn list() -> Result<String> {
                     out.push_str(&format!("  receipt:   {}\n", p.display()));
                 }
                 out.push_str(&format!("  queued at: {}\n", e.queued_at));
+                if e.awaiting_spawn {
+                    out.push_str(
+                        "  spawn:     not completed yet, or killed; sent only once the receipt is there\n",
+                    );
+                }
                 out.push_str(&format!("  attempts:  {}\n", e.attempts));
                 out.push_str(&format!(
                     "  last:      {}{}\n",

@@ -18,6 +18,7 @@ use super::options::{CallbackOptions, DeliveryOptions, Target};
 use crate::error::{ExitCode, fail, fail_with};
 
 /// A callback ready to send: URL checked, key loaded, agent built.
+#[derive(Clone)]
 pub(super) struct Prepared {
     pub target: Target,
     pub key: SigningKey,

@@ -11,6 +11,7 @@ use crate::cli::{
     parse_duration,
 };
 use crate::error::{ExitCode, fail, fail_with};
+use crate::interrupt;
 
 pub fn run(cmd: &CallbackCommand) -> Result<ExitCode> {
     match cmd {
@@ -47,18 +48,42 @@ fn send(a: &SendArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     let receipt_path = std::path::absolute(&a.receipt).ok();
+    // Ctrl-C, SIGTERM and SIGHUP stop the delivery, not the process: the
+    // callback stays queued and the command says so.
+    interrupt::install();
     let outcome = callback::deliver(&receipt, &root, receipt_path.as_deref(), &opts)?;
-    match outcome {
-        Delivery::Delivered(_) => println!("{}", outcome.message(&opts.url)),
-        Delivery::Queued { .. } => eprintln!("{}", outcome.message(&opts.url)),
+    match &outcome {
+        Delivery::Delivered(d) => {
+            println!("{}", outcome.message(&opts.url));
+            if let Some(w) = &d.warning {
+                eprintln!("warning: {w}");
+            }
+        }
+        Delivery::Queued { .. } | Delivery::Interrupted { .. } => {
+            eprintln!("{}", outcome.message(&opts.url))
+        }
     }
     Ok(outcome.exit_code())
 }
 
 fn flush(retry: &RetryArgs) -> Result<ExitCode> {
-    let report = outbox::flush(&retry_options(retry)?)?;
+    let retry = retry_options(retry)?;
+    interrupt::install();
+    let report = outbox::flush(&retry)?;
     for f in &report.delivered {
         println!("delivered {}", f.display());
+    }
+    for (f, why) in &report.abandoned {
+        println!("removed {}: {why}", f.display());
+    }
+    for f in &report.busy {
+        println!(
+            "skipped {}: another process is sending it right now",
+            f.display()
+        );
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
     let mut permanent = 0;
     for (file, failed) in &report.pending {
@@ -84,8 +109,19 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
             " ({permanent} rejected; `spawn-elite callback list` shows them)"
         ));
     }
+    if !report.busy.is_empty() {
+        summary.push_str(&format!(
+            ", {} being sent by another process",
+            report.busy.len()
+        ));
+    }
     println!("{summary}");
-    if report.pending.is_empty() {
+    if report.interrupted {
+        eprintln!(
+            "interrupted: what was not delivered is still queued in the outbox; resend with `spawn-elite callback flush`"
+        );
+        Ok(ExitCode::Interrupted)
+    } else if report.pending.is_empty() {
         Ok(ExitCode::Success)
     } else {
         Ok(ExitCode::CallbackPending)

@@ -37,12 +37,28 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<E
     }
     interrupt::install();
     let mut made = None;
+    let mut pending = None;
     let spawned = stage::write_repository(config, &files, |staging| {
         let receipt = Receipt::of_tree(staging, Some(spawn_info(config)), config.now)?;
         receipt.write(&staging.join(RECEIPT_PATH))?;
+        // Queued before the repository is moved into place, so that a kill
+        // at any instant after that leaves the callback queued or delivered.
+        pending = callback.map(|cb| {
+            let at = config.target.join(RECEIPT_PATH);
+            callback::queue_for_spawn(&receipt.to_json_bytes(), receipt.merkle_root(), &at, cb)
+        });
         made = Some(receipt);
         Ok(())
-    })?;
+    });
+    let spawned = match spawned {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            if let Some(p) = pending {
+                p.abandon();
+            }
+            return Err(e);
+        }
+    };
     let receipt =
         made.ok_or_else(|| anyhow::anyhow!("internal error: the spawn wrote no receipt"))?;
     if spawned.git == Some(GitOutcome::NotInstalled) {
@@ -76,15 +92,7 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<E
     if !config.json {
         report::summary(config, &summary);
     }
-    let delivery = callback.map(|cb| {
-        callback::after_spawn(
-            &receipt.to_json_bytes(),
-            receipt.merkle_root(),
-            &spawned.path.join(RECEIPT_PATH),
-            cb,
-            config.quiet,
-        )
-    });
+    let delivery = pending.map(|p| callback::after_spawn(p, config.quiet));
     if config.json {
         summary.callback = delivery.as_ref().map(|(_, json)| json);
         report::summary(config, &summary);
