@@ -11,6 +11,8 @@ Modes:
   never         accept connections and hold them open without answering
   second-fails  per Idempotency-Key: the first request gets 204 at once, every
                 later one waits 1 s and gets 503
+  first-fails   per Idempotency-Key: the first request gets 503, every later one
+                204 (each after the random delay): a sender has to retry
 
 The log gets one line per event, flushed at once:
   recv KEY     the whole request (headers and body) was read
@@ -33,7 +35,7 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--delay-ms", default="0-0")
-    ap.add_argument("--mode", choices=["answer", "never", "second-fails"], default="answer")
+    ap.add_argument("--mode", choices=["answer", "never", "second-fails", "first-fails"], default="answer")
     ap.add_argument("--max-seconds", type=float, default=600)
     args = ap.parse_args()
     lo, hi = (int(x) for x in args.delay_ms.split("-"))
@@ -96,6 +98,14 @@ def main():
                     record(f"sent {key} 503")
                 return
             time.sleep(random.randint(lo, hi) / 1000)
+            if args.mode == "first-fails":
+                with seen_lock:
+                    n = seen.get(key, 0)
+                    seen[key] = n + 1
+                if n == 0:
+                    answer(conn, 503, "Service Unavailable")
+                    record(f"sent {key} 503")
+                    return
             answer(conn, 204, "No Content")
             record(f"sent {key} 204")
         except OSError:

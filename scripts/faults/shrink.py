@@ -25,9 +25,9 @@ def main():
     try:
         while not stop and time.monotonic() < deadline:
             os.ftruncate(fd, 0)
-            time.sleep(0.0005)
+            time.sleep(0.001)
             os.ftruncate(fd, size)
-            time.sleep(0.002)
+            time.sleep(0.001)
             flips += 1
         os.ftruncate(fd, size)
     finally:
