@@ -307,15 +307,17 @@ send_receipt() { # RECEIPT URL [flags...]: `callback send` with one attempt, bou
 
 need_openssl() { command -v openssl >/dev/null || skip "openssl is not installed"; }
 
-# The first command quoted in backticks in a message, with `spawn-elite`
+# The repair a message suggests: the first text in backticks that starts with
+# `spawn-elite ` (else the first text in backticks at all), with spawn-elite
 # replaced by the binary under test.
 repair_command() {
   local cmd
   # shellcheck disable=SC2016 # literal backticks
-  cmd=$(grep -o '`[^`]*`' "$1" | tr -d '`' | grep -m1 'spawn-elite' ||
+  cmd=$(grep -o '`[^`]*`' "$1" | tr -d '`' | grep -m1 '^spawn-elite ' ||
     grep -o '`[^`]*`' "$1" | tr -d '`' | head -1)
   [ -n "$cmd" ] || return 1
-  printf '%s\n' "${cmd//spawn-elite /$BIN }"
+  case "$cmd" in "spawn-elite "*) cmd="$(printf '%q' "$BIN") ${cmd#spawn-elite }" ;; esac
+  printf '%s\n' "$cmd"
 }
 
 # ============================================================== item 1
@@ -1070,10 +1072,13 @@ mistyped_subcommands_never_spawn() {
     report+="${report:+; }$word: exit $rc"
     if ((rc != 2)); then bad=1; fi
     if [ -e "$out" ]; then bad=1; report+=" (created $out)"; rm -rf "$out"; fi
-    if ! grep -qi 'did you mean' "$CASE_DIR/err.$word" || ! grep -q "spawn-elite new $word" "$CASE_DIR/err.$word"; then
+    # A near miss says "did you mean"; a reserved word (update) may say
+    # "reserved" instead. Either way it names the command that spawns it.
+    if ! grep -qiE 'did you mean|reserved' "$CASE_DIR/err.$word" || ! grep -q "spawn-elite new $word" "$CASE_DIR/err.$word"; then
       bad=1
       report+=" (no 'did you mean' / 'spawn-elite new $word')"
     fi
+    if [ "$word" != update ] && ! grep -qi 'did you mean' "$CASE_DIR/err.$word"; then bad=1; fi
   done
   [ -s "$ledger" ] && { bad=1; report+="; ledger has $(wc -l <"$ledger") lines"; }
   timeout 30 "$BIN" templats list -o "$out" >"$CASE_DIR/templats" 2>&1
