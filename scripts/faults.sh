@@ -2,7 +2,7 @@
 # Fault-injection suite for spawn-elite (issue 14): races, kills, full disks,
 # hostile clients and bad input, each reproduced against a real binary.
 #
-#   scripts/faults.sh                 # every case, full trial counts (~5 min on 2 cores)
+#   scripts/faults.sh                 # every case, full trial counts (~4 min on 2 cores)
 #   scripts/faults.sh --quick         # smaller trial counts (~1.5 min), for development
 #   scripts/faults.sh --only NAME     # one case (repeatable)
 #   scripts/faults.sh --list          # the cases and the item of issue 14 each proves
@@ -32,6 +32,29 @@
 # first on PATH (make_slow_git: a two-line script that sleeps, then execs the
 # real git). spawn-elite runs `git` from PATH, so the spawn spends that long
 # with its staging directory in place, and the kill lands inside it.
+#
+# What the cases expect of the fixes where the issue leaves the interface open:
+#  2  A torn last line (ledger or receiver log) is reported with a repair
+#     command in backticks; the first one starting with `spawn-elite ` (else
+#     the first at all) is run, from `ledger verify`'s or the next spawn's
+#     output, or from `receive`'s start-up error. Afterwards every complete
+#     line must still be there, byte for byte. (A receiver that starts over
+#     the torn line and appends whole lines after it passes too.)
+#  4  Once a spawn's repository is in place, its callback must be answered
+#     2xx or be in the outbox (a file under outbox/ holding its merkle_root),
+#     whatever instant the spawn is killed at: queue before the rename.
+#     An unwritable outbox must not give exit 0 or 7 (docs say 4).
+#  5  The outbox counts as empty when it holds no file except ones with
+#     "lock" in their name.
+#  6  A run of receipt/verify while a file shrinks may exit 0, verify may
+#     exit 1; any other failure must name the file on stderr; an exit >= 124
+#     (signal, or hung until `timeout`) fails.
+#  8  "A good request gets 204 within 2 s" is `callback send --attempts 1
+#     --callback-timeout 2s` exiting 0.
+#  9  `receive --public-url URL` sets the authority and path it accepts.
+# 10  The warning for a trust directory without keys contains "warn".
+# 14  A mistyped subcommand's error says "did you mean" (for `update`, "did
+#     you mean" or "reserved") and names `spawn-elite new NAME`.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
