@@ -73,6 +73,7 @@ CALLBACK_DELAY_MS=150      # item 4: the endpoint answers within this (and backo
 FLUSH_ENTRIES=50           # item 5: entries queued for the concurrent flushers
 FLUSHERS=4                 # item 5: concurrent `callback flush` processes
 RESURRECT_TRIALS=4         # item 5: one delivered, one failed flush of the same entry
+FLUSH_KILL_TRIALS=100      # item 4/5: SIGKILL at random instants of a `callback flush`
 HASH_TRIALS=60             # item 6: receipt/verify runs while a file shrinks
 HASH_FILE_MIB=16           # item 6: size of the shrinking file
 SLOW_HEADER_CLIENTS=200    # item 8
@@ -107,7 +108,7 @@ while (($# > 0)); do
 done
 if ((QUICK)); then
   RACE_TRIALS=10 SAME_NAME_TRIALS=10 KILL_TRIALS=20 HUP_TRIALS=8 TERM_TRIALS=8
-  CALLBACK_KILL_TRIALS=20 FLUSH_ENTRIES=16 RESURRECT_TRIALS=2 HASH_TRIALS=16
+  CALLBACK_KILL_TRIALS=20 FLUSH_ENTRIES=16 RESURRECT_TRIALS=2 FLUSH_KILL_TRIALS=20 HASH_TRIALS=16
   SLOW_HEADER_CLIENTS=60 SLOW_BODY_CLIENTS=20 FLOOD_SECONDS=2
 fi
 
@@ -125,6 +126,7 @@ CASES=(
   "4 ctrl_c_during_an_unanswered_callback_acts_within_a_second"
   "5 concurrent_flushes_deliver_each_entry_exactly_once"
   "5 failed_flush_attempt_never_resurrects_a_delivered_entry"
+  "5 killed_flushes_never_lose_a_queued_callback"
   "6 file_shrinking_while_hashed_never_kills_the_process"
   "7 receipt_output_never_writes_through_a_planted_symlink"
   "7 keygen_on_a_full_disk_leaves_nothing_that_blocks_a_retry"
@@ -802,6 +804,41 @@ failed_flush_attempt_never_resurrects_a_delivered_entry() {
   done
   ((resurrected == 0)) || fail "a delivered entry came back into the outbox in $resurrected/$RESURRECT_TRIALS trials"
   pass "no delivered entry came back in $RESURRECT_TRIALS trials"
+}
+
+# SIGKILL at random instants of `callback flush` (while it sends, waits,
+# backs off, rewrites a failed entry or removes a delivered one): no queued
+# callback is ever lost, and a last flush delivers every one.
+killed_flushes_never_lose_a_queued_callback() {
+  local port eplog=$CASE_DIR/endpoint.log i p rc missing=0 left litter attempts
+  KEY=$CASE_DIR/key.pem
+  "$BIN" keygen -o "$KEY" >/dev/null 2>&1 || fail "keygen failed"
+  port=$(free_port)
+  queue_entries "$FLUSH_KILL_TRIALS" "$port" || fail "could not queue $FLUSH_KILL_TRIALS entries"
+  # Each entry's first request gets 503, so half the flushes (one attempt)
+  # rewrite entries and the other half (two attempts) back off and retry.
+  start_endpoint "$eplog" --port "$port" --mode first-fails --delay-ms 30-120 || fail "endpoint did not start"
+  for ((i = 1; i <= FLUSH_KILL_TRIALS; i++)); do
+    attempts=$((1 + i % 2))
+    "$BIN" callback flush --attempts "$attempts" --backoff 100ms --callback-timeout 10s >/dev/null 2>&1 &
+    p=$!
+    track "$p"
+    sleep_ms $((RANDOM % 400))
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  local before
+  before=$(grep -c ' 204$' "$eplog")
+  timeout -k 2 180 "$BIN" callback flush --attempts 3 --backoff 50ms --callback-timeout 10s >"$CASE_DIR/final.out" 2>&1
+  rc=$?
+  for ((i = 1; i <= FLUSH_KILL_TRIALS; i++)); do
+    grep -q "^sent $(root_of "$CASE_DIR/q/r$i.json") 204" "$eplog" || missing=$((missing + 1))
+  done
+  left=$(find "$XDG_DATA_HOME/spawn-elite/outbox" -type f -name '*.json' ! -name '.*' 2>/dev/null | wc -l)
+  litter=$(find "$XDG_DATA_HOME/spawn-elite/outbox" -type f -name '.*' ! -name '*lock*' 2>/dev/null | wc -l)
+  local figures="$FLUSH_KILL_TRIALS flushes killed over $FLUSH_KILL_TRIALS entries ($before delivered meanwhile); last flush exit $rc; $missing never delivered; $left entries and $litter hidden temporary files left"
+  ((missing == 0 && rc == 0 && left == 0)) || fail "$figures"
+  pass "$figures"
 }
 
 # ============================================================== item 6
