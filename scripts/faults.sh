@@ -836,7 +836,7 @@ killed_flushes_never_lose_a_queued_callback() {
   done
   left=$(find "$XDG_DATA_HOME/spawn-elite/outbox" -type f -name '*.json' ! -name '.*' 2>/dev/null | wc -l)
   litter=$(find "$XDG_DATA_HOME/spawn-elite/outbox" -type f -name '.*' ! -name '*lock*' 2>/dev/null | wc -l)
-  local figures="$FLUSH_KILL_TRIALS flushes killed over $FLUSH_KILL_TRIALS entries ($before delivered meanwhile); last flush exit $rc; $missing never delivered; $left entries and $litter hidden temporary files left"
+  local figures="$FLUSH_KILL_TRIALS flushes killed over $FLUSH_KILL_TRIALS entries ($before answered 204 meanwhile); last flush exit $rc; $missing never delivered; $left entries and $litter hidden temporary files left"
   ((missing == 0 && rc == 0 && left == 0)) || fail "$figures"
   pass "$figures"
 }
