@@ -56,9 +56,12 @@
 # 14  A mistyped subcommand's error says "did you mean" (for `update`, "did
 #     you mean" or "reserved") and names `spawn-elite new NAME`.
 set -uo pipefail
+HELPERS=$(cd "$(dirname "$0")" && pwd)/faults
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
-HELPERS=$ROOT/scripts/faults
+for helper in server.py clients.py sign.py shrink.py; do
+  [ -f "$HELPERS/$helper" ] || { echo "missing helper $HELPERS/$helper" >&2; exit 2; }
+done
 
 # ---------------------------------------------------------------- trial counts
 # Full mode (the issue's minimums or more); --quick replaces them below.
@@ -871,8 +874,10 @@ file_shrinking_while_hashed_never_kills_the_process() {
       unnamed=$((unnamed + 1))
     fi
   done
+  alive "$shrinker" || fail "the shrinking helper was not running: $(head -c 200 "$CASE_DIR/shrink.out")"
   stop_pid "$shrinker"
   flips=$(sed -n 's/^flips //p' "$CASE_DIR/shrink.out")
+  ((${flips:-0} > 0)) || fail "the file never shrank; nothing was tested"
   local k
   for k in "${!seen[@]}"; do tally+="${tally:+, }$k x${seen[$k]}"; done
   ((deaths == 0)) || fail "died by a signal (or hung) in $deaths/$HASH_TRIALS runs while a ${HASH_FILE_MIB} MiB file shrank (${flips:-?} flips; $tally)"
