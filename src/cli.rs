@@ -208,6 +208,26 @@ pub enum LedgerAction {
     Verify,
     /// Show past spawns
     List,
+    /// Set aside a last line cut off while written (a crash), keeping every complete entry
+    ///
+    /// The cut-off bytes are saved to FILE.torn-TIME beside it, then the file
+    /// is cut back to its last complete line, under the writers' lock. A
+    /// chain broken anywhere else is left unchanged (exit 1).
+    Repair {
+        /// Repair this hash-chained log instead, e.g. the `--log` of `spawn-elite receive`
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Record an already spawned repository from its receipt (after a crash left it out)
+    ///
+    /// DIR is first checked against DIR/.spawn-elite/receipt.json, as
+    /// `spawn-elite verify DIR` does; a repository already recorded with the
+    /// same path and merkle root is refused.
+    Add {
+        /// The spawned repository
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

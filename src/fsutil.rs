@@ -36,32 +36,70 @@ impl WriteOptions {
 /// or followed), written, flushed to disk, renamed over `path`, and the
 /// directory flushed so the rename itself survives a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8], opts: WriteOptions) -> std::io::Result<()> {
-    let (tmp, mut file) = create_temp_beside(path, opts.mode)?;
-    let written = (|| {
-        if opts.exact_mode {
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(opts.mode))?;
-        }
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        if opts.replace {
-            fs::rename(&tmp, path)
-        } else {
-            rename_no_replace(&tmp, path)
-        }
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
+    let mut tmp = TempFile::beside(path, opts)?;
+    tmp.file().write_all(bytes)?;
+    tmp.file().sync_all()?;
+    tmp.persist(path, opts.replace)?;
     sync_dir(path)
+}
+
+/// A new file with a fresh name beside its destination, removed when
+/// dropped unless [`TempFile::persist`] moved it into place: the parts of
+/// [`write_atomic`], for callers that place several files together (a key
+/// pair) or write in steps.
+#[derive(Debug)]
+pub struct TempFile {
+    path: PathBuf,
+    file: File,
+    placed: bool,
+}
+
+impl TempFile {
+    /// Create `.NAME.RANDOM.tmp` beside `dest` with `opts.mode` (exactly,
+    /// if `opts.exact_mode`), `O_EXCL`.
+    pub fn beside(dest: &Path, opts: WriteOptions) -> std::io::Result<TempFile> {
+        let (path, file) = create_temp_beside(dest, opts.mode)?;
+        let tmp = TempFile {
+            path,
+            file,
+            placed: false,
+        };
+        if opts.exact_mode {
+            tmp.file
+                .set_permissions(fs::Permissions::from_mode(opts.mode))?;
+        }
+        Ok(tmp)
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Rename it to `dest` (replacing a file there if `replace`, else
+    /// failing with `ErrorKind::AlreadyExists`). Flush its contents first:
+    /// this does not. On failure it is removed.
+    pub fn persist(mut self, dest: &Path, replace: bool) -> std::io::Result<()> {
+        if replace {
+            fs::rename(&self.path, dest)?;
+        } else {
+            rename_no_replace(&self.path, dest)?;
+        }
+        self.placed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// `.NAME.RANDOM.tmp` in `path`'s directory, created new.
 fn create_temp_beside(path: &Path, mode: u32) -> std::io::Result<(PathBuf, File)> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent_of(path);
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "no file name"))?;
@@ -86,17 +124,21 @@ fn create_temp_beside(path: &Path, mode: u32) -> std::io::Result<(PathBuf, File)
     }
 }
 
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 fn u64_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Flush `path`'s directory entry to disk. Filesystems that cannot sync a
 /// directory (`EINVAL`) have nothing to flush.
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+pub fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = parent_of(path);
     match File::open(dir).and_then(|d| d.sync_all()) {
         Err(e) if e.kind() == ErrorKind::InvalidInput => Ok(()),
         other => other,

@@ -48,20 +48,39 @@ pub fn path() -> Result<PathBuf> {
 /// Append one line for `receipt` and return the ledger's path.
 ///
 /// The file is locked while the last line is read and the new one written,
-/// so two spawns at once still make one chain.
+/// so two spawns at once still make one chain. A write that fails (a full
+/// disk) is undone before the error is returned, so the ledger is left as
+/// it was and the error says how to record the spawn later.
 pub fn append(receipt: &Receipt, repo_path: &Path) -> Result<PathBuf> {
     let path = path()?;
-    append_to(&path, receipt, repo_path)?;
+    append_to(&path, receipt, repo_path, false)?;
     Ok(path)
 }
 
-fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path) -> Result<()> {
+/// `spawn-elite ledger add DIR`: append a line for a repository whose tree
+/// was already checked against `receipt`, unless the ledger already holds
+/// one with the same merkle root and path. Returns the new line's `seq`.
+pub fn add(receipt: &Receipt, repo_path: &Path) -> Result<(PathBuf, u64)> {
+    let path = path()?;
+    let seq = append_to(&path, receipt, repo_path, true)?;
+    Ok((path, seq))
+}
+
+fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path, once: bool) -> Result<u64> {
+    let repo = std::fs::canonicalize(repo_path).unwrap_or_else(|_| repo_path.to_path_buf());
+    let shown = repo.display().to_string();
     let io = |e: std::io::Error| {
+        let remedy = if e.kind() == std::io::ErrorKind::StorageFull {
+            "free some space"
+        } else {
+            "make its directory writable"
+        };
         fail_with(
             ExitCode::Io,
             format!(
-                "cannot update ledger {}: {e}; make its directory writable",
-                path.display()
+                "cannot update ledger {}: {e}; the ledger is unchanged: {remedy}, then record it with `spawn-elite ledger add {}`",
+                path.display(),
+                shell_word(&shown)
             ),
             e,
         )
@@ -72,15 +91,30 @@ fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path) -> Result<()> {
     if let Some((line, fault)) = &walked.broken {
         return Err(fail(
             ExitCode::Drift,
-            broken_message(path, *line, &why(*line, fault, &walked.last_hash)),
+            broken_message(path, *line, fault, &walked.last_hash),
         ));
     }
-    let repo = std::fs::canonicalize(repo_path).unwrap_or_else(|_| repo_path.to_path_buf());
+    if once
+        && let Some(e) = walked
+            .entries
+            .iter()
+            .find(|e| e.repo == shown && e.merkle_root == receipt.merkle_root)
+    {
+        return Err(fail(
+            ExitCode::Usage,
+            format!(
+                "{shown} is already in ledger {} as entry {} with the same merkle root {}; nothing was added",
+                path.display(),
+                e.seq,
+                e.merkle_root
+            ),
+        ));
+    }
     let entry = Entry {
         seq: chain.seq + 1,
         prev: chain.last_hash.clone(),
         created: receipt.created.clone(),
-        repo: repo.display().to_string(),
+        repo: shown.clone(),
         name: receipt.spawn.as_ref().map(|s| s.name.clone()),
         kind: receipt.spawn.as_ref().map(|s| s.kind.clone()),
         merkle_root: receipt.merkle_root.clone(),
@@ -88,8 +122,22 @@ fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path) -> Result<()> {
         receipt_blake3: hex(blake3::hash(&receipt.to_json_bytes()).as_bytes()),
     };
     let line = serde_json::to_vec(&entry).map_err(|e| io(e.into()))?;
-    chain.append(&line).map_err(io)?;
-    chain.sync().map_err(io)
+    chain.append_synced(&line).map_err(io)?;
+    Ok(entry.seq)
+}
+
+/// `word` as one shell word: as it is when that is safe, else in single
+/// quotes.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,@%=".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// What is wrong with line `n` of a ledger, in words.
@@ -109,13 +157,23 @@ fn why(n: usize, fault: &Fault, expected_prev: &str) -> String {
     }
 }
 
-/// What is wrong with a broken ledger, and how to recover: the chain
-/// cannot be mended without rewriting history, so a new one starts.
-fn broken_message(path: &Path, line: usize, why: &str) -> String {
-    format!(
-        "ledger {} is broken at line {line}: {why}; move it aside (`mv {0} {0}.broken`) and the next spawn starts a new chain",
-        path.display()
-    )
+/// What is wrong with a broken ledger, and how to recover. A last line cut
+/// off while written (a crash) is set aside by `spawn-elite ledger repair`,
+/// which keeps every complete line. Any other break cannot be mended
+/// without rewriting history, so a new chain starts.
+fn broken_message(path: &Path, line: usize, fault: &Fault, expected_prev: &str) -> String {
+    let why = why(line, fault, expected_prev);
+    match fault {
+        Fault::Cut => format!(
+            "ledger {} is broken at line {line}: {why}; run `spawn-elite ledger repair` to set it aside and keep the {} complete entries before it",
+            path.display(),
+            line - 1
+        ),
+        _ => format!(
+            "ledger {} is broken at line {line}: {why}; move it aside (`mv {0} {0}.broken`) and the next spawn starts a new chain",
+            path.display()
+        ),
+    }
 }
 
 /// All entries, checking the chain; the error names the first broken line.
@@ -150,10 +208,82 @@ pub fn read_until_break(path: &Path) -> Result<(Vec<Entry>, Option<anyhow::Error
     let broken = walked.broken.as_ref().map(|(line, fault)| {
         fail(
             ExitCode::Drift,
-            broken_message(path, *line, &why(*line, fault, &walked.last_hash)),
+            broken_message(path, *line, fault, &walked.last_hash),
         )
     });
     Ok((walked.entries, broken))
+}
+
+/// What `spawn-elite ledger repair` did.
+#[derive(Debug)]
+pub enum Repair {
+    /// There is no file.
+    Absent,
+    /// Its chain is intact, with this many entries; nothing was changed.
+    Intact(usize),
+    /// The cut-off last line (`bytes` long) was saved to `saved` and removed;
+    /// `kept` complete entries remain.
+    Repaired {
+        kept: usize,
+        saved: PathBuf,
+        bytes: usize,
+    },
+}
+
+/// Set aside a cut-off last line of a chain file: the ledger (`label`
+/// "ledger") or another hash-chained log such as the receiver's ("log"),
+/// checked as plain JSON lines. A chain broken anywhere else is refused,
+/// unchanged (exit 1).
+pub fn repair(path: &Path, label: &str, as_ledger: bool) -> Result<Repair> {
+    let shown = path.display();
+    let outcome = if as_ledger {
+        chain::repair::<Entry>(path).map(|r| {
+            let broken = r
+                .walked
+                .broken
+                .as_ref()
+                .map(|(n, f)| (*n, why(*n, f, &r.walked.last_hash)));
+            (r.walked.entries.len(), broken, r.saved)
+        })
+    } else {
+        chain::repair::<serde_json::Value>(path).map(|r| {
+            let broken = r.walked.broken.as_ref().map(|(n, f)| {
+                (
+                    *n,
+                    why(*n, f, &r.walked.last_hash).replace("ledger entry", "JSON line"),
+                )
+            });
+            (r.walked.entries.len(), broken, r.saved)
+        })
+    };
+    let (kept, broken, saved) = match outcome {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Repair::Absent),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            return Err(fail(
+                ExitCode::Usage,
+                format!(
+                    "{label} {shown} is in use by another process (a running spawn, or `spawn-elite receive` for its log); stop it and run the repair again"
+                ),
+            ));
+        }
+        Err(e) => {
+            let message = format!(
+                "cannot repair {label} {shown}: {e}; check that it is writable and the disk has space, then run the repair again"
+            );
+            return Err(fail_with(ExitCode::Io, message, e));
+        }
+    };
+    match (saved, broken) {
+        (Some((saved, bytes)), _) => Ok(Repair::Repaired { kept, saved, bytes }),
+        (None, None) => Ok(Repair::Intact(kept)),
+        (None, Some((line, why))) => Err(fail(
+            ExitCode::Drift,
+            format!(
+                "{label} {shown} is broken at line {line}: {why}; repair only sets aside a cut-off last line, so the file was left unchanged: move it aside (`mv {shown} {shown}.broken`) and a new chain starts"
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -193,7 +323,7 @@ mod tests {
         let ledger = dir.path().join("sub/ledger.jsonl");
         let receipt = Receipt::of_tree(dir.path(), None, jiff::Timestamp::UNIX_EPOCH)?;
         for _ in 0..3 {
-            append_to(&ledger, &receipt, dir.path())?;
+            append_to(&ledger, &receipt, dir.path(), false)?;
         }
         let entries = read_verified(&ledger)?;
         assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
@@ -244,12 +374,13 @@ mod tests {
         let text = chain(3);
         std::fs::write(&ledger, &text[..text.len() - 5])?;
         let receipt = Receipt::of_tree(dir.path(), None, jiff::Timestamp::UNIX_EPOCH)?;
-        let err = append_to(&ledger, &receipt, dir.path())
+        let err = append_to(&ledger, &receipt, dir.path(), false)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("is broken at line 3:"), "{err}");
-        assert!(err.contains("move it aside"), "{err}");
+        assert!(err.contains("run `spawn-elite ledger repair`"), "{err}");
+        assert!(err.contains("keep the 2 complete entries"), "{err}");
         assert!(!err.contains("--no-ledger"), "{err}");
         assert_eq!(std::fs::read(&ledger)?, &text[..text.len() - 5]);
         Ok(())

@@ -1,10 +1,24 @@
-//! `spawn-elite ledger verify` and `spawn-elite ledger list`.
+//! `spawn-elite ledger verify|list|repair|add`.
+
+use std::path::Path;
 
 use anyhow::Result;
 
-use super::shared::stdout_write;
-use crate::error::ExitCode;
-use crate::ledger;
+use super::shared::{read_receipt, stdout_write};
+use crate::cli::LedgerAction;
+use crate::error::{ExitCode, fail};
+use crate::ledger::{self, Repair};
+use crate::receipt::{self, Receipt};
+
+/// `spawn-elite ledger ACTION`
+pub fn run(action: &LedgerAction) -> Result<ExitCode> {
+    match action {
+        LedgerAction::Verify => verify(),
+        LedgerAction::List => list(),
+        LedgerAction::Repair { file } => repair(file.as_deref()),
+        LedgerAction::Add { dir } => add(dir),
+    }
+}
 
 /// `spawn-elite ledger verify`
 pub fn verify() -> Result<ExitCode> {
@@ -53,4 +67,58 @@ pub fn list() -> Result<ExitCode> {
         Some(err) => Err(err),
         None => Ok(ExitCode::Success),
     }
+}
+
+/// `spawn-elite ledger repair [--file FILE]`
+pub fn repair(file: Option<&Path>) -> Result<ExitCode> {
+    let (path, label) = match file {
+        Some(f) => (f.to_path_buf(), "log"),
+        None => (ledger::path()?, "ledger"),
+    };
+    let shown = path.display();
+    let msg = match ledger::repair(&path, label, file.is_none())? {
+        Repair::Absent => format!("ok: {label} {shown} is absent; nothing to repair\n"),
+        Repair::Intact(n) => {
+            format!(
+                "ok: {label} {shown} holds {n} entries and its chain is intact; nothing to repair\n"
+            )
+        }
+        Repair::Repaired { kept, saved, bytes } => format!(
+            "repaired: {label} {shown} keeps its {kept} complete entries; the cut-off last line ({bytes} bytes) was moved to {}\n",
+            saved.display()
+        ),
+    };
+    stdout_write(msg.as_bytes())?;
+    Ok(ExitCode::Success)
+}
+
+/// `spawn-elite ledger add DIR`
+pub fn add(dir: &Path) -> Result<ExitCode> {
+    let (receipt_path, expected) = read_receipt(dir, None)?;
+    let (actual, _) = Receipt::of_tree_skipping(dir, &|_| false, jiff::Timestamp::now())?;
+    let drift = receipt::drift::compare(&expected, &actual);
+    if !drift.is_empty() {
+        let changed = drift.modified.len()
+            + drift.added.len()
+            + drift.removed.len()
+            + drift.mode_changed.len();
+        return Err(fail(
+            ExitCode::Drift,
+            format!(
+                "{} does not match its receipt {} ({changed} difference(s)); nothing was added: `spawn-elite verify {}` lists them",
+                dir.display(),
+                receipt_path.display(),
+                ledger::shell_word(&dir.display().to_string())
+            ),
+        ));
+    }
+    let (path, seq) = ledger::add(&expected, dir)?;
+    let msg = format!(
+        "added: {} to ledger {} as entry {seq} (root {})\n",
+        dir.display(),
+        path.display(),
+        expected.merkle_root
+    );
+    stdout_write(msg.as_bytes())?;
+    Ok(ExitCode::Success)
 }

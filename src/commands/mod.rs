@@ -17,7 +17,7 @@ pub mod verify;
 use anyhow::Result;
 use clap::CommandFactory as _;
 
-use crate::cli::{Cli, Command, LedgerAction, TemplatesAction};
+use crate::cli::{Cli, Command, TemplatesAction};
 use crate::error::ExitCode;
 
 /// Run the subcommand `cli` names (or the spawn, when it names none).
@@ -40,10 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::VerifyProof { proof, file, root }) => {
             prove::verify_proof(&proof, &file, root.as_deref())
         }
-        Some(Command::Ledger { action }) => match action {
-            LedgerAction::Verify => ledger::verify(),
-            LedgerAction::List => ledger::list(),
-        },
+        Some(Command::Ledger { action }) => ledger::run(&action),
         Some(Command::Completions { shell }) => completions::completions(shell),
         Some(Command::Man) => completions::man(),
         Some(Command::Doctor { json }) => doctor::run(json),

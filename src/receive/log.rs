@@ -1,6 +1,8 @@
 //! The receiver's log of accepted receipts: a hash chain (see
 //! [`crate::chain`]) held locked for as long as the receiver runs, with
-//! group commit, so that a 204 is only ever sent for a line on disk.
+//! group commit, so that a 204 is only ever sent for a line on disk. A line
+//! that cannot be written (a full disk) is undone before the error is
+//! returned, so later lines are never chained onto a partial one.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -48,7 +50,9 @@ impl Log {
         if let Some((n, fault)) = &walked.broken {
             let message = match fault {
                 Fault::Cut => format!(
-                    "log {shown} ends in a partial line (cut off while written); move the file aside or remove that line"
+                    "log {shown} ends in a partial line (cut off while written); run `spawn-elite ledger repair --file {}` to set it aside and keep the {} complete entries before it",
+                    crate::ledger::shell_word(&shown.to_string()),
+                    n - 1
                 ),
                 Fault::Unparsable(e) => format!(
                     "log {shown} is broken at line {n}: not JSON ({e}); move the file aside"

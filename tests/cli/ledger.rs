@@ -115,8 +115,10 @@ fn list_shows_the_entries_before_a_break_then_the_error() {
 fn a_spawn_with_a_broken_ledger_warns_how_to_recover_and_moving_it_aside_works() {
     let sb = Sandbox::new();
     let good = chained(&["alpha", "beta"]);
-    let cut = &good[..good.len() - 4];
-    write_ledger(&sb, cut);
+    // Edited, not cut off: a cut-off line is for `ledger repair`
+    // (reliability_store.rs).
+    let edited = good.replacen("/r/alpha", "/r/evil", 1);
+    write_ledger(&sb, &edited);
     let out = Outcome::of(
         sb.cmd()
             .args(["svc", "--quiet", "--out-dir"])
@@ -136,7 +138,7 @@ fn a_spawn_with_a_broken_ledger_warns_how_to_recover_and_moving_it_aside_works()
     assert!(own.contains("the next spawn starts a new chain"), "{err}");
     assert!(!own.contains("--no-ledger"), "{err}");
     assert!(err.matches("--no-ledger").count() <= 1, "{err}");
-    assert_eq!(fs::read_to_string(ledger_path(&sb)).expect("read"), cut);
+    assert_eq!(fs::read_to_string(ledger_path(&sb)).expect("read"), edited);
 
     // The documented recovery: move it aside; the next spawn starts afresh.
     fs::rename(ledger_path(&sb), ledger_path(&sb).with_extension("broken")).expect("mv");

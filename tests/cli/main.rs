@@ -14,5 +14,6 @@ mod load_callback;
 mod proof;
 mod receipt;
 mod reliability_callback;
+mod reliability_store;
 mod snapshots;
 mod spawn;
