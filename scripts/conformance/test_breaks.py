@@ -271,6 +271,17 @@ BREAKS = [
 ]
 
 
+# Words that mark the line of a tool's output that says what it found.
+FINDING = re.compile(r"error|fail|finding|DL\d{4}|SC\d{4}|invalid|missing|unknown|unexpected|"
+                     r"retired|would be|not ok|expected", re.IGNORECASE)
+
+
+def why_caught(err: CheckFailed) -> str:
+    """The line of the failure that best says what was found."""
+    first, *rest = str(err).strip().splitlines() or [""]
+    return next((ln.strip() for ln in rest if FINDING.search(ln.strip())), first)
+
+
 @pytest.mark.parametrize("brk", BREAKS, ids=[b.what for b in BREAKS])
 def test_break_is_caught(brk: Break, repos: Repos, scratch: Path, procs: Processes,
                          record_property: Callable[[str, object], None]) -> None:
@@ -282,6 +293,4 @@ def test_break_is_caught(brk: Break, repos: Repos, scratch: Path, procs: Process
     brk.edit(copy)
     with pytest.raises(CheckFailed) as caught:
         brk.run(make_target(copy, brk.label, scratch, procs))
-    why = str(caught.value).strip().splitlines()[0]
-    record_property("why", why)
-    print(f"caught: {brk.check}: {brk.what}: {why}")
+    record_property("why", why_caught(caught.value))
