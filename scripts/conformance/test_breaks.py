@@ -25,19 +25,24 @@ Edit = Callable[[Path], None]
 
 
 def sub(rel: str, pattern: str, repl: str | None, first_only: bool = False) -> Edit:
-    """Replaces the regex (multi-line mode) in a file with the literal repl
-    (None: with the match plus ` || true`)."""
+    """Like sed's s///: on each line, the first match of the regex becomes the
+    literal repl (None: the match plus ` || true`); first_only: on the first
+    matching line only."""
 
     def replacement(m: re.Match[str]) -> str:
         return f"{m[0]} || true" if repl is None else repl
 
     def edit(repo: Path) -> None:
         path = repo / rel
-        text = path.read_text()
-        new, n = re.subn(pattern, replacement, text, count=1 if first_only else 0,
-                         flags=re.MULTILINE)
-        assert n > 0, f"{rel}: no match for {pattern!r}"
-        path.write_text(new)
+        lines = path.read_text().split("\n")
+        changed = 0
+        for i, line in enumerate(lines):
+            if first_only and changed:
+                break
+            lines[i], n = re.subn(pattern, replacement, line, count=1)
+            changed += n
+        assert changed, f"{rel}: no line matches {pattern!r}"
+        path.write_text("\n".join(lines))
 
     return edit
 
