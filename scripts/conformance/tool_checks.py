@@ -155,7 +155,7 @@ def check_prometheus_up(t: Target) -> None:
     conf = t.scratch / "prometheus.yml"
     conf.write_text("\n".join(lines) + "\n")
     print(f"prometheus.yml with {compose_target[0]} -> {local}")
-    jobs = re.findall(r'^ *- job_name: *"?([^"]*)"?$', conf.read_text(), re.MULTILINE)
+    jobs = re.findall(r'^ *- job_name: *"?([^"\n]*)"?$', conf.read_text(), re.MULTILINE)
     if not jobs:
         raise CheckFailed("prometheus.yml has no job_name")
     start_app(t, "uvicorn-prometheus", t.venv_bin("python"), app_port)
