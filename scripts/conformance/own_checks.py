@@ -1,9 +1,7 @@
-"""Repository checks of our own for scripts/conformance.sh.
+"""Checks of our own that read a generated repository's files.
 
-Usage: python checks.py CHECK REPO_DIR TYPE ELITE(0|1) [NAME]
-
-Each check prints what it found and exits 1 on any finding, 0 when clean.
-Standard library plus PyYAML (installed by conformance.sh into its venv).
+Each prints what it found and raises CheckFailed on any finding.
+Standard library plus PyYAML.
 """
 
 from __future__ import annotations
@@ -12,11 +10,12 @@ import fnmatch
 import json
 import os
 import re
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
+
+from support import Target, fail_if
 
 # Every path a spawn must produce, per layer. `{name}` is the repo name.
 EXPECTED = {
@@ -80,16 +79,9 @@ def text_of(repo: Path, rel: Path) -> str:
         return ""
 
 
-def fail_if(findings: list[str], ok_message: str) -> int:
-    for f in findings:
-        print(f"FINDING: {f}")
-    if not findings:
-        print(ok_message)
-    return 1 if findings else 0
-
-
-def check_files(repo: Path, kind: str, elite: bool, name: str) -> int:
+def check_files(t: Target) -> None:
     """Every expected path exists; nothing else; no leftovers or placeholders."""
+    repo, kind, elite, name = t.path, t.kind, t.elite, t.name
     layers = ["engine", "base", kind] + ([f"elite/{kind}"] if elite else [])
     expected = {p.format(name=name) for layer in layers for p in EXPECTED[layer]}
     present = {str(p) for p in repo_files(repo)}
@@ -114,7 +106,7 @@ def check_files(repo: Path, kind: str, elite: bool, name: str) -> int:
                 findings.append(f"unrendered placeholder: {rel}:{n}: {line.strip()}")
             if line != line.rstrip():
                 findings.append(f"trailing whitespace: {rel}:{n}")
-    return fail_if(findings, f"{len(present)} files, all expected, none stray")
+    fail_if(findings, f"{len(present)} files, all expected, none stray")
 
 
 SECRET_KEY = re.compile(
@@ -134,8 +126,9 @@ SAFE_VALUE = re.compile(
 )
 
 
-def check_secrets(repo: Path, kind: str, elite: bool, name: str) -> int:
+def check_secrets(t: Target) -> None:
     """No password, token or key literal anywhere: values come from the env."""
+    repo = t.path
     findings = []
     for rel in sorted(repo_files(repo)):
         for n, line in enumerate(text_of(repo, rel).splitlines(), 1):
@@ -153,7 +146,7 @@ def check_secrets(repo: Path, kind: str, elite: bool, name: str) -> int:
                 value = m.group("value").split(" #")[0].strip().rstrip(",")
                 if not SAFE_VALUE.match(value):
                     findings.append(f"secret literal: {rel}:{n}: {stripped}")
-    return fail_if(findings, "no secret literal found")
+    fail_if(findings, "no secret literal found")
 
 
 def makefile_targets(repo: Path) -> set[str]:
@@ -208,8 +201,9 @@ def path_refs_in_command(cmd: str) -> Iterator[str]:
             yield tok
 
 
-def check_paths(repo: Path, kind: str, elite: bool, name: str) -> int:
+def check_paths(t: Target) -> None:
     """Every path a Dockerfile, compose, workflow or Makefile refers to exists."""
+    repo = t.path
     findings: list[str] = []
     checked: list[str] = []
 
@@ -292,24 +286,26 @@ def check_paths(repo: Path, kind: str, elite: bool, name: str) -> int:
 
     for c in checked:
         print(f"checked {c}")
-    return fail_if(findings, f"all {len(checked)} referenced paths exist")
+    fail_if(findings, f"all {len(checked)} referenced paths exist")
 
 
-def check_dockerignore(repo: Path, kind: str, elite: bool, name: str) -> int:
+def check_dockerignore(t: Target) -> None:
     """.dockerignore keeps the venv, git metadata and env files out of images."""
+    repo = t.path
     patterns = dockerignore_patterns(repo)
     if not patterns:
-        return fail_if(["no .dockerignore"], "")
+        fail_if(["no .dockerignore"], "")
     findings = [
         f"{p} is not excluded by .dockerignore"
         for p in (".venv", ".venv/bin/python", ".git", ".git/config", ".env", ".env.local")
         if not is_docker_ignored(p, patterns)
     ]
-    return fail_if(findings, ".venv, .git and .env are excluded from the build context")
+    fail_if(findings, ".venv, .git and .env are excluded from the build context")
 
 
-def check_pins(repo: Path, kind: str, elite: bool, name: str) -> int:
+def check_pins(t: Target) -> None:
     """Actions pinned to a version, images tagged (never :latest), tags lowercase."""
+    repo = t.path
     findings = []
     for wf in sorted((repo / ".github" / "workflows").glob("*.yml")):
         text = wf.read_text()
@@ -334,109 +330,6 @@ def check_pins(repo: Path, kind: str, elite: bool, name: str) -> int:
     compose = repo / "docker-compose.yml"
     if compose.exists() and "version" in (yaml.safe_load(compose.read_text()) or {}):
         findings.append("docker-compose.yml: obsolete top-level version key")
-    return fail_if(findings, f"{len(images)} images tagged; actions pinned")
+    fail_if(findings, f"{len(images)} images tagged; actions pinned")
 
 
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined."""
-    out: list[tuple[str, str]] = []
-    pending = ""
-    for line in path.read_text().splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        full = (pending + line).strip()
-        pending = ""
-        word, _, rest = full.partition(" ")
-        out.append((word.upper(), rest.strip()))
-    return out
-
-
-def check_offline_image(repo: Path, kind: str, elite: bool, name: str) -> int:
-    """Replays Dockerfile.elite without a Docker engine: its wheel stage's
-    `pip wheel` into a temp wheelhouse, its final stage's offline
-    `pip install --no-index` into a fresh venv, the app started from that
-    venv, and its HEALTHCHECK command run with `python -S` (standard library
-    only, no site-packages) against it."""
-    import shlex
-    import subprocess
-    import tempfile
-    import time
-    import urllib.request
-
-    steps = dockerfile_instructions(repo / "Dockerfile.elite")
-    runs = [args for instr, args in steps if instr == "RUN"]
-    wheel_cmds = [r for r in runs if "pip wheel" in r]
-    install_cmds = [r for r in runs if "pip install" in r]
-    health = [args for instr, args in steps if instr == "HEALTHCHECK"]
-    if not (wheel_cmds and install_cmds and health):
-        return fail_if(["Dockerfile.elite lacks a pip wheel, pip install or HEALTHCHECK"], "")
-    tmp = Path(tempfile.mkdtemp(prefix="offline-image."))
-    wheels = tmp / "wheels"
-
-    def run(cmd: str, python: str) -> None:
-        words = [w for w in shlex.split(cmd.replace("/wheels", str(wheels)))
-                 if not w.startswith("--mount=")]
-        words = [python, "-m", "pip"] + words[words.index("pip") + 1:]
-        print("$", " ".join(words), flush=True)
-        subprocess.run(words, cwd=repo, check=True)
-
-    findings: list[str] = []
-    try:
-        run(wheel_cmds[0], sys.executable)
-        subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)
-        vpy = str(tmp / "venv" / "bin" / "python")
-        # From here on pip may use the wheelhouse only.
-        os.environ.update(PIP_NO_INDEX="1", PIP_FIND_LINKS="")
-        run(install_cmds[-1], vpy)
-        # HEALTHCHECK [options] CMD ["python", "-c", "..."]
-        cmd_json = health[0].split("CMD", 1)[1].strip()
-        argv = json.loads(cmd_json)
-        if argv[0] != "python":
-            findings.append(f"HEALTHCHECK does not run python: {argv}")
-            return fail_if(findings, "")
-        with __import__("socket").socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        app = subprocess.Popen([vpy, "-m", "uvicorn", "main:app", "--host", "127.0.0.1",
-                                "--port", str(port)], cwd=repo)
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(0.25)
-            code = argv[argv.index("-c") + 1]
-            code = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", code)
-            code = re.sub(r"localhost:\d+", f"127.0.0.1:{port}", code)
-            print("$ python -S -c", code, flush=True)
-            hc = subprocess.run([vpy, "-S", "-c", code], cwd=tmp)
-            if hc.returncode != 0:
-                findings.append("HEALTHCHECK failed with the standard library only")
-        finally:
-            app.terminate()
-            app.wait(timeout=10)
-    except subprocess.CalledProcessError as err:
-        findings.append(f"command failed: {err.cmd}")
-    finally:
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
-    return fail_if(findings, "offline install from the wheelhouse and stdlib HEALTHCHECK work")
-
-
-CHECKS: dict[str, Callable[[Path, str, bool, str], int]] = {
-    "files": check_files,
-    "secrets": check_secrets,
-    "paths": check_paths,
-    "dockerignore": check_dockerignore,
-    "pins": check_pins,
-    "offline-image": check_offline_image,
-}
-
-if __name__ == "__main__":
-    check, repo_dir, kind, elite_flag = sys.argv[1:5]
-    repo = Path(repo_dir)
-    sys.exit(CHECKS[check](repo, kind, elite_flag == "1", sys.argv[5] if len(sys.argv) > 5 else repo.name))

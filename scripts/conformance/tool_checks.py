@@ -1,0 +1,339 @@
+"""Checks that run the real tools a user will point at a generated repository.
+
+Each takes a Target, prints what it ran and raises CheckFailed when a command
+fails (or, where a failure is the point, succeeds). Commands come from PATH,
+which conftest.py puts the tools cache in front of.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from support import (
+    CheckFailed,
+    Target,
+    copy_repo,
+    expect_json,
+    expect_prometheus_text,
+    fail_if,
+    free_port,
+    run,
+    wait_for_200,
+    wait_prometheus_up,
+)
+
+# ------------------------------------------------------------------ every type
+
+
+def check_yamllint(t: Target) -> None:
+    config = t.path / ".yamllint"
+    if not config.is_file():
+        raise CheckFailed("no .yamllint")
+    # The committed config must keep real rules, not relax everything away.
+    if re.search(r"disable|relaxed", config.read_text()):
+        raise CheckFailed(".yamllint disables rules or extends the relaxed preset")
+    run(["yamllint", "--strict", "--format", "parsable", "."], t.path)
+
+
+def check_make_targets(t: Target) -> None:
+    makefile = (t.path / "Makefile").read_text()
+    for target in ("help", "lint", "test", "ci"):
+        # A target named only in .PHONY "succeeds" doing nothing: require a rule.
+        if not re.search(rf"^{target}:", makefile, re.MULTILINE):
+            raise CheckFailed(f"Makefile has no rule for {target}")
+        run(["make", "-C", t.path, "--no-print-directory", target], t.path)
+
+
+# One lint error per type, appended to a copy: `make lint` must then fail.
+LINT_ERRORS = {
+    "service": ("main.py", "\nimport os\n"),
+    "infra": ("main.tf", 'locals {\n    badly   = "formatted"\n}\n'),
+    "tool": ("lib/common.sh", "\nbroken() {\n  echo $1\n}\n"),
+}
+
+
+def check_make_lint_fails(t: Target) -> None:
+    copy = copy_repo(t.path, t.scratch / "lint-error" / t.name)
+    rel, text = LINT_ERRORS[t.kind]
+    with (copy / rel).open("a") as f:
+        f.write(text)
+    run(["make", "-C", copy, "--no-print-directory", "lint"], copy, expect_failure=True)
+    print("make lint failed on the lint error, as it should")
+
+
+def check_git_clean(t: Target) -> None:
+    """After every other check, the spawn's single commit still describes the
+    repo: everything the tools wrote (.venv, caches, .terraform) is ignored."""
+    run(["git", "log", "--oneline"], t.path)
+    count = run(["git", "rev-list", "--count", "HEAD"], t.path, merge_stderr=False).strip()
+    if count != "1":
+        raise CheckFailed(f"{count} commits, expected 1")
+    dirty = run(["git", "status", "--porcelain", "--untracked-files=all"], t.path,
+                merge_stderr=False)
+    if dirty.strip():
+        raise CheckFailed(f"not ignored or changed after the checks:\n{dirty}")
+    print("working tree clean")
+
+
+def check_actionlint(t: Target) -> None:
+    run(["actionlint", "-color=false", *workflows(t)], t.path)
+
+
+def check_workflow_schema(t: Target) -> None:
+    run(["check-jsonschema", "--builtin-schema", "vendor.github-workflows",
+         *workflows(t)], t.path)
+
+
+def workflows(t: Target) -> list[str]:
+    found = sorted(str(p.relative_to(t.path)) for p in t.path.glob(".github/workflows/*.yml"))
+    if not found:
+        raise CheckFailed("no .github/workflows/*.yml")
+    return found
+
+
+# --------------------------------------------------------------------- service
+
+
+def check_venv_pip(t: Target) -> None:
+    shutil.rmtree(t.path / ".venv", ignore_errors=True)
+    run(["python3", "-m", "venv", ".venv"], t.path)
+    run([t.venv_bin("pip"), "install", "-q", "--disable-pip-version-check",
+         "--only-binary=:all:", "-r", "requirements-dev.txt"], t.path, env=t.env)
+    run([t.venv_bin("pip"), "check"], t.path)
+
+
+def check_pytest(t: Target) -> None:
+    out = run(["make", "--no-print-directory", "test"], t.path)
+    # At least two tests, and no warning left in the summary.
+    passed = re.findall(r"([0-9]+) passed", out)
+    if int(passed[-1] if passed else 0) < 2:
+        raise CheckFailed("fewer than 2 tests passed")
+    if re.search(r"[0-9]+ warnings?", out, re.IGNORECASE):
+        raise CheckFailed("the test summary reports warnings")
+
+
+def check_ruff(t: Target) -> None:
+    run([t.venv_bin("ruff"), "check", "."], t.path)
+    run([t.venv_bin("ruff"), "format", "--check", "."], t.path)
+
+
+def check_mypy(t: Target) -> None:
+    run([t.venv_bin("mypy"), "--strict", "."], t.path)
+
+
+def start_app(t: Target, name: str, python: Path, port: int) -> Path:
+    """uvicorn main:app on loopback; stopped by the test's teardown."""
+    log = t.procs.start(name, [python, "-m", "uvicorn", "main:app",
+                               "--host", "127.0.0.1", "--port", str(port)], t.path)
+    wait_for_200(f"http://127.0.0.1:{port}/health", 20, log)
+    return log
+
+
+def check_uvicorn_http(t: Target) -> None:
+    port = free_port()
+    start_app(t, "uvicorn", t.venv_bin("python"), port)
+    expect_json(f"http://127.0.0.1:{port}/health", {"healthy": True})
+    expect_prometheus_text(f"http://127.0.0.1:{port}/metrics")
+
+
+def check_prometheus_up(t: Target) -> None:
+    """Real Prometheus on loopback with the generated config, only the target
+    address rewritten to the local app; its API must report the target up."""
+    app_port, prom_port = free_port(), free_port()
+    original = (t.path / "monitoring/prometheus/prometheus.yml").read_text()
+    compose_target = re.search(r"app:[0-9]+", original)
+    if not compose_target:
+        raise CheckFailed("prometheus.yml has no app:PORT target")
+    local = f"127.0.0.1:{app_port}"
+    lines = [ln.replace(compose_target[0], local, 1) for ln in original.splitlines()]
+    conf = t.scratch / "prometheus.yml"
+    conf.write_text("\n".join(lines) + "\n")
+    print(f"prometheus.yml with {compose_target[0]} -> {local}")
+    jobs = re.findall(r'^ *- job_name: *"?([^"\n]*)"?$', conf.read_text(), re.MULTILINE)
+    if not jobs:
+        raise CheckFailed("prometheus.yml has no job_name")
+    start_app(t, "uvicorn-prometheus", t.venv_bin("python"), app_port)
+    log = t.procs.start("prometheus", [
+        "prometheus", f"--config.file={conf}",
+        f"--storage.tsdb.path={t.scratch / 'prometheus-data'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+    ], t.scratch)
+    try:
+        wait_prometheus_up(f"http://127.0.0.1:{prom_port}", jobs[0], 60)
+    except CheckFailed as err:
+        raise CheckFailed(f"{err}\nprometheus log:\n{log.read_text()[-2000:]}") from err
+
+
+def check_hadolint(t: Target) -> None:
+    # Any finding fails, style and info included.
+    run(["hadolint", "--no-color", "--failure-threshold", "style",
+         "Dockerfile", "Dockerfile.elite"], t.path)
+    print("hadolint: no findings in Dockerfile, Dockerfile.elite")
+
+
+def check_kubernetes_validate(t: Target) -> None:
+    base = t.path / "deployments/kubernetes/base"
+    run(["kubernetes-validate", "--strict", "deployment.yaml"], base)
+    rendered = t.scratch / "kustomized.yaml"
+    rendered.write_text(run(["kubectl", "kustomize", "."], base, merge_stderr=False))
+    run(["kubernetes-validate", "--strict", rendered], base)
+
+
+def check_kustomize(t: Target) -> None:
+    run(["kubectl", "kustomize", t.path / "deployments/kubernetes/base"], t.path)
+
+
+def check_promtool(t: Target) -> None:
+    run(["promtool", "check", "config",
+         t.path / "monitoring/prometheus/prometheus.yml"], t.path)
+
+
+def check_compose_schema(t: Target) -> None:
+    run(["check-jsonschema", "--builtin-schema", "vendor.compose-spec",
+         t.path / "docker-compose.yml"], t.path)
+
+
+def check_compose_config(t: Target) -> None:
+    compose = ["docker-compose", "-f", "docker-compose.yml", "config", "-q"]
+    run(compose, t.path, env={"GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(18)})
+    # No default secret: without the variable, compose must refuse.
+    # (conftest.py removes GRAFANA_ADMIN_PASSWORD from the environment.)
+    try:
+        run(compose, t.path, expect_failure=True)
+    except CheckFailed as err:
+        raise CheckFailed("compose accepted a missing GRAFANA_ADMIN_PASSWORD: "
+                          "a default secret?") from err
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for line in path.read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        word, _, rest = full.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def check_offline_image(t: Target) -> None:
+    """Replays Dockerfile.elite without a Docker engine: its wheel stage's
+    `pip wheel` into a temp wheelhouse, its final stage's offline
+    `pip install --no-index` into a fresh venv, the app started from that
+    venv, and its HEALTHCHECK command run with `python -S` (standard library
+    only, no site-packages) against it."""
+    steps = dockerfile_instructions(t.path / "Dockerfile.elite")
+    runs = [args for instr, args in steps if instr == "RUN"]
+    wheel_cmds = [r for r in runs if "pip wheel" in r]
+    install_cmds = [r for r in runs if "pip install" in r]
+    health = [args for instr, args in steps if instr == "HEALTHCHECK"]
+    if not (wheel_cmds and install_cmds and health):
+        raise CheckFailed("Dockerfile.elite lacks a pip wheel, pip install or HEALTHCHECK")
+    work = t.scratch / "offline-image"
+    wheels = work / "wheels"
+    venv_python = work / "venv" / "bin" / "python"
+
+    def pip(cmd: str, python: Path | str, env: dict[str, str]) -> None:
+        words = [w for w in shlex.split(cmd.replace("/wheels", str(wheels)))
+                 if not w.startswith("--mount=")]
+        run([python, "-m", "pip", *words[words.index("pip") + 1:]], t.path, env=env)
+
+    pip(wheel_cmds[0], sys.executable, t.env)
+    run([sys.executable, "-m", "venv", work / "venv"], work)
+    # From here on pip may use the wheelhouse only.
+    pip(install_cmds[-1], venv_python, {**t.env, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""})
+    # HEALTHCHECK [options] CMD ["python", "-c", "..."]
+    argv = json.loads(health[0].split("CMD", 1)[1].strip())
+    if argv[0] != "python":
+        fail_if([f"HEALTHCHECK does not run python: {argv}"], "")
+    port = free_port()
+    try:
+        start_app(t, "uvicorn-offline", venv_python, port)
+    except CheckFailed as err:
+        print(err)  # the HEALTHCHECK below decides
+    code = argv[argv.index("-c") + 1]
+    code = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", code)
+    code = re.sub(r"localhost:\d+", f"127.0.0.1:{port}", code)
+    try:
+        run([venv_python, "-S", "-c", code], work, timeout=60)
+    except CheckFailed as err:
+        raise CheckFailed(f"HEALTHCHECK failed with the standard library only: {err}") from err
+    print("offline install from the wheelhouse and stdlib HEALTHCHECK work")
+
+
+# ------------------------------------------------------------------------ tool
+
+
+def shell_files(t: Target) -> list[str]:
+    """lib/*.sh, tests/*.bats and every bin/ file with a sh or bash shebang."""
+    files = {str(p.relative_to(t.path)) for pat in ("lib/*.sh", "tests/*.bats")
+             for p in t.path.glob(pat)}
+    shebang = re.compile(r"^#!.*\b(ba)?sh\b", re.MULTILINE)
+    for p in t.path.glob("bin/*"):
+        if p.is_file() and shebang.search(p.read_text(errors="replace")):
+            files.add(str(p.relative_to(t.path)))
+    return sorted(files)
+
+
+def check_bats(t: Target) -> None:
+    run(["bats", "tests/"], t.path)
+
+
+def check_shellcheck(t: Target) -> None:
+    files = shell_files(t)
+    if not files:
+        raise CheckFailed("no shell files found")
+    run(["shellcheck", "--external-sources", *files], t.path)
+
+
+def check_shfmt(t: Target) -> None:
+    """shfmt with exactly the flags AGENTS.md promises."""
+    promise = re.search(r"shfmt -d( -[a-z]+( [0-9]+)?)+", (t.path / "AGENTS.md").read_text())
+    if not promise:
+        raise CheckFailed("AGENTS.md names no `shfmt -d ...` command")
+    run(["shfmt", *promise[0].split()[1:], *shell_files(t)], t.path)
+
+
+def check_cli(t: Target) -> None:
+    name = t.name
+    script = t.path / "bin" / name
+    version = "\n".join(re.findall(r'^readonly VERSION="(.*)"$', script.read_text(), re.M))
+    print(f"bin/{name}: executable?")
+    if not script.is_file() or not script.stat().st_mode & 0o111:
+        raise CheckFailed(f"bin/{name} is not executable")
+    print("strict mode?")
+    if "set -euo pipefail" not in "\n".join(script.read_text().splitlines()[:5]):
+        raise CheckFailed(f"bin/{name} does not set -euo pipefail in its first 5 lines")
+    print("--help prints usage?")
+    usage = run([f"bin/{name}", "--help"], t.path, merge_stderr=False)
+    if not any(line.startswith(f"Usage: {name}") for line in usage.splitlines()):
+        raise CheckFailed(f"--help prints no 'Usage: {name}' line")
+    got = run([f"bin/{name}", "--version"], t.path, merge_stderr=False).rstrip("\n")
+    print(f"--version: '{got}', expected '{name} {version}'")
+    if got != f"{name} {version}":
+        raise CheckFailed(f"--version printed '{got}', expected '{name} {version}'")
+
+
+# ----------------------------------------------------------------------- infra
+
+
+def check_terraform_fmt(t: Target) -> None:
+    run(["terraform", "fmt", "-check", "-recursive", "-diff"], t.path)
+
+
+def check_terraform_validate(t: Target) -> None:
+    copy = copy_repo(t.path, t.scratch / "terraform" / t.name)
+    run(["terraform", "init", "-backend=false", "-input=false", "-no-color"], copy)
+    run(["terraform", "validate", "-no-color"], copy)
