@@ -13,5 +13,6 @@ mod ledger;
 mod load_callback;
 mod proof;
 mod receipt;
+mod receiver_hostile;
 mod snapshots;
 mod spawn;
