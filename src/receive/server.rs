@@ -40,7 +40,7 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Most header fields in one request.
 pub const MAX_HEADERS: usize = 64;
 /// How long requests in hand may take to finish once a stop is asked for.
-pub const GRACE: Duration = Duration::from_millis(1200);
+pub const GRACE: Duration = Duration::from_secs(1);
 /// How often the accept loop looks at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
 
