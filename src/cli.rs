@@ -329,12 +329,23 @@ pub struct ReceiveArgs {
     /// (default: $XDG_DATA_HOME/spawn-elite/received.jsonl)
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// The URL senders sign for, when it is not the listen address (e.g. behind
+    /// a proxy): its host[:port] must be the signed authority and, if it has a
+    /// path, the signed path [default: this receiver's own addresses, any path]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// Largest accepted body in bytes (413 above it)
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_body: usize,
-    /// Requests handled at once
+    /// Requests checked and logged at once (signature checks, log writes)
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// Connections held open at once; more wait until one closes
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u16).range(1..=16384))]
+    pub max_connections: u16,
+    /// Seconds a client has to send a request's headers, and again its body
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=300))]
+    pub read_timeout: u16,
 }
 
 /// Spawn flags for the callback; the spawn command flattens this in.

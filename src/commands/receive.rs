@@ -18,9 +18,12 @@ pub fn run(args: &ReceiveArgs) -> Result<ExitCode> {
             None => receive::default_log()?,
         },
         listen: args.listen.clone(),
+        public_url: args.public_url.clone(),
         trust: args.trust.clone(),
         max_body: args.max_body,
         workers: args.workers,
+        max_connections: usize::from(args.max_connections),
+        read_timeout: Duration::from_secs(u64::from(args.read_timeout)),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -28,6 +31,12 @@ pub fn run(args: &ReceiveArgs) -> Result<ExitCode> {
             .context("cannot install the signal handler")?;
     }
     let r = Receiver::start(&opts, Arc::clone(&stop))?;
+    if r.keys() == 0 {
+        eprintln!(
+            "warning: trust directory {} holds no *.pub keys, so every callback is refused (401) until one is put there",
+            opts.trust.display()
+        );
+    }
     println!(
         "listening on http://{} ({} trusted key{})",
         r.addr(),

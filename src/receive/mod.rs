@@ -2,16 +2,22 @@
 //! appends accepted receipts to a hash-chained JSONL log.
 //!
 //! Statuses: 204 accepted (or already accepted: same `Idempotency-Key`),
-//! 400 malformed, 401 bad/unknown signature, body not matching its digest,
-//! or `created`/`expires` outside the window, 409 replayed nonce,
-//! 413 body too large, 500 the log could not be written (nothing accepted).
+//! 400 malformed (or not `application/json`), 401 bad/unknown signature,
+//! no `alg`, signed for another authority or path, body not matching its
+//! digest, or `created`/`expires` outside the window, 405 not a POST,
+//! 408 body too slow, 409 replayed nonce, 413 body too large, 431 head too
+//! large, 500 the log could not be written (nothing accepted).
 //! See `docs/CALLBACK.md`.
 //!
+//! - `server`: HTTP on hyper and tokio, every client resource bounded.
 //! - `verify`: checking one request.
+//! - `site`: what a signature must have been made for.
 //! - `log`: the log of accepted receipts.
 //! - `trust`: the trusted public keys.
 
 pub mod log;
+mod server;
+pub mod site;
 pub mod trust;
 pub mod verify;
 
@@ -23,8 +29,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::error::{ExitCode, fail};
-use anyhow::{Result, anyhow};
+use crate::error::{ExitCode, fail, fail_with};
+use anyhow::Result;
+pub use server::{GRACE, MAX_HEADER_BYTES, MAX_HEADERS};
 pub use verify::WINDOW_SECS;
 
 /// How to run the receiver, resolved.
@@ -32,14 +39,21 @@ pub use verify::WINDOW_SECS;
 pub struct Options {
     /// Address to listen on; port 0 picks a free one.
     pub listen: String,
+    /// The URL senders sign for (`--public-url`); `None`: this receiver's
+    /// own addresses, any path.
+    pub public_url: Option<String>,
     /// Directory of trusted `*.pub` keys.
     pub trust: PathBuf,
     /// The log of accepted receipts.
     pub log: PathBuf,
     /// Largest accepted body in bytes.
     pub max_body: usize,
-    /// Requests handled at once.
+    /// Requests checked and logged at once (threads of the blocking pool).
     pub workers: u16,
+    /// Connections held open at once; more wait in the accept backlog.
+    pub max_connections: usize,
+    /// Time allowed for a request's head, and again for its body.
+    pub read_timeout: Duration,
 }
 
 /// The default log: `$XDG_DATA_HOME/spawn-elite/received.jsonl`.
@@ -47,62 +61,79 @@ pub fn default_log() -> Result<PathBuf> {
     Ok(crate::paths::data_dir()?.join("received.jsonl"))
 }
 
-/// A running receiver. Dropping it without [`Receiver::stop`] leaves the
-/// workers running until the process ends.
+/// A running receiver. Dropping it without [`Receiver::stop`] leaves it
+/// running until the process ends.
 pub struct Receiver {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    server: JoinHandle<()>,
     keys: usize,
 }
 
 impl Receiver {
-    /// Bind, load the trusted keys and the log, and start the workers.
+    /// Bind, load the trusted keys and the log, and start serving.
     pub fn start(opts: &Options, stop: Arc<AtomicBool>) -> Result<Receiver> {
+        let site = site::Site::new(&opts.listen, opts.public_url.as_deref())?;
         let keys = trust::load(&opts.trust)?;
         let log = log::Log::open(&opts.log)?;
-        let server = tiny_http::Server::http(&opts.listen).map_err(|e| {
-            fail(
-                ExitCode::Usage,
-                format!(
-                    "cannot listen on {}: {e}; pick another address with --listen",
-                    opts.listen
-                ),
-            )
-        })?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| anyhow!("listening address is not an IP address"))?;
-        let server = Arc::new(server);
+        let cannot_listen = |e: std::io::Error| {
+            let message = format!(
+                "cannot listen on {}: {e}; pick another address with --listen",
+                opts.listen
+            );
+            fail_with(ExitCode::Usage, message, e)
+        };
+        let listener = std::net::TcpListener::bind(&opts.listen).map_err(cannot_listen)?;
+        listener.set_nonblocking(true).map_err(cannot_listen)?;
+        let addr = listener.local_addr().map_err(cannot_listen)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .max_blocking_threads(usize::from(opts.workers.max(1)))
+            .thread_name("receiver")
+            .build()
+            .map_err(|e| {
+                fail(
+                    ExitCode::Io,
+                    format!("cannot start the receiver's runtime: {e}; check the process limits (ulimit -u)"),
+                )
+            })?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(cannot_listen)?
+        };
         let n_keys = keys.len();
         let state = Arc::new(verify::State {
             trust_dir: opts.trust.clone(),
             keys: RwLock::new(keys),
             nonces: Mutex::new(HashMap::new()),
             log,
-            max_body: opts.max_body,
+            site,
         });
-        let workers = (0..opts.workers)
-            .map(|_| {
-                let server = Arc::clone(&server);
-                let state = Arc::clone(&state);
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match server.recv_timeout(Duration::from_millis(100)) {
-                            Ok(Some(req)) => verify::serve(&state, req),
-                            Ok(None) => {}
-                            Err(_) => break,
-                        }
-                    }
-                })
+        let limits = server::Limits {
+            max_body: opts.max_body,
+            max_connections: opts.max_connections.max(1),
+            read_timeout: opts.read_timeout,
+        };
+        let flag = Arc::clone(&stop);
+        let server = std::thread::Builder::new()
+            .name("receiver".into())
+            .spawn(move || {
+                runtime.block_on(server::serve(listener, state, limits, flag));
+                // A check still writing the log gets a moment to finish;
+                // its sender will retry and be de-duplicated if it is cut.
+                runtime.shutdown_timeout(Duration::from_millis(500));
             })
-            .collect();
+            .map_err(|e| {
+                fail(
+                    ExitCode::Io,
+                    format!("cannot start the receiver thread: {e}; check the process limits (ulimit -u)"),
+                )
+            })?;
         Ok(Receiver {
             addr,
             stop,
-            workers,
+            server,
             keys: n_keys,
         })
     }
@@ -116,11 +147,10 @@ impl Receiver {
         self.keys
     }
 
-    /// Finish the requests in hand, then stop listening.
+    /// Stop accepting, let the requests in hand finish (for up to
+    /// [`GRACE`]), then drop the rest.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
-        for w in self.workers {
-            let _ = w.join();
-        }
+        let _ = self.server.join();
     }
 }

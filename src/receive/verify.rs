@@ -1,9 +1,11 @@
-//! Checking one request: size, signature (RFC 9421) over the required
-//! components, Content-Digest, time window, a valid receipt whose
-//! merkle_root is the Idempotency-Key, replay; then logging it.
+//! Checking one request (method and size are the server's job): signature
+//! (RFC 9421) over the required components with `alg="ed25519"`, signed
+//! for this receiver's authority and path, `application/json`,
+//! Content-Digest, time window, a valid receipt whose merkle_root is the
+//! Idempotency-Key, replay; then logging it.
 
 use std::collections::HashMap;
-use std::io::Read as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,6 +14,7 @@ use ed25519_dalek::VerifyingKey;
 use serde_json::json;
 
 use super::log::Log;
+use super::site::Site;
 use super::trust;
 use crate::callback::httpsig::{self, RequestParts, SigError};
 use crate::error::describe;
@@ -33,7 +36,20 @@ pub(super) struct State {
     pub keys: RwLock<HashMap<String, VerifyingKey>>,
     pub nonces: Mutex<HashMap<(String, String), i64>>,
     pub log: Log,
-    pub max_body: usize,
+    /// Where this receiver is reached: what a signature must be made for.
+    pub site: Site,
+}
+
+/// One request as read off the connection, body complete.
+pub(super) struct Incoming {
+    pub method: String,
+    /// Absolute path; `/` when the target has none.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The local address the connection arrived on (not client-chosen).
+    pub local: SocketAddr,
 }
 
 /// A trusted key by id; rereads the trust directory once on a miss, so
@@ -53,21 +69,8 @@ fn lookup_key(state: &State, id: &str) -> Option<VerifyingKey> {
     found
 }
 
-pub(super) fn serve(state: &State, mut req: tiny_http::Request) {
-    let (status, msg) = match check(state, &mut req) {
-        Ok(msg) => (204, msg),
-        Err((status, msg)) => (status, msg),
-    };
-    eprintln!("{status} {} {}: {msg}", req.method(), req.url());
-    let resp = if status == 204 {
-        tiny_http::Response::from_string(String::new()).with_status_code(204)
-    } else {
-        tiny_http::Response::from_string(format!("{msg}\n")).with_status_code(status)
-    };
-    let _ = req.respond(resp);
-}
-
-type Reject = (u16, String);
+/// A refusal: status and a one-line reason.
+pub(super) type Reject = (u16, String);
 
 fn bad(msg: impl Into<String>) -> Reject {
     (400, msg.into())
@@ -77,6 +80,14 @@ fn unauthorized(msg: impl Into<String>) -> Reject {
     (401, msg.into())
 }
 
+/// `application/json`, parameters (such as a charset) allowed.
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
 fn sig_reject(e: SigError) -> Reject {
     match e {
         SigError::Malformed(_) => (400, e.to_string()),
@@ -84,38 +95,17 @@ fn sig_reject(e: SigError) -> Reject {
     }
 }
 
-fn check(state: &State, req: &mut tiny_http::Request) -> std::result::Result<String, Reject> {
-    if req.method() != &tiny_http::Method::Post {
-        return Err(bad(format!("only POST is accepted, not {}", req.method())));
-    }
-    if req.body_length().is_some_and(|n| n > state.max_body) {
-        return Err((413, format!("body larger than {} bytes", state.max_body)));
-    }
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(state.max_body as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| bad(format!("cannot read body: {e}")))?;
-    if body.len() > state.max_body {
-        return Err((413, format!("body larger than {} bytes", state.max_body)));
-    }
-
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_owned(),
-                h.value.as_str().to_owned(),
-            )
-        })
-        .collect();
-    let (path, query) = match req.url().split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (req.url().to_owned(), None),
-    };
+pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String, Reject> {
+    let Incoming {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        local,
+    } = req;
     let mut parts = RequestParts {
-        method: req.method().as_str().to_owned(),
+        method,
         authority: String::new(),
         path,
         query,
@@ -153,6 +143,24 @@ fn check(state: &State, req: &mut tiny_http::Request) -> std::result::Result<Str
         .find(|c| !p.components.iter().any(|x| x == *c))
     {
         return Err(unauthorized(format!("signature does not cover {missing}")));
+    }
+    if p.alg.as_deref() != Some(httpsig::ALG) {
+        return Err(unauthorized(format!(
+            "signature has no alg parameter; sign with alg=\"{}\"",
+            httpsig::ALG
+        )));
+    }
+    // What was signed must be this receiver: a request made for another
+    // registry that trusts the same key is not valid here.
+    state
+        .site
+        .check(&parts.authority, &parts.path, local)
+        .map_err(unauthorized)?;
+    let content_type = need(&parts, "content-type")?;
+    if !is_json(&content_type) {
+        return Err(bad(format!(
+            "Content-Type is {content_type:?}; send the receipt as application/json"
+        )));
     }
     if p.tag.as_deref() != Some(httpsig::TAG) {
         return Err(unauthorized(format!(

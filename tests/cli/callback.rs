@@ -147,12 +147,19 @@ fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
     let sb = Sandbox::new();
     let (key, _) = sb.trusted_key("k");
     let receipt = sb.write_receipt("receipt.json", SEED);
-    let rx = sb.receiver("127.0.0.1:0");
+    // The scripted server stands in front of the receiver like a proxy:
+    // the request is signed for the proxy's address, the receiver's
+    // --public-url.
+    let port = free_port();
     let flaky = Flaky::start(vec![
         Step::Status(500, vec![]),
         Step::Status(500, vec![]),
-        Step::Forward(rx.addr),
+        Step::Forward(([127, 0, 0, 1], port).into()),
     ]);
+    let rx = sb.receiver_with(
+        &format!("127.0.0.1:{port}"),
+        &["--public-url", &flaky.url("")],
+    );
     let out = sb.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
     assert!(out.success(), "{}", out.stderr);
     assert!(out.stdout.contains("3 attempts"), "{}", out.stdout);

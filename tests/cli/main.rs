@@ -14,6 +14,7 @@ mod load_callback;
 mod proof;
 mod receipt;
 mod reliability_callback;
+mod receiver_hostile;
 mod reliability_store;
 mod snapshots;
 mod spawn;

@@ -92,6 +92,11 @@ impl ReceiverProc {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The receiver's process id (for /proc and signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then wait (bounded) for a clean exit; returns its stderr.
     pub fn stop(mut self) -> (bool, String) {
         let clean = terminate(&mut self.child);
