@@ -112,9 +112,18 @@ enum Sender {
 fn interrupt_in_flight(sender: Sender, sig: &str) {
     let sb = Sandbox::new();
     let (key, _) = sb.trusted_key("k");
-    let rx = sb.receiver("127.0.0.1:0");
-    // The first request hangs; the next one (the flush) reaches the receiver.
-    let flaky = Flaky::start(vec![Step::Hang, Step::Forward(rx.addr)]);
+    // The first request hangs; the next one (the flush) reaches the
+    // receiver, which stands behind the scripted server like behind a proxy:
+    // requests are signed for the proxy's address, the receiver's --public-url.
+    let port = free_port();
+    let flaky = Flaky::start(vec![
+        Step::Hang,
+        Step::Forward(([127, 0, 0, 1], port).into()),
+    ]);
+    let rx = sb.receiver_with(
+        &format!("127.0.0.1:{port}"),
+        &["--public-url", &flaky.url("")],
+    );
     let url = flaky.url("/hook");
     let cb = ["--callback-timeout", "60s", "--attempts", "1"];
     let (args, root) = match sender {
@@ -435,10 +444,16 @@ fn four_concurrent_flushes_deliver_each_entry_exactly_once() {
     for round in 0..ROUNDS {
         let sb = Sandbox::new();
         let (key, _) = sb.trusted_key("k");
-        let rx = sb.receiver("127.0.0.1:0");
+        // The receiver stands behind the scripted server like behind a proxy
+        // (requests are signed for the proxy's address, its --public-url).
+        let port = free_port();
         let mut script = vec![Step::Status(503, vec![]); ENTRIES];
-        script.push(Step::Forward(rx.addr));
+        script.push(Step::Forward(([127, 0, 0, 1], port).into()));
         let flaky = Flaky::start(script);
+        let rx = sb.receiver_with(
+            &format!("127.0.0.1:{port}"),
+            &["--public-url", &flaky.url("")],
+        );
         let roots = queue_entries(&sb, &key, &flaky, round);
         assert_eq!(sb.outbox_files().len(), ENTRIES);
 
