@@ -16,3 +16,4 @@ mod receipt;
 mod reliability_callback;
 mod snapshots;
 mod spawn;
+mod templates_sets;
