@@ -793,3 +793,35 @@ mod rules {
         }
     }
 }
+
+/// docs/TEMPLATES.md's test vector, computed there by
+/// `python3 scripts/templates_digest.py --vector`.
+#[test]
+fn the_digest_test_vector_matches_the_independent_script() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let sb = Sandbox::new();
+    let dir = sb.path().join("vector");
+    fs::create_dir_all(dir.join("app/bin")).unwrap();
+    fs::write(
+        dir.join("spawn-elite.toml"),
+        "[set]\nname = \"v\"\nversion = \"1\"\n\n[[types]]\nname = \"app\"\ndescription = \"d\"\nlayers = [\"app\"]\n",
+    )
+    .unwrap();
+    fs::write(dir.join("app/README.md.j2"), "# {{ name }}\n").unwrap();
+    let bin = dir.join("app/bin/__name__");
+    fs::write(&bin, "#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("README.md.j2", dir.join("app/LICENSE")).unwrap();
+    assert_eq!(
+        listing(&sb, Some(&dir))["digest"],
+        "b6df0d9c9da3ca83367e28b3d5e0818b3f4f3c15561563f8ed60a1c8fde327ea"
+    );
+    // Spawning follows the link inside the set; without `.j2` in its own
+    // name, the file it names is copied as is.
+    let repo = spawn_from(&sb, &dir, &["vec"]);
+    assert_eq!(fs::read_to_string(repo.join("README.md")).unwrap(), "# vec\n");
+    assert_eq!(
+        fs::read_to_string(repo.join("LICENSE")).unwrap(),
+        "# {{ name }}\n"
+    );
+}
