@@ -938,12 +938,26 @@ mod tests {
         };
         let port = key("port");
         assert!(port.check("8080").is_ok());
-        for bad in ["80", "0", "65536", "08080", "http", "+8000"] {
+        for bad in [
+            "80",
+            "0",
+            "65536",
+            "08080",
+            "http",
+            "+8000",
+            "-8000",
+            " 8000",
+            "8000 ",
+            "８０００",
+            "",
+        ] {
             assert!(port.check(bad).is_err(), "{bad}");
         }
         let py = key("python_version");
         assert!(py.check("3.12").is_ok());
-        for bad in ["3.9", "3", "3.012", "2.7", "3.12.1", "3.+12"] {
+        for bad in [
+            "3.9", "3", "3.012", "2.7", "3.12.1", "3.+12", "3.١٢", "3.1 ",
+        ] {
             assert!(py.check(bad).is_err(), "{bad}");
         }
         let version = key("version");

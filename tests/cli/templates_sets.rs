@@ -819,7 +819,10 @@ fn the_digest_test_vector_matches_the_independent_script() {
     // Spawning follows the link inside the set; without `.j2` in its own
     // name, the file it names is copied as is.
     let repo = spawn_from(&sb, &dir, &["vec"]);
-    assert_eq!(fs::read_to_string(repo.join("README.md")).unwrap(), "# vec\n");
+    assert_eq!(
+        fs::read_to_string(repo.join("README.md")).unwrap(),
+        "# vec\n"
+    );
     assert_eq!(
         fs::read_to_string(repo.join("LICENSE")).unwrap(),
         "# {{ name }}\n"
