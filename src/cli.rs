@@ -37,6 +37,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "SOURCE_DATE_EPOCH",
         "fixes the date in generated files, receipts and the commit",
     ),
+    (
+        "SPAWN_ELITE_TEMPLATES",
+        "a template set on disk to spawn from, as --templates DIR",
+    ),
 ];
 
 /// Shown by `-h`.
@@ -112,7 +116,7 @@ pub enum Command {
     },
     /// Verify signed callbacks and log their receipts (a small registry)
     Receive(ReceiveArgs),
-    /// Inspect the templates embedded in this binary
+    /// List, export and check template sets (the embedded one, or your own)
     Templates {
         #[command(subcommand)]
         action: TemplatesAction,
@@ -232,8 +236,30 @@ pub enum LedgerAction {
 
 #[derive(Debug, Subcommand)]
 pub enum TemplatesAction {
-    /// List every embedded template with the type(s) it belongs to
-    List,
+    /// Show a set's types, keys and every template with the type(s) it belongs to
+    List {
+        /// The set to list [default: the embedded set]
+        #[arg(long, value_name = "DIR", env = "SPAWN_ELITE_TEMPLATES")]
+        templates: Option<PathBuf>,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the embedded set, manifest included, as plain files: the start of your own
+    Export {
+        /// Where to write it; must be empty or new unless --force
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Write into a non-empty DIR, replacing files of the same name
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a set: its manifest, and every type rendered with and without elite
+    Check {
+        /// The set's folder (holding spawn-elite.toml)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Options shared by `spawn-elite NAME` and `spawn-elite new NAME`.
@@ -267,13 +293,29 @@ pub struct SpawnArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
-    /// Set a template value (repeatable): description, org, python_version, port, version
+    /// Set a template value (repeatable): description, org, python_version, port, version, or a key of --templates
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 
     /// Do not record the spawn in the local ledger ($XDG_DATA_HOME/spawn-elite/ledger.jsonl)
     #[arg(long)]
     pub no_ledger: bool,
+
+    /// Spawn from the template set in DIR instead of the embedded one
+    #[arg(long, value_name = "DIR", env = "SPAWN_ELITE_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+
+    /// Refuse to spawn unless the template set's digest is HEX (`templates list --json` prints it)
+    #[arg(long, value_name = "HEX")]
+    pub templates_digest: Option<String>,
+
+    /// Read template values from FILE (TOML or JSON, KEY = VALUE); --set wins over it
+    #[arg(long, value_name = "FILE")]
+    pub values: Option<PathBuf>,
+
+    /// Replay the type, elite flag, template set and values a receipt records, with a new NAME
+    #[arg(long, value_name = "RECEIPT")]
+    pub from_receipt: Option<PathBuf>,
 
     #[command(flatten)]
     pub callback: CallbackArgs,

@@ -24,9 +24,13 @@ use crate::error::ExitCode;
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::New { name, kind, spawn }) => spawn::run(&name, kind.as_deref(), &spawn),
-        Some(Command::Templates {
-            action: TemplatesAction::List,
-        }) => templates::list(),
+        Some(Command::Templates { action }) => match action {
+            TemplatesAction::List { templates, json } => {
+                templates::list(templates.as_deref(), json)
+            }
+            TemplatesAction::Export { dir, force } => templates::export(&dir, force),
+            TemplatesAction::Check { dir } => templates::check(&dir),
+        },
         Some(Command::Verify {
             dir,
             receipt,

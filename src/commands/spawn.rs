@@ -20,6 +20,10 @@ pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode>
         quiet: args.quiet,
         no_ledger: args.no_ledger,
         set: args.set.clone(),
+        templates: args.templates.clone().filter(|p| !p.as_os_str().is_empty()),
+        templates_digest: args.templates_digest.clone(),
+        values: args.values.clone(),
+        from_receipt: args.from_receipt.clone(),
     };
     let config = SpawnConfig::from_request(&request)?;
     for warning in &config.warnings {

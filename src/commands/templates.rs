@@ -1,16 +1,221 @@
-//! `spawn-elite templates list`: every embedded template and the spawns
-//! that include it.
+//! `spawn-elite templates list|export|check`: what a template set holds,
+//! the embedded set written out as the start of your own, and a set checked
+//! before anyone spawns from it.
+
+use std::path::Path;
 
 use anyhow::Result;
+use serde_json::json;
 
-use crate::error::ExitCode;
-use crate::templates;
+use crate::error::{ExitCode, fail, fail_with};
+use crate::fsutil::{self, WriteOptions};
+use crate::templates::manifest::Check;
+use crate::templates::{self, TemplateSet};
 
-pub fn list() -> Result<ExitCode> {
-    let rows = templates::catalogue();
+/// The set `--templates` names (empty means none), else the embedded one;
+/// unlike a spawn, a set with problems is still listed.
+fn load_for_listing(dir: Option<&Path>) -> Result<TemplateSet> {
+    match dir.filter(|d| !d.as_os_str().is_empty()) {
+        None => TemplateSet::embedded(),
+        Some(dir) => TemplateSet::from_dir(dir).map_err(|problems| {
+            let first = problems.first().map(ToString::to_string).unwrap_or_default();
+            fail(
+                ExitCode::Usage,
+                format!(
+                    "template set {}: {first}; `spawn-elite templates check {}` lists every problem",
+                    dir.display(),
+                    dir.display()
+                ),
+            )
+        }),
+    }
+}
+
+pub fn list(dir: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let set = load_for_listing(dir)?;
+    let m = &set.manifest;
+    let rows = set.catalogue();
+    if json {
+        let types: Vec<_> = m
+            .types
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "description": t.description,
+                    "layers": t.layers.iter().map(|(l, _)| l).collect::<Vec<_>>(),
+                    "elite": t.elite.iter().map(|(l, _)| l).collect::<Vec<_>>(),
+                    "overrides": t.overrides,
+                    "next_steps": t.next_steps,
+                    "elite_next_steps": t.elite_next_steps,
+                })
+            })
+            .collect();
+        let keys: Vec<_> = m
+            .keys
+            .iter()
+            .map(|k| {
+                let rules: Vec<_> = k
+                    .rules
+                    .iter()
+                    .map(|r| match &r.check {
+                        Check::Pattern(re) => {
+                            json!({"pattern": pattern_text(re.as_str()), "message": r.message})
+                        }
+                        Check::Choices(c) => json!({"choices": c, "message": r.message}),
+                        Check::Range(lo, hi) => json!({"range": [lo, hi], "message": r.message}),
+                    })
+                    .collect();
+                json!({
+                    "name": k.name,
+                    "description": k.description,
+                    "default": k.default,
+                    "defaults": k.defaults,
+                    "types": k.types,
+                    "rules": rules,
+                })
+            })
+            .collect();
+        let files: Vec<_> = rows
+            .iter()
+            .map(|(path, spawns)| json!({"path": path, "spawns": spawns}))
+            .collect();
+        let out = json!({
+            "source": set.source.as_str(),
+            "name": m.name,
+            "version": m.version,
+            "digest": set.digest(),
+            "default_type": m.default_type,
+            "executable": m.files.executable,
+            "types": types,
+            "keys": keys,
+            "files": files,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::Success);
+    }
+    println!(
+        "# set {} {} ({}), digest {}",
+        m.name,
+        m.version,
+        set.source.as_str(),
+        set.digest()
+    );
+    println!("# types (default {}):", m.default_type);
+    for t in &m.types {
+        println!("#   {:<12} {}", t.name, t.description);
+    }
+    println!("# keys (--set KEY=VALUE):");
+    for k in &m.keys {
+        let only = k
+            .types
+            .as_ref()
+            .map(|t| format!(" [{}]", t.join(", ")))
+            .unwrap_or_default();
+        println!(
+            "#   {:<16} default {:?}{only}: {}",
+            k.name, k.default, k.description
+        );
+    }
+    println!("# files:");
     let width = rows.iter().map(|(path, _)| path.len()).max().unwrap_or(0);
     for (path, kinds) in &rows {
         println!("{path:width$}  {}", kinds.join(", "));
     }
+    Ok(ExitCode::Success)
+}
+
+/// A key's pattern as the manifest wrote it, without the anchors added to it.
+fn pattern_text(anchored: &str) -> &str {
+    anchored
+        .strip_prefix(r"\A(?:")
+        .and_then(|p| p.strip_suffix(r")\z"))
+        .unwrap_or(anchored)
+}
+
+pub fn export(dir: &Path, force: bool) -> Result<ExitCode> {
+    let io = |what: &Path, e: std::io::Error| {
+        let message = format!(
+            "cannot write {}: {e}; check the directory is writable",
+            what.display()
+        );
+        fail_with(ExitCode::Io, message, e)
+    };
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() && !force {
+                return Err(fail(
+                    ExitCode::Usage,
+                    format!(
+                        "{} is not empty; export into a new or empty directory, or pass --force to write the set's files over what is there",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(fail(
+                ExitCode::Usage,
+                format!(
+                    "{} is a file, not a directory; name a new or empty directory",
+                    dir.display()
+                ),
+            ));
+        }
+        Err(e) => return Err(io(dir, e)),
+    }
+    let files = templates::embedded_files();
+    for (path, bytes) in &files {
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        fsutil::write_atomic(&target, bytes, WriteOptions::DATA).map_err(|e| io(&target, e))?;
+    }
+    let set = TemplateSet::embedded()?;
+    println!(
+        "Exported template set {} {} ({} files) to {}",
+        set.manifest.name,
+        set.manifest.version,
+        files.len(),
+        dir.display()
+    );
+    println!("  digest {}", set.digest());
+    println!(
+        "  edit it, then: spawn-elite templates check {0} && spawn-elite NAME --templates {0}",
+        dir.display()
+    );
+    Ok(ExitCode::Success)
+}
+
+pub fn check(dir: &Path) -> Result<ExitCode> {
+    let set = match TemplateSet::from_dir(dir) {
+        Ok(set) => set,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            return Ok(ExitCode::Usage);
+        }
+    };
+    let problems = set.check();
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        return Ok(ExitCode::Usage);
+    }
+    let m = &set.manifest;
+    println!(
+        "ok: template set {} {} in {}: {} types each rendered with and without elite, {} keys, {} files; digest {}",
+        m.name,
+        m.version,
+        dir.display(),
+        m.types.len(),
+        m.keys.len(),
+        set.file_paths().len(),
+        set.digest()
+    );
     Ok(ExitCode::Success)
 }

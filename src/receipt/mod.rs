@@ -19,7 +19,12 @@ pub mod scan;
 use merkle::{Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
 pub use scan::RECEIPT_PATH;
 
+/// A receipt without a `spawn` section: the same in both versions, so it is
+/// written as v1, which every release reads.
 pub const FORMAT: &str = "spawn-elite.receipt/v1";
+/// A receipt of a spawn: v2 records the template set in `spawn.templates`
+/// where v1 had `spawn.template_digest`. Both are read.
+pub const FORMAT_V2: &str = "spawn-elite.receipt/v2";
 const FORMAT_FAMILY: &str = "spawn-elite.receipt/";
 
 /// What a spawn was asked for; absent when a receipt describes an arbitrary
@@ -33,10 +38,25 @@ pub struct SpawnInfo {
     /// Every template value the spawn used, keyed by its `--set` name: the
     /// `--set` value, else the default, so the spawn can be repeated.
     pub options: BTreeMap<String, String>,
-    /// Digest of the embedded template set, so two binaries that generate
-    /// different trees can be told apart.
-    pub template_digest: String,
+    /// v1 only: digest of the embedded templates of the binary that spawned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_digest: Option<String>,
+    /// v2: the template set the spawn used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<TemplatesInfo>,
     pub elite: bool,
+}
+
+/// The template set a spawn used (receipt v2): where it came from, its
+/// manifest's name and version, and its digest (docs/TEMPLATES.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesInfo {
+    /// `embedded` or `dir`.
+    pub source: String,
+    pub name: String,
+    pub version: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +131,7 @@ impl Receipt {
             })
             .collect::<Vec<_>>();
         Ok(Receipt {
-            format: FORMAT.to_owned(),
+            format: if spawn.is_some() { FORMAT_V2 } else { FORMAT }.to_owned(),
             tool: Tool {
                 name: env!("CARGO_PKG_NAME").to_owned(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -184,10 +204,10 @@ impl Receipt {
             ))
         })?;
         match value.get("format").and_then(|f| f.as_str()) {
-            Some(FORMAT) => {}
+            Some(FORMAT | FORMAT_V2) => {}
             Some(other) if other.starts_with(FORMAT_FAMILY) => {
                 return Err(invalid(format!(
-                    "has format {other:?}, but this spawn-elite reads only {FORMAT:?}; use a matching spawn-elite version"
+                    "has format {other:?}, but this spawn-elite reads only {FORMAT:?} and {FORMAT_V2:?}; use a matching spawn-elite version"
                 )));
             }
             Some(other) => {
@@ -220,6 +240,32 @@ impl Receipt {
                 "has created {:?}, which is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z",
                 self.created
             )));
+        }
+        if let Some(spawn) = &self.spawn {
+            let v2 = self.format == FORMAT_V2;
+            match (&spawn.template_digest, &spawn.templates) {
+                (Some(_), None) if !v2 => {}
+                (None, Some(t)) if v2 => {
+                    if t.source != "embedded" && t.source != "dir" {
+                        return Err(invalid(format!(
+                            "has spawn.templates.source {:?}; only \"embedded\" and \"dir\" exist",
+                            t.source
+                        )));
+                    }
+                }
+                _ if v2 => {
+                    return Err(invalid(
+                        "is malformed: a v2 spawn section has templates and no template_digest"
+                            .into(),
+                    ));
+                }
+                _ => {
+                    return Err(invalid(
+                        "is malformed: a v1 spawn section has template_digest and no templates"
+                            .into(),
+                    ));
+                }
+            }
         }
         let root = parse_hash(&self.merkle_root).ok_or_else(|| {
             invalid("has a merkle_root that is not 64 lowercase hex digits".into())
@@ -430,7 +476,13 @@ mod tests {
             name: "my-svc".into(),
             kind: "service".into(),
             options: BTreeMap::from([("port".into(), "8000".into())]),
-            template_digest: "d".into(),
+            template_digest: None,
+            templates: Some(TemplatesInfo {
+                source: "dir".into(),
+                name: "acme".into(),
+                version: "2".into(),
+                digest: "d".into(),
+            }),
             elite: true,
         };
         let r = Receipt::of_tree(dir.path(), Some(spawn), jiff::Timestamp::UNIX_EPOCH)?;
@@ -438,6 +490,9 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&bytes)?;
         assert_eq!(v["spawn"]["type"], "service");
         assert_eq!(v["spawn"]["options"]["port"], "8000");
+        assert_eq!(v["format"], FORMAT_V2);
+        assert_eq!(v["spawn"]["templates"]["source"], "dir");
+        assert!(v["spawn"].get("template_digest").is_none());
         assert_eq!(v["created"], "1970-01-01T00:00:00Z");
         assert_eq!(Receipt::parse(&bytes, "t")?, r);
         Ok(())

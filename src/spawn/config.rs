@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::Result;
 
 use crate::error::{ExitCode, fail};
-use crate::templates::Kind;
+use crate::receipt::{Receipt, SpawnInfo};
+use crate::templates::TemplateSet;
 
 /// One spawn as the user asked for it, before any check: what the command
 /// layer hands the engine.
@@ -27,55 +30,24 @@ pub struct Request {
     pub no_ledger: bool,
     /// `--set KEY=VALUE`, as typed.
     pub set: Vec<String>,
+    /// `--templates DIR` (or `SPAWN_ELITE_TEMPLATES`): a set on disk.
+    pub templates: Option<PathBuf>,
+    /// `--templates-digest HEX`: the digest the set must have.
+    pub templates_digest: Option<String>,
+    /// `--values FILE`: keys from a TOML or JSON file.
+    pub values: Option<PathBuf>,
+    /// `--from-receipt FILE`: replay another spawn.
+    pub from_receipt: Option<PathBuf>,
 }
-
-/// One `--set` key: its default and the check its value must pass.
-struct SetKey {
-    key: &'static str,
-    default: &'static str,
-    check: fn(&str) -> Result<(), &'static str>,
-    /// The types whose files use the value.
-    kinds: &'static [Kind],
-}
-
-const SET_KEYS: &[SetKey] = &[
-    SetKey {
-        key: "description",
-        default: "",
-        check: check_description,
-        kinds: &Kind::ALL,
-    },
-    SetKey {
-        key: "org",
-        default: "vaultmesh",
-        check: check_org,
-        kinds: &Kind::ALL,
-    },
-    SetKey {
-        key: "python_version",
-        default: "3.12",
-        check: check_python_version,
-        kinds: &[Kind::Service],
-    },
-    SetKey {
-        key: "port",
-        default: "8000",
-        check: check_port,
-        kinds: &[Kind::Service],
-    },
-    SetKey {
-        key: "version",
-        default: "0.1.0",
-        check: check_version,
-        kinds: &Kind::ALL,
-    },
-];
 
 /// Everything one spawn needs, already validated.
 #[derive(Debug, Clone)]
 pub struct SpawnConfig {
     pub name: String,
-    pub kind: Kind,
+    /// The type's name, one the set declares.
+    pub kind: String,
+    /// The template set, loaded and checked.
+    pub set: Arc<TemplateSet>,
     /// Parent directory of the repository; created if missing.
     pub base: PathBuf,
     /// `base/name`.
@@ -86,7 +58,8 @@ pub struct SpawnConfig {
     pub json: bool,
     pub quiet: bool,
     pub ledger: bool,
-    /// Template values after defaults and `--set`, keyed by `--set` name.
+    /// Template values after defaults, a replayed receipt, `--values` and
+    /// `--set`, keyed by key name.
     pub values: BTreeMap<String, String>,
     /// Things the user typed that are allowed but probably not meant.
     pub warnings: Vec<String>,
@@ -100,6 +73,28 @@ impl SpawnConfig {
     pub fn from_request(args: &Request) -> Result<SpawnConfig> {
         let name = args.name.as_str();
         validate_name(name)?;
+        let replay = match &args.from_receipt {
+            Some(path) => Some(replayed(path)?),
+            None => None,
+        };
+        let recorded = replay.as_ref().and_then(|(_, s)| s.templates.as_ref());
+        if let Some(t) = recorded
+            && t.source == "dir"
+            && args.templates.is_none()
+        {
+            return Err(fail(
+                ExitCode::Usage,
+                format!(
+                    "receipt {} was spawned from template set {} {} on disk (digest {}); pass that set with --templates DIR",
+                    shown_path(args.from_receipt.as_deref()),
+                    t.name,
+                    t.version,
+                    t.digest
+                ),
+            ));
+        }
+        let set = TemplateSet::open(args.templates.as_deref())?;
+        check_pin(&set, args, recorded.map(|t| t.digest.as_str()))?;
         let kind = match (args.kind.as_deref(), args.type_option.as_deref()) {
             (Some(a), Some(b)) if a != b => {
                 return Err(fail(
@@ -107,18 +102,31 @@ impl SpawnConfig {
                     format!("the type is given twice, as '{a}' and as --type '{b}'; give it once"),
                 ));
             }
-            (Some(kind), _) | (None, Some(kind)) => Kind::parse(kind)?,
-            (None, None) => Kind::Service,
+            (Some(kind), _) | (None, Some(kind)) => kind.to_owned(),
+            (None, None) => match &replay {
+                Some((_, spawn)) => spawn.kind.clone(),
+                None => set.manifest.default_type.clone(),
+            },
         };
-        let (values, warnings) = resolve_values(kind, &args.set)?;
+        set.type_spec(&kind)?;
+        let mut values = defaults(&set, &kind);
+        if let Some((path, spawn)) = &replay {
+            replay_values(&set, path, spawn, &mut values)?;
+        }
+        if let Some(file) = &args.values {
+            file_values(&set, file, &mut values)?;
+        }
+        let warnings = resolve_sets(&set, &kind, &args.set, &mut values)?;
         let base = absolute(&base_dir(args.out_dir.as_deref())?)?;
         let target = base.join(name);
+        let recorded_elite = replay.as_ref().is_none_or(|(_, s)| s.elite);
         Ok(SpawnConfig {
             name: name.to_owned(),
             kind,
+            set: Arc::new(set),
             base,
             target,
-            elite: !args.no_elite,
+            elite: !args.no_elite && recorded_elite,
             git: !args.no_git,
             dry_run: args.dry_run,
             json: args.json,
@@ -129,6 +137,63 @@ impl SpawnConfig {
             now: now()?,
         })
     }
+}
+
+fn shown_path(path: Option<&Path>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+/// The spawn section of the receipt `--from-receipt` names.
+fn replayed(path: &Path) -> Result<(PathBuf, SpawnInfo)> {
+    let receipt = Receipt::read(path)?;
+    match receipt.spawn {
+        Some(spawn) => Ok((path.to_path_buf(), spawn)),
+        None => Err(fail(
+            ExitCode::Usage,
+            format!(
+                "receipt {} records no spawn (`spawn-elite receipt` made it); pass the .spawn-elite/receipt.json of a spawned repository",
+                path.display()
+            ),
+        )),
+    }
+}
+
+/// `--templates-digest`, else the digest a replayed receipt records: the
+/// set must have it, or nothing is spawned.
+fn check_pin(set: &TemplateSet, args: &Request, recorded: Option<&str>) -> Result<()> {
+    let (pin, why) = match (&args.templates_digest, recorded) {
+        (Some(pin), _) => (pin.as_str(), "--templates-digest requires".to_owned()),
+        (None, Some(d)) => (
+            d,
+            format!(
+                "receipt {} records; pass the set it was spawned from, or --templates-digest {} to accept this one",
+                shown_path(args.from_receipt.as_deref()),
+                set.digest()
+            ),
+        ),
+        (None, None) => return Ok(()),
+    };
+    if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(fail(
+            ExitCode::Usage,
+            format!(
+                "--templates-digest {} is not 64 hex digits; `spawn-elite templates list --json` prints a set's digest",
+                shown(pin)
+            ),
+        ));
+    }
+    if !pin.eq_ignore_ascii_case(set.digest()) {
+        return Err(fail(
+            ExitCode::Usage,
+            format!(
+                "template set {} has digest {}, not {} as {why}; nothing was created",
+                set.shown,
+                set.digest(),
+                pin.to_ascii_lowercase()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The name becomes a directory, a Kubernetes object name and a Docker image
@@ -175,42 +240,172 @@ fn shown(value: &str) -> String {
     }
 }
 
-fn resolve_values(kind: Kind, sets: &[String]) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+/// Every key of the set with its default for `kind`.
+fn defaults(set: &TemplateSet, kind: &str) -> BTreeMap<String, String> {
+    set.manifest
+        .keys
+        .iter()
+        .map(|k| {
+            let value = k.default_for(kind).unwrap_or_else(|_| k.default.clone());
+            (k.name.clone(), value)
+        })
+        .collect()
+}
+
+fn valid_keys(set: &TemplateSet) -> String {
+    set.manifest
+        .keys
+        .iter()
+        .map(|k| k.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The values a replayed receipt records, checked against today's set.
+fn replay_values(
+    set: &TemplateSet,
+    path: &Path,
+    spawn: &SpawnInfo,
+    values: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    for (key, value) in &spawn.options {
+        let Some(spec) = set.manifest.keys.iter().find(|k| &k.name == key) else {
+            return Err(fail(
+                ExitCode::Usage,
+                format!(
+                    "receipt {} records key {}, which template set {} does not declare (valid keys are {}); pass the set it was spawned from with --templates",
+                    path.display(),
+                    shown(key),
+                    set.manifest.name,
+                    valid_keys(set)
+                ),
+            ));
+        };
+        spec.check(value).map_err(|rule| {
+            fail(
+                ExitCode::Usage,
+                format!(
+                    "invalid {key}={} recorded in receipt {}: {rule}",
+                    shown(value),
+                    path.display()
+                ),
+            )
+        })?;
+        values.insert(key.clone(), value.clone());
+    }
+    Ok(())
+}
+
+/// `--values FILE`: a TOML table or JSON object of keys to strings (whole
+/// numbers are taken as their digits).
+fn file_values(
+    set: &TemplateSet,
+    file: &Path,
+    values: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    let shown_file = file.display();
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        fail(
+            ExitCode::Usage,
+            format!(
+                "cannot read --values {shown_file}: {e}; pass a TOML or JSON file of KEY = VALUE"
+            ),
+        )
+    })?;
+    let is_json = file.extension().is_some_and(|e| e == "json");
+    let table: serde_json::Map<String, serde_json::Value> = if is_json {
+        serde_json::from_str(&text).map_err(|e| {
+            fail(
+                ExitCode::Usage,
+                format!("--values {shown_file} is not a JSON object of keys: {e}"),
+            )
+        })?
+    } else {
+        let parsed: toml::Table = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map_or(1, |s| crate::templates::manifest::line_of(&text, s.start));
+            fail(
+                ExitCode::Usage,
+                format!(
+                    "{shown_file}:{line}: --values is not valid TOML: {}; write KEY = \"VALUE\" lines (or pass a .json file)",
+                    e.message().trim_end().replace('\n', " ")
+                ),
+            )
+        })?;
+        serde_json::to_value(parsed)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+    };
+    for (key, value) in table {
+        let Some(spec) = set.manifest.keys.iter().find(|k| k.name == key) else {
+            return Err(fail(
+                ExitCode::Usage,
+                format!(
+                    "unknown key {} in --values {shown_file}: valid keys are {}",
+                    shown(&key),
+                    valid_keys(set)
+                ),
+            ));
+        };
+        let value = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            _ => {
+                return Err(fail(
+                    ExitCode::Usage,
+                    format!(
+                        "{key} in --values {shown_file} is not a string or a whole number; quote it"
+                    ),
+                ));
+            }
+        };
+        spec.check(&value).map_err(|rule| {
+            fail(
+                ExitCode::Usage,
+                format!(
+                    "invalid {key}={} in --values {shown_file}: {rule}",
+                    shown(&value)
+                ),
+            )
+        })?;
+        values.insert(key, value);
+    }
+    Ok(())
+}
+
+/// `--set KEY=VALUE`, each checked by its key's rules; returns warnings.
+fn resolve_sets(
+    set: &TemplateSet,
+    kind: &str,
+    sets: &[String],
+    values: &mut BTreeMap<String, String>,
+) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
-    let mut values: BTreeMap<String, String> = SET_KEYS
-        .iter()
-        .map(|k| (k.key.to_owned(), k.default.to_owned()))
-        .collect();
-    let valid_keys = || {
-        SET_KEYS
-            .iter()
-            .map(|k| k.key)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    for set in sets {
-        let Some((key, value)) = set.split_once('=') else {
+    for item in sets {
+        let Some((key, value)) = item.split_once('=') else {
             return Err(fail(
                 ExitCode::Usage,
                 format!(
                     "--set {} has no '=': write --set KEY=VALUE with KEY one of {}",
-                    shown(set),
-                    valid_keys()
+                    shown(item),
+                    valid_keys(set)
                 ),
             ));
         };
-        let Some(spec) = SET_KEYS.iter().find(|k| k.key == key) else {
+        let Some(spec) = set.manifest.keys.iter().find(|k| k.name == key) else {
             return Err(fail(
                 ExitCode::Usage,
                 format!(
                     "unknown --set key {}: valid keys are {}",
                     shown(key),
-                    valid_keys()
+                    valid_keys(set)
                 ),
             ));
         };
-        (spec.check)(value).map_err(|rule| {
+        spec.check(value).map_err(|rule| {
             fail(
                 ExitCode::Usage,
                 format!("invalid --set {key}={}: {rule}", shown(value)),
@@ -222,79 +417,13 @@ fn resolve_values(kind: Kind, sets: &[String]) -> Result<(BTreeMap<String, Strin
                 shown(value)
             ));
         }
-        seen.push(spec.key);
-        if !spec.kinds.contains(&kind) {
-            warnings.push(format!(
-                "--set {key} has no effect on a {} repository",
-                kind.as_str()
-            ));
+        seen.push(key);
+        if !spec.applies_to(kind) {
+            warnings.push(format!("--set {key} has no effect on a {kind} repository"));
         }
         values.insert(key.to_owned(), value.to_owned());
     }
-    if values["description"].is_empty() {
-        values.insert(
-            "description".to_owned(),
-            format!("A VaultMesh {}.", kind.as_str()),
-        );
-    }
-    Ok((values, warnings))
-}
-
-fn check_description(value: &str) -> Result<(), &'static str> {
-    if value.is_empty() || value.chars().count() > 200 {
-        return Err("the description must be 1-200 characters");
-    }
-    if value.chars().any(char::is_control) {
-        return Err("the description must be one line without control characters");
-    }
-    Ok(())
-}
-
-fn check_org(value: &str) -> Result<(), &'static str> {
-    let ok = (1..=39).contains(&value.len())
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(
-            "an org must be 1-39 letters, digits or '-', not starting or ending with '-' (a GitHub organisation name)",
-        )
-    }
-}
-
-fn check_python_version(value: &str) -> Result<(), &'static str> {
-    const RULE: &str = "use a Python version of the form 3.N with N from 10 to 14 (e.g. 3.12)";
-    let minor = value.strip_prefix("3.").ok_or(RULE)?;
-    match minor.parse::<u8>() {
-        Ok(10..=14) if !minor.starts_with('0') => Ok(()),
-        _ => Err(RULE),
-    }
-}
-
-fn check_port(value: &str) -> Result<(), &'static str> {
-    const RULE: &str = "use a port from 1024 to 65535 (the container runs as a non-root user, which cannot bind lower ports)";
-    match value.parse::<u16>() {
-        Ok(port) if port >= 1024 && !value.starts_with('0') => Ok(()),
-        _ => Err(RULE),
-    }
-}
-
-fn check_version(value: &str) -> Result<(), &'static str> {
-    const RULE: &str = "use a version of the form MAJOR.MINOR.PATCH with plain numbers (e.g. 0.1.0); it becomes the image tag";
-    let parts: Vec<&str> = value.split('.').collect();
-    let numeric = |p: &&str| {
-        !p.is_empty()
-            && p.len() <= 9
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && (p.len() == 1 || !p.starts_with('0'))
-    };
-    if parts.len() == 3 && parts.iter().all(numeric) {
-        Ok(())
-    } else {
-        Err(RULE)
-    }
+    Ok(warnings)
 }
 
 /// `--out-dir`, else `$VAULTMESH_REPOS`, else `$HOME/repos` (the old scripts' default).
@@ -377,24 +506,5 @@ mod tests {
         ] {
             assert!(validate_name(bad).is_err(), "{bad} should be refused");
         }
-    }
-
-    #[test]
-    fn set_values_are_checked() {
-        assert!(check_port("8080").is_ok());
-        for bad in ["80", "0", "65536", "08080", "http"] {
-            assert!(check_port(bad).is_err(), "{bad}");
-        }
-        assert!(check_python_version("3.12").is_ok());
-        for bad in ["3.9", "3", "3.012", "2.7", "3.12.1"] {
-            assert!(check_python_version(bad).is_err(), "{bad}");
-        }
-        assert!(check_version("1.20.3").is_ok());
-        for bad in ["1.2", "v1.2.3", "1.2.3-rc1", "01.2.3"] {
-            assert!(check_version(bad).is_err(), "{bad}");
-        }
-        assert!(check_org("Acme-Corp").is_ok());
-        assert!(check_org("acme/corp").is_err());
-        assert!(check_description("line one\nline two").is_err());
     }
 }

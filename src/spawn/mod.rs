@@ -19,8 +19,8 @@ use crate::callback::{self, CallbackOptions};
 use crate::error::ExitCode;
 use crate::interrupt;
 use crate::ledger;
-use crate::receipt::{RECEIPT_PATH, Receipt, SpawnInfo};
-use crate::templates::{self, PlannedFile};
+use crate::receipt::{RECEIPT_PATH, Receipt, SpawnInfo, TemplatesInfo};
+use crate::templates::PlannedFile;
 use config::SpawnConfig;
 use git::GitOutcome;
 use report::Report;
@@ -131,9 +131,15 @@ fn preview_receipt(config: &SpawnConfig, files: &[PlannedFile]) -> Result<Receip
 fn spawn_info(config: &SpawnConfig) -> SpawnInfo {
     SpawnInfo {
         name: config.name.clone(),
-        kind: config.kind.as_str().to_owned(),
+        kind: config.kind.clone(),
         options: config.values.clone(),
-        template_digest: templates::digest(),
+        template_digest: None,
+        templates: Some(TemplatesInfo {
+            source: config.set.source.as_str().to_owned(),
+            name: config.set.manifest.name.clone(),
+            version: config.set.manifest.version.clone(),
+            digest: config.set.digest().to_owned(),
+        }),
         elite: config.elite,
     }
 }

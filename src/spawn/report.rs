@@ -42,7 +42,7 @@ pub fn plan(config: &SpawnConfig, files: &[PlannedFile]) {
     if config.json {
         print_json(&json!({
             "name": config.name,
-            "type": config.kind.as_str(),
+            "type": config.kind,
             "path": config.target,
             "dry_run": true,
             "files": files_json(files),
@@ -52,7 +52,7 @@ pub fn plan(config: &SpawnConfig, files: &[PlannedFile]) {
     let total: usize = files.iter().map(|f| f.contents.len()).sum();
     println!(
         "Would create {} repository {} at {} ({} files, {} bytes); nothing was written:",
-        config.kind.as_str(),
+        config.kind,
         config.name,
         config.target.display(),
         files.len(),
@@ -87,7 +87,7 @@ pub fn summary(config: &SpawnConfig, report: &Report<'_>) {
     if config.json {
         print_json(&json!({
             "name": config.name,
-            "type": config.kind.as_str(),
+            "type": config.kind,
             "path": spawned.path,
             "elite": config.elite,
             "commit": commit,
@@ -106,7 +106,7 @@ pub fn summary(config: &SpawnConfig, report: &Report<'_>) {
     }
     println!(
         "Created {} repository {} at {}",
-        config.kind.as_str(),
+        config.kind,
         config.name,
         spawned.path.display()
     );
@@ -125,7 +125,13 @@ pub fn summary(config: &SpawnConfig, report: &Report<'_>) {
     println!();
     println!("Next steps:");
     println!("  cd {}", spawned.path.display());
-    for step in config.kind.next_steps(config.elite) {
+    let steps = config
+        .set
+        .manifest
+        .type_spec(&config.kind)
+        .map(|t| t.next_steps(config.elite))
+        .unwrap_or_default();
+    for step in steps {
         println!("  {step}");
     }
 }

@@ -18,3 +18,4 @@ mod reliability_callback;
 mod reliability_store;
 mod snapshots;
 mod spawn;
+mod templates_sets;

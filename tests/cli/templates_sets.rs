@@ -1,0 +1,830 @@
+//! Template sets as an organisation uses them: export the embedded set,
+//! change it, check it, spawn from it, pin it; sets that extend the
+//! embedded one; broken sets, each reported with file:line; values from a
+//! file or a replayed receipt; and key rules that hold for any manifest.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::{Sandbox, tree};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).expect("JSON")
+}
+
+fn receipt_of(repo: &Path) -> Value {
+    json_of(&fs::read_to_string(repo.join(".spawn-elite/receipt.json")).expect("receipt"))
+}
+
+/// `templates list --json` of a set (None: the embedded one).
+fn listing(sb: &Sandbox, dir: Option<&Path>) -> Value {
+    let mut args = vec!["templates", "list", "--json"];
+    if let Some(dir) = dir {
+        args.extend(["--templates", s(dir)]);
+    }
+    let out = sb.run(&args);
+    assert!(out.success(), "{}", out.stderr);
+    json_of(&out.stdout)
+}
+
+fn export(sb: &Sandbox, name: &str) -> PathBuf {
+    let dir = sb.path().join(name);
+    let out = sb.run(["templates", "export", s(&dir)]);
+    assert!(out.success(), "{}", out.stderr);
+    dir
+}
+
+fn spawn_from(sb: &Sandbox, set: &Path, args: &[&str]) -> PathBuf {
+    let mut all = args.to_vec();
+    all.extend(["--templates", s(set), "--no-git", "--no-ledger"]);
+    sb.spawn(&all)
+}
+
+/// Append `text` to the file at `path`.
+fn append(path: &Path, text: &str) {
+    let mut old = fs::read_to_string(path).expect("read");
+    old.push_str(text);
+    fs::write(path, old).expect("write");
+}
+
+const WORKER_TYPE: &str = r#"
+[[types]]
+name = "worker"
+description = "a queue worker"
+layers = ["base", "worker"]
+elite = ["elite/worker"]
+next_steps = ["make run   # start the worker"]
+
+[[keys]]
+name = "queue"
+description = "the queue the worker reads"
+default = "jobs"
+types = ["worker"]
+rules = [{ pattern = '[a-z][a-z0-9-]{0,30}', message = "a queue name is a lowercase letter, then up to 30 lowercase letters, digits or '-'" }]
+"#;
+
+fn add_worker(set: &Path) {
+    append(&set.join("spawn-elite.toml"), WORKER_TYPE);
+    fs::create_dir_all(set.join("worker")).unwrap();
+    fs::write(
+        set.join("worker/worker.py.j2"),
+        "QUEUE = {{ queue | tojson }}\nNAME = {{ name | tojson }}\n",
+    )
+    .unwrap();
+    fs::create_dir_all(set.join("elite/worker/.github/workflows")).unwrap();
+    fs::write(
+        set.join("elite/worker/.github/workflows/ci.yml"),
+        "name: ci\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_exported_set_edited_checked_and_spawned_shows_every_change() {
+    let sb = Sandbox::new();
+    let set = export(&sb, "acme-set");
+    // The export is the embedded set, byte for byte: same digest, and the
+    // digest is the Merkle root a receipt of the folder gives.
+    let embedded = listing(&sb, None);
+    assert_eq!(listing(&sb, Some(&set))["digest"], embedded["digest"]);
+    let receipt = json_of(&sb.run(["receipt", s(&set)]).stdout);
+    assert_eq!(receipt["merkle_root"], embedded["digest"]);
+
+    // Edit a file, remove a file, rename the set, add a type and a key.
+    append(
+        &set.join("base/SECURITY.md.j2"),
+        "\nAcme: security@acme.test\n",
+    );
+    fs::remove_file(set.join("base/.yamllint")).unwrap();
+    let manifest = set.join("spawn-elite.toml");
+    let text = fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("name = \"spawn-elite\"", "name = \"acme\"")
+        .replace("version = \"1.0.0\"", "version = \"2.1.0\"");
+    fs::write(&manifest, text).unwrap();
+    add_worker(&set);
+
+    let check = sb.run(["templates", "check", s(&set)]);
+    assert!(check.success(), "{}", check.stderr);
+    assert!(
+        check.stdout.starts_with("ok: template set acme 2.1.0"),
+        "{}",
+        check.stdout
+    );
+    let listed = listing(&sb, Some(&set));
+    let digest = listed["digest"].as_str().unwrap().to_owned();
+    assert_ne!(listed["digest"], embedded["digest"]);
+    assert_eq!(listed["types"][3]["name"], "worker");
+    assert_eq!(listed["keys"][5]["name"], "queue");
+
+    for kind in ["service", "infra", "tool", "worker"] {
+        let name = format!("x-{kind}");
+        let repo = spawn_from(&sb, &set, &[&name, kind]);
+        let security = fs::read_to_string(repo.join("SECURITY.md")).unwrap();
+        assert!(security.contains("Acme: security@acme.test"), "{kind}");
+        assert!(!repo.join(".yamllint").exists(), "{kind}");
+        let r = receipt_of(&repo);
+        assert_eq!(r["format"], "spawn-elite.receipt/v2");
+        assert_eq!(r["spawn"]["type"], kind);
+        let t = &r["spawn"]["templates"];
+        assert_eq!(t["source"], "dir");
+        assert_eq!(t["name"], "acme");
+        assert_eq!(t["version"], "2.1.0");
+        assert_eq!(t["digest"], digest.as_str());
+        assert_eq!(r["spawn"]["options"]["queue"], "jobs");
+        let verify = sb.run(["verify", s(&repo)]);
+        assert!(verify.success(), "{}", verify.stderr);
+    }
+    let worker = sb.repos().join("x-worker");
+    assert_eq!(
+        fs::read_to_string(worker.join("worker.py")).unwrap(),
+        "QUEUE = \"jobs\"\nNAME = \"x-worker\"\n"
+    );
+    assert!(worker.join(".github/workflows/ci.yml").is_file());
+    let files = tree(&worker);
+    assert!(!files.iter().any(|f| f == "main.py"), "{files:?}");
+
+    // The new key's rule is enforced, naming the key.
+    let repo = spawn_from(&sb, &set, &["y-worker", "worker", "--set", "queue=emails"]);
+    assert!(
+        fs::read_to_string(repo.join("worker.py"))
+            .unwrap()
+            .contains("\"emails\"")
+    );
+    sb.assert_error(
+        [
+            "z-worker",
+            "worker",
+            "--templates",
+            s(&set),
+            "--set",
+            "queue=Emails!",
+        ],
+        2,
+        "invalid --set queue=\"Emails!\": a queue name is a lowercase letter",
+    );
+}
+
+#[test]
+fn a_set_that_extends_the_embedded_one_is_a_small_directory() {
+    let sb = Sandbox::new();
+    let set = sb.path().join("ours");
+    fs::create_dir_all(set.join("base")).unwrap();
+    fs::write(
+        set.join("spawn-elite.toml"),
+        format!(
+            "[set]\nname = \"ours\"\nversion = \"3\"\nextends = \"embedded\"\nremove = [\"base/.yamllint\"]\n{WORKER_TYPE}"
+        ),
+    )
+    .unwrap();
+    fs::write(set.join("base/CODEOWNERS.j2"), "* @{{ org }}/platform\n").unwrap();
+    fs::write(set.join("base/LICENSE.j2"), "Ours, {{ year }}.\n").unwrap();
+    fs::create_dir_all(set.join("worker")).unwrap();
+    fs::write(
+        set.join("worker/worker.py.j2"),
+        "QUEUE = {{ queue | tojson }}\n",
+    )
+    .unwrap();
+    fs::create_dir_all(set.join("elite/worker")).unwrap();
+    fs::write(set.join("elite/worker/Dockerfile"), "FROM scratch\n").unwrap();
+
+    let check = sb.run(["templates", "check", s(&set)]);
+    assert!(check.success(), "{}", check.stderr);
+
+    let repo = spawn_from(&sb, &set, &["svc", "--set", "org=acme"]);
+    assert_eq!(
+        fs::read_to_string(repo.join("CODEOWNERS")).unwrap(),
+        "* @acme/platform\n"
+    );
+    assert_eq!(
+        fs::read_to_string(repo.join("LICENSE")).unwrap(),
+        "Ours, 2026.\n"
+    );
+    assert!(!repo.join(".yamllint").exists());
+    assert!(
+        repo.join("main.py").is_file(),
+        "embedded service files stay"
+    );
+    let worker = spawn_from(&sb, &set, &["wrk", "worker"]);
+    assert!(worker.join("Dockerfile").is_file());
+    assert!(worker.join("CODEOWNERS").is_file());
+
+    // The digest: H(0x02 || embedded digest || Merkle root of this folder).
+    let embedded = listing(&sb, None)["digest"].as_str().unwrap().to_owned();
+    let own = json_of(&sb.run(["receipt", s(&set)]).stdout)["merkle_root"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut input = vec![2u8];
+    input.extend(hex_bytes(&embedded));
+    input.extend(hex_bytes(&own));
+    let expected = blake3::hash(&input).to_hex().to_string();
+    assert_eq!(
+        receipt_of(&repo)["spawn"]["templates"]["digest"],
+        expected.as_str()
+    );
+    assert_eq!(listing(&sb, Some(&set))["digest"], expected.as_str());
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_pinned_digest_that_differs_refuses_and_creates_nothing() {
+    let sb = Sandbox::new();
+    let set = export(&sb, "set");
+    let digest = listing(&sb, Some(&set))["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong = format!("{}0", &digest[..63]);
+    let wrong = if wrong == digest {
+        format!("{}1", &digest[..63])
+    } else {
+        wrong
+    };
+    sb.assert_error(
+        [
+            "pinned",
+            "--templates",
+            s(&set),
+            "--templates-digest",
+            &wrong,
+            "--out-dir",
+            s(&sb.repos()),
+        ],
+        2,
+        &format!("has digest {digest}, not {wrong}"),
+    );
+    assert!(!sb.repos().join("pinned").exists());
+    assert!(!sb.repos().exists(), "not even the parent directory");
+    // The right digest (in any case) spawns; the embedded set pins too.
+    spawn_from(
+        &sb,
+        &set,
+        &["pinned", "--templates-digest", &digest.to_uppercase()],
+    );
+    sb.assert_error(
+        [
+            "other",
+            "--templates-digest",
+            &wrong,
+            "--out-dir",
+            s(&sb.repos()),
+        ],
+        2,
+        "template set embedded has digest",
+    );
+    sb.assert_error(
+        ["other", "--templates-digest", "abc"],
+        2,
+        "is not 64 hex digits",
+    );
+}
+
+#[test]
+fn export_refuses_a_non_empty_directory_unless_forced() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("busy");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("notes.txt"), "mine\n").unwrap();
+    sb.assert_error(
+        ["templates", "export", s(&dir)],
+        2,
+        "is not empty; export into a new or empty directory, or pass --force",
+    );
+    assert_eq!(tree(&dir), ["notes.txt"]);
+    let out = sb.run(["templates", "export", s(&dir), "--force"]);
+    assert!(out.success(), "{}", out.stderr);
+    assert!(dir.join("spawn-elite.toml").is_file());
+    assert_eq!(fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine\n");
+}
+
+// ------------------------------------------------------------ broken sets
+
+const MINI_MANIFEST: &str = r#"[set]
+name = "mini"
+version = "1"
+
+[[types]]
+name = "app"
+description = "an app"
+layers = ["app"]
+elite = ["extra"]
+
+[[keys]]
+name = "owner"
+description = "who owns it"
+default = "team"
+rules = [{ pattern = '[a-z]+', message = "an owner is lowercase letters" }]
+"#;
+
+/// A small valid set: one type of two layers, one key.
+fn mini_set(dir: &Path) {
+    fs::create_dir_all(dir.join("app")).unwrap();
+    fs::create_dir_all(dir.join("extra")).unwrap();
+    fs::write(dir.join("spawn-elite.toml"), MINI_MANIFEST).unwrap();
+    fs::write(
+        dir.join("app/README.md.j2"),
+        "# {{ name }}\n\nOwned by {{ owner }}.\n",
+    )
+    .unwrap();
+    fs::write(dir.join("extra/CI.md"), "ci\n").unwrap();
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    fs::write(path, text.replace(from, to)).unwrap();
+}
+
+type Breakage = fn(&Path);
+
+#[test]
+fn each_broken_set_is_reported_with_file_and_line_and_never_spawned() {
+    // (what is wrong, how to break the set, file:line expected in the error)
+    let cases: Vec<(&str, Breakage, &str)> = vec![
+        (
+            "unknown variable",
+            |d| fs::write(d.join("app/README.md.j2"), "# {{ name }}\n\n{{ ownr }}\n").unwrap(),
+            "app/README.md.j2:3: unknown variable `ownr`",
+        ),
+        (
+            "template syntax error",
+            |d| fs::write(d.join("app/README.md.j2"), "# {{ name }}\n{% if %}\n").unwrap(),
+            "app/README.md.j2:2: syntax error",
+        ),
+        (
+            "syntax error in an included partial",
+            |d| {
+                fs::create_dir_all(d.join("partials")).unwrap();
+                fs::write(d.join("partials/foot.j2"), "ok\n{{ name }\n").unwrap();
+                fs::write(
+                    d.join("app/README.md.j2"),
+                    "# {{ name }}\n{% include \"partials/foot.j2\" %}\n",
+                )
+                .unwrap();
+            },
+            "partials/foot.j2:2: syntax error",
+        ),
+        (
+            "include out of the set",
+            |d| {
+                fs::write(
+                    d.join("app/README.md.j2"),
+                    "# {{ name }}\n\n{% include \"../secret\" %}\n",
+                )
+                .unwrap()
+            },
+            "app/README.md.j2:3: template not found",
+        ),
+        (
+            "a default that fails its own rule",
+            |d| {
+                replace_in(
+                    &d.join("spawn-elite.toml"),
+                    "default = \"team\"",
+                    "default = \"Team\"",
+                )
+            },
+            "spawn-elite.toml:14: the default of key owner for type app is \"Team\", which breaks its own rule: an owner is lowercase letters",
+        ),
+        (
+            "a layer that climbs out of the set",
+            |d| {
+                replace_in(
+                    &d.join("spawn-elite.toml"),
+                    "layers = [\"app\"]",
+                    "layers = [\"../app\"]",
+                )
+            },
+            "spawn-elite.toml:8: type app: layer \"../app\" is not a folder inside the set",
+        ),
+        (
+            "an absolute layer",
+            |d| {
+                replace_in(
+                    &d.join("spawn-elite.toml"),
+                    "elite = [\"extra\"]",
+                    "elite = [\"/etc\"]",
+                )
+            },
+            "spawn-elite.toml:9: type app: layer \"/etc\" is not a folder inside the set: it is absolute",
+        ),
+        (
+            "a symlink out of the set",
+            |d| {
+                std::os::unix::fs::symlink("../../../etc/hostname", d.join("app/hostname")).unwrap()
+            },
+            "app/hostname: is a symlink to ../../../etc/hostname, which points out of the set",
+        ),
+        (
+            "two layers writing one path",
+            |d| fs::write(d.join("extra/README.md"), "other\n").unwrap(),
+            "spawn-elite.toml:9: type app: layers app and extra both write README.md",
+        ),
+        (
+            "a TOML error",
+            |d| {
+                replace_in(
+                    &d.join("spawn-elite.toml"),
+                    "version = \"1\"",
+                    "version = 1",
+                )
+            },
+            "spawn-elite.toml:3: invalid type",
+        ),
+        (
+            "an unknown manifest field",
+            |d| {
+                replace_in(
+                    &d.join("spawn-elite.toml"),
+                    "description = \"an app\"",
+                    "descripton = \"an app\"",
+                )
+            },
+            "spawn-elite.toml:7: unknown field `descripton`",
+        ),
+        (
+            "a pattern that is not a regular expression",
+            |d| replace_in(&d.join("spawn-elite.toml"), "'[a-z]+'", "'[a-z+'"),
+            "spawn-elite.toml:15: key owner: pattern \"[a-z+\" is not a valid regular expression",
+        ),
+        (
+            "a layer with no files",
+            |d| {
+                replace_in(
+                    &d.join("spawn-elite.toml"),
+                    "elite = [\"extra\"]",
+                    "elite = [\"extras\"]",
+                )
+            },
+            "spawn-elite.toml:9: type app: layer \"extras\" has no files",
+        ),
+        (
+            "no manifest",
+            |d| fs::remove_file(d.join("spawn-elite.toml")).unwrap(),
+            "spawn-elite.toml: is missing",
+        ),
+    ];
+    let sb = Sandbox::new();
+    let good = sb.path().join("good");
+    mini_set(&good);
+    let ok = sb.run(["templates", "check", s(&good)]);
+    assert!(ok.success(), "the unbroken set checks clean: {}", ok.stderr);
+
+    for (i, (what, breakage, needle)) in cases.into_iter().enumerate() {
+        let dir = sb.path().join(format!("broken-{i}"));
+        mini_set(&dir);
+        breakage(&dir);
+        let expected = format!("{}/{needle}", dir.display());
+        let check = sb.run(["templates", "check", s(&dir)]);
+        assert_eq!(check.code, 2, "{what}: {}", check.stderr);
+        assert!(
+            !check.stderr.contains("panicked"),
+            "{what}: {}",
+            check.stderr
+        );
+        assert!(
+            check
+                .stderr
+                .lines()
+                .any(|l| l.starts_with("error: ") && l.contains(&expected)),
+            "{what}: wanted {expected:?} in\n{}",
+            check.stderr
+        );
+        // Given to a spawn: one line naming the same place, nothing created.
+        let name = format!("b{i}");
+        let spawn = sb.run([
+            name.as_str(),
+            "app",
+            "--templates",
+            s(&dir),
+            "--no-git",
+            "--out-dir",
+            s(&sb.repos()),
+        ]);
+        spawn.assert_error(2, &expected);
+        assert!(!sb.repos().join(&name).exists(), "{what}");
+    }
+}
+
+#[test]
+fn a_variable_in_a_branch_no_default_takes_is_still_caught() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("set");
+    mini_set(&dir);
+    fs::write(
+        dir.join("app/README.md.j2"),
+        "# {{ name }}\n{% if owner == \"nobody\" %}\n{{ contact }}\n{% endif %}\n",
+    )
+    .unwrap();
+    sb.run(["templates", "check", s(&dir)]).assert_error(
+        2,
+        &format!(
+            "{}/app/README.md.j2:3: unknown variable `contact`",
+            dir.display()
+        ),
+    );
+}
+
+// ------------------------------------------------------ values and replays
+
+#[test]
+fn values_come_from_a_toml_or_json_file_and_set_wins() {
+    let sb = Sandbox::new();
+    let toml = sb.path().join("values.toml");
+    fs::write(&toml, "port = 9090\norg = \"acme\"\nversion = \"1.2.3\"\n").unwrap();
+    let repo = sb.spawn(&[
+        "svc",
+        "--values",
+        s(&toml),
+        "--set",
+        "org=beta",
+        "--no-git",
+        "--no-ledger",
+    ]);
+    let options = &receipt_of(&repo)["spawn"]["options"];
+    assert_eq!(options["port"], "9090");
+    assert_eq!(options["org"], "beta");
+    assert_eq!(options["version"], "1.2.3");
+
+    let json = sb.path().join("values.json");
+    fs::write(&json, r#"{"port": "80"}"#).unwrap();
+    sb.assert_error(
+        ["svc2", "--values", s(&json)],
+        2,
+        &format!(
+            "invalid port=\"80\" in --values {}: use a port from 1024 to 65535",
+            json.display()
+        ),
+    );
+    fs::write(&json, r#"{"prot": "8080"}"#).unwrap();
+    sb.assert_error(
+        ["svc2", "--values", s(&json)],
+        2,
+        "unknown key \"prot\" in --values",
+    );
+    fs::write(&toml, "port = \n").unwrap();
+    sb.assert_error(
+        ["svc2", "--values", s(&toml)],
+        2,
+        &format!("{}:1: --values is not valid TOML", toml.display()),
+    );
+}
+
+#[test]
+fn a_receipt_replays_its_type_elite_flag_set_and_values() {
+    let sb = Sandbox::new();
+    let set = export(&sb, "set");
+    add_worker(&set);
+    let first = spawn_from(
+        &sb,
+        &set,
+        &[
+            "first",
+            "worker",
+            "--no-elite",
+            "--set",
+            "queue=mail",
+            "--set",
+            "org=acme",
+        ],
+    );
+    let receipt = first.join(".spawn-elite/receipt.json");
+    let again = spawn_from(&sb, &set, &["again", "--from-receipt", s(&receipt)]);
+    let (a, b) = (
+        receipt_of(&first)["spawn"].clone(),
+        receipt_of(&again)["spawn"].clone(),
+    );
+    assert_eq!(b["name"], "again");
+    for field in ["type", "options", "templates", "elite"] {
+        assert_eq!(a[field], b[field], "{field}");
+    }
+    assert_eq!(b["elite"], false);
+    // The set it came from is needed, and must be the same set.
+    sb.assert_error(
+        ["third", "--from-receipt", s(&receipt)],
+        2,
+        "was spawned from template set spawn-elite 1.0.0 on disk",
+    );
+    append(&set.join("worker/worker.py.j2"), "# changed\n");
+    sb.assert_error(
+        [
+            "third",
+            "--from-receipt",
+            s(&receipt),
+            "--templates",
+            s(&set),
+        ],
+        2,
+        "as receipt",
+    );
+    // A receipt of a plain tree records no spawn.
+    let plain = sb.path().join("plain.json");
+    let out = sb.run(["receipt", s(&set), "-o", s(&plain)]);
+    assert!(out.success(), "{}", out.stderr);
+    sb.assert_error(
+        ["fourth", "--from-receipt", s(&plain)],
+        2,
+        "records no spawn",
+    );
+}
+
+#[test]
+fn receipts_written_before_template_sets_still_verify() {
+    let sb = Sandbox::new();
+    let repo = sb.spawn(&["old", "tool", "--no-git", "--no-ledger"]);
+    let path = repo.join(".spawn-elite/receipt.json");
+    let mut r = receipt_of(&repo);
+    r["format"] = "spawn-elite.receipt/v1".into();
+    let spawn = r["spawn"].as_object_mut().unwrap();
+    spawn.remove("templates");
+    spawn.insert(
+        "template_digest".into(),
+        "f53135e5e5ff9d771a2d8bc4e09deffe9e4266e6eb6c947180607b24264b7ab9".into(),
+    );
+    fs::write(&path, serde_json::to_string_pretty(&r).unwrap()).unwrap();
+    let out = sb.run(["verify", s(&repo)]);
+    assert!(out.success(), "{}", out.stderr);
+    // v1 with v2's field (or the reverse) is refused.
+    let mut mixed = r.clone();
+    mixed["format"] = "spawn-elite.receipt/v2".into();
+    fs::write(&path, serde_json::to_string_pretty(&mixed).unwrap()).unwrap();
+    sb.run(["verify", s(&repo)])
+        .assert_error(6, "a v2 spawn section has templates");
+}
+
+// ------------------------------------------------------- key rules, any
+
+mod rules {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use spawn_elite::spawn::config::{Request, SpawnConfig};
+
+    /// A rule as the manifest writes it, a value it accepts (the default),
+    /// and values it refuses.
+    #[derive(Debug, Clone)]
+    struct Case {
+        rule: String,
+        default: String,
+        outside: Vec<String>,
+    }
+
+    fn range_case() -> impl Strategy<Value = Case> {
+        (-5000i64..5000, 0i64..5000, any::<prop::sample::Index>()).prop_map(|(lo, width, pick)| {
+            let hi = lo + width;
+            let default = lo + pick.index((width + 1) as usize) as i64;
+            let mut outside = vec![
+                (lo - 1).to_string(),
+                (hi + 1).to_string(),
+                "x".into(),
+                String::new(),
+            ];
+            outside.push(format!("+{default}"));
+            if default > 0 {
+                outside.push(format!("0{default}"));
+            }
+            Case {
+                rule: format!("range = [{lo}, {hi}]"),
+                default: default.to_string(),
+                outside,
+            }
+        })
+    }
+
+    fn choices_case() -> impl Strategy<Value = Case> {
+        (
+            prop::collection::btree_set("[a-z0-9.-]{1,8}", 1..5),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(set, pick)| {
+                let choices: Vec<String> = set.into_iter().collect();
+                let default = choices[pick.index(choices.len())].clone();
+                let quoted: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
+                Case {
+                    rule: format!("choices = [{}]", quoted.join(", ")),
+                    outside: vec![
+                        format!("{default}!"),
+                        default.to_uppercase() + "Z",
+                        String::new(),
+                    ],
+                    default,
+                }
+            })
+    }
+
+    fn pattern_case() -> impl Strategy<Value = Case> {
+        (1usize..6, 0usize..6, "[a-z]{12}").prop_map(|(min, extra, letters)| {
+            let max = min + extra;
+            let default = letters[..min].to_owned();
+            Case {
+                rule: format!("pattern = '[a-z]{{{min},{max}}}'"),
+                outside: vec![
+                    letters[..max + 1].to_owned(),
+                    format!("{default}-"),
+                    format!("A{default}"),
+                ],
+                default,
+            }
+        })
+    }
+
+    fn write_set(dir: &Path, case: &Case) {
+        std::fs::create_dir_all(dir.join("app")).unwrap();
+        std::fs::write(dir.join("app/out.txt.j2"), "{{ knob }}\n").unwrap();
+        std::fs::write(
+            dir.join("spawn-elite.toml"),
+            format!(
+                "[set]\nname = \"p\"\nversion = \"1\"\n\n[[types]]\nname = \"app\"\ndescription = \"d\"\nlayers = [\"app\"]\n\n[[keys]]\nname = \"knob\"\ndescription = \"k\"\ndefault = {:?}\nrules = [{{ {}, message = \"knob rule\" }}]\n",
+                case.default, case.rule
+            ),
+        )
+        .unwrap();
+    }
+
+    fn request(dir: &Path, out: &Path, set: Vec<String>) -> Request {
+        Request {
+            name: "prop".into(),
+            out_dir: Some(out.to_path_buf()),
+            templates: Some(dir.to_path_buf()),
+            set,
+            ..Request::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(96)
+        ))]
+
+        #[test]
+        fn any_valid_key_rule_round_trips(case in prop_oneof![range_case(), choices_case(), pattern_case()]) {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("set");
+            write_set(&dir, &case);
+            // The default passes: the set loads and a spawn takes it.
+            let config = SpawnConfig::from_request(&request(&dir, tmp.path(), vec![]));
+            let config = config.map_err(|e| format!("{e:#}"));
+            prop_assert!(config.is_ok(), "{:?}", config.err());
+            let config = config.unwrap();
+            prop_assert_eq!(config.values.get("knob"), Some(&case.default));
+            // The default given back with --set passes too.
+            let again = SpawnConfig::from_request(&request(&dir, tmp.path(), vec![format!("knob={}", case.default)]));
+            prop_assert!(again.is_ok());
+            // Values outside the rule are refused, naming the key and the rule.
+            for bad in &case.outside {
+                let err = SpawnConfig::from_request(&request(&dir, tmp.path(), vec![format!("knob={bad}")]));
+                let message = err.err().map(|e| spawn_elite::error::describe(&e)).unwrap_or_default();
+                prop_assert!(message.starts_with("invalid --set knob="), "{bad:?}: {message}");
+                prop_assert!(message.ends_with(": knob rule"), "{bad:?}: {message}");
+            }
+        }
+    }
+}
+
+/// docs/TEMPLATES.md's test vector, computed there by
+/// `python3 scripts/templates_digest.py --vector`.
+#[test]
+fn the_digest_test_vector_matches_the_independent_script() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let sb = Sandbox::new();
+    let dir = sb.path().join("vector");
+    fs::create_dir_all(dir.join("app/bin")).unwrap();
+    fs::write(
+        dir.join("spawn-elite.toml"),
+        "[set]\nname = \"v\"\nversion = \"1\"\n\n[[types]]\nname = \"app\"\ndescription = \"d\"\nlayers = [\"app\"]\n",
+    )
+    .unwrap();
+    fs::write(dir.join("app/README.md.j2"), "# {{ name }}\n").unwrap();
+    let bin = dir.join("app/bin/__name__");
+    fs::write(&bin, "#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("README.md.j2", dir.join("app/LICENSE")).unwrap();
+    assert_eq!(
+        listing(&sb, Some(&dir))["digest"],
+        "b6df0d9c9da3ca83367e28b3d5e0818b3f4f3c15561563f8ed60a1c8fde327ea"
+    );
+    // Spawning follows the link inside the set; without `.j2` in its own
+    // name, the file it names is copied as is.
+    let repo = spawn_from(&sb, &dir, &["vec"]);
+    assert_eq!(
+        fs::read_to_string(repo.join("README.md")).unwrap(),
+        "# vec\n"
+    );
+    assert_eq!(
+        fs::read_to_string(repo.join("LICENSE")).unwrap(),
+        "# {{ name }}\n"
+    );
+}
