@@ -38,17 +38,25 @@ pub struct Spawned {
     pub git: Option<GitOutcome>,
 }
 
-/// Removes the parent directories this spawn created if it fails, so that a
-/// failed spawn into a new `--out-dir` leaves the filesystem as it found it.
+/// The directories of `--out-dir` that this spawn created itself, outermost
+/// first. If the spawn fails they are removed again, innermost first, with
+/// `rmdir` only: a directory that holds anything (another spawn's
+/// repository, or its staging directory) stops the removal there. A spawn
+/// never deletes recursively anything it did not create alone.
 struct CreatedBase {
-    topmost: Option<PathBuf>,
+    created: Vec<PathBuf>,
     keep: bool,
 }
 
 impl Drop for CreatedBase {
     fn drop(&mut self) {
-        if let (false, Some(dir)) = (self.keep, &self.topmost) {
-            let _ = fs::remove_dir_all(dir);
+        if self.keep {
+            return;
+        }
+        for dir in self.created.iter().rev() {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
         }
     }
 }
@@ -74,12 +82,7 @@ fn create_base(base: &Path) -> Result<CreatedBase> {
         }
         _ => {}
     }
-    let topmost = base
-        .ancestors()
-        .take_while(|dir| fs::symlink_metadata(dir).is_err())
-        .last()
-        .map(Path::to_path_buf);
-    fs::create_dir_all(base).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         fail(
             ExitCode::Io,
             format!(
@@ -88,11 +91,56 @@ fn create_base(base: &Path) -> Result<CreatedBase> {
                 describe_io(&e)
             ),
         )
-    })?;
-    Ok(CreatedBase {
-        topmost,
+    };
+    let mut missing: Vec<&Path> = base
+        .ancestors()
+        .take_while(|dir| fs::symlink_metadata(dir).is_err())
+        .collect();
+    missing.reverse();
+    let mut created = CreatedBase {
+        created: Vec::new(),
         keep: false,
-    })
+    };
+    // One directory at a time, so that only those this spawn made itself
+    // (mkdir succeeded) are its to remove; one another process made
+    // meanwhile (AlreadyExists) is not.
+    for dir in missing {
+        match fs::create_dir(dir) {
+            Ok(()) => created.created.push(dir.to_path_buf()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(cannot(e)),
+        }
+    }
+    fs::create_dir_all(base).map_err(cannot)?;
+    Ok(created)
+}
+
+/// Create the base directories and a staging directory in them. Another
+/// spawn that fails may `rmdir` a base directory it created, in the instant
+/// before ours is inside it; then the base is made again.
+fn stage_in(config: &SpawnConfig) -> Result<(CreatedBase, tempfile::TempDir)> {
+    let mut tries = 0;
+    loop {
+        let created_base = create_base(&config.base)?;
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{}.spawning-", config.name))
+            .permissions(fs::Permissions::from_mode(0o755))
+            .tempdir_in(&config.base);
+        match staging {
+            Ok(staging) => return Ok((created_base, staging)),
+            Err(e) if e.kind() == ErrorKind::NotFound && tries < 5 => tries += 1,
+            Err(e) => {
+                return Err(fail(
+                    ExitCode::Io,
+                    format!(
+                        "cannot write in {}: {}; choose a writable --out-dir",
+                        config.base.display(),
+                        describe_io(&e)
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 /// The OS's reason alone: some errors carry the path of our hidden staging
@@ -176,21 +224,7 @@ pub fn write_repository(
     before_commit: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<Spawned> {
     refuse_existing(&config.target)?;
-    let mut created_base = create_base(&config.base)?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{}.spawning-", config.name))
-        .permissions(fs::Permissions::from_mode(0o755))
-        .tempdir_in(&config.base)
-        .map_err(|e| {
-            fail(
-                ExitCode::Io,
-                format!(
-                    "cannot write in {}: {}; choose a writable --out-dir",
-                    config.base.display(),
-                    describe_io(&e)
-                ),
-            )
-        })?;
+    let (mut created_base, staging) = stage_in(config)?;
 
     let bar = progress(config, files.len() as u64);
     for file in files {

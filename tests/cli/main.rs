@@ -13,5 +13,6 @@ mod ledger;
 mod load_callback;
 mod proof;
 mod receipt;
+mod reliability_spawn;
 mod snapshots;
 mod spawn;
