@@ -99,7 +99,7 @@ pub const EXIT_CODES: &[ExitInfo] = &[
     ExitInfo {
         code: ExitCode::Interrupted,
         name: "interrupted",
-        meaning: "interrupted by Ctrl-C (nothing was left behind)",
+        meaning: "interrupted by Ctrl-C, SIGTERM or SIGHUP (nothing was left behind)",
     },
 ];
 

@@ -5,7 +5,7 @@
 //! failure or Ctrl-C before the rename drops the staging directory; the
 //! rename itself refuses to replace anything that appeared meanwhile.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -115,20 +115,52 @@ fn create_base(base: &Path) -> Result<CreatedBase> {
     Ok(created)
 }
 
-/// Create the base directories and a staging directory in them. Another
-/// spawn that fails may `rmdir` a base directory it created, in the instant
-/// before ours is inside it; then the base is made again.
-fn stage_in(config: &SpawnConfig) -> Result<(CreatedBase, tempfile::TempDir)> {
+/// The staging directory of a spawn in progress, locked (`flock`) for as
+/// long as the spawn runs: a staging directory whose lock can be taken
+/// belongs to a spawn that was killed (see [`remove_stale`]).
+///
+/// Fields drop in order: the staging directory first, then the lock, then
+/// the base directories, which can only be removed once they are empty.
+struct Staging {
+    dir: tempfile::TempDir,
+    _lock: File,
+    base: CreatedBase,
+}
+
+/// Create the base directories and a locked staging directory in them.
+///
+/// Another spawn that fails may `rmdir` a base directory it created in the
+/// instant before ours is inside it; and a sweep may take a new staging
+/// directory for a dead one in the instant before its lock is taken. Either
+/// way the staging directory is simply made again.
+fn stage_in(config: &SpawnConfig) -> Result<Staging> {
     let mut tries = 0;
     loop {
-        let created_base = create_base(&config.base)?;
+        let base = create_base(&config.base)?;
         let staging = tempfile::Builder::new()
-            .prefix(&format!(".{}.spawning-", config.name))
+            .prefix(&format!(".{}{STAGING_MARK}", config.name))
             .permissions(fs::Permissions::from_mode(0o755))
-            .tempdir_in(&config.base);
+            .tempdir_in(&config.base)
+            .and_then(|dir| lock_own(dir.path()).map(|lock| (dir, lock)));
         match staging {
-            Ok(staging) => return Ok((created_base, staging)),
+            Ok((dir, Some(lock))) => {
+                return Ok(Staging {
+                    dir,
+                    _lock: lock,
+                    base,
+                });
+            }
+            Ok((_, None)) if tries < 5 => tries += 1,
             Err(e) if e.kind() == ErrorKind::NotFound && tries < 5 => tries += 1,
+            Ok((_, None)) => {
+                return Err(fail(
+                    ExitCode::Io,
+                    format!(
+                        "cannot stage in {}: another process keeps removing its staging directories; run again",
+                        config.base.display()
+                    ),
+                ));
+            }
             Err(e) => {
                 return Err(fail(
                     ExitCode::Io,
@@ -141,6 +173,89 @@ fn stage_in(config: &SpawnConfig) -> Result<(CreatedBase, tempfile::TempDir)> {
             }
         }
     }
+}
+
+/// What every staging directory's name holds: `.NAME.spawning-RANDOM`.
+const STAGING_MARK: &str = ".spawning-";
+
+/// Lock the new staging directory at `path`; `None` if a sweep removed it
+/// before the lock was ours (it then no longer is the directory at `path`).
+fn lock_own(path: &Path) -> std::io::Result<Option<File>> {
+    let dir = open_dir(path)?;
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive)?;
+    Ok(same_dir(&dir, path).then_some(dir))
+}
+
+/// The directory at `path` itself, never a symlink's target.
+fn open_dir(path: &Path) -> std::io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
+}
+
+/// Whether `path` still names the directory `dir` has open.
+fn same_dir(dir: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (dir.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Whether `name` is a staging directory's: `.NAME.spawning-RANDOM` with
+/// NAME a valid repository name and RANDOM letters and digits.
+fn is_staging_name(name: &str) -> bool {
+    let Some((repo, random)) = name
+        .strip_prefix('.')
+        .and_then(|rest| rest.split_once(STAGING_MARK))
+    else {
+        return false;
+    };
+    super::config::validate_name(repo).is_ok()
+        && !random.is_empty()
+        && random.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Remove the staging directories in `base` left by spawns that were
+/// killed (SIGKILL, power loss): those whose lock nobody holds. Each one
+/// removed, or found but not removable, is one line of `say`. Returns the
+/// paths removed.
+pub fn remove_stale(base: &Path, say: &mut dyn FnMut(&str)) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(base) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir || !name.to_str().is_some_and(is_staging_name) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(dir) = open_dir(&path) else {
+            continue;
+        };
+        let free =
+            rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
+        if !free || !same_dir(&dir, &path) {
+            continue; // a spawn is still writing it, or it moved on
+        }
+        match fs::remove_dir_all(&path) {
+            Ok(()) => {
+                say(&format!(
+                    "removed {}: the staging directory of a spawn that was killed",
+                    path.display()
+                ));
+                removed.push(path);
+            }
+            Err(e) => say(&format!(
+                "cannot remove {}, the staging directory of a spawn that was killed: {}; remove it by hand",
+                path.display(),
+                describe_io(&e)
+            )),
+        }
+    }
+    removed
 }
 
 /// The OS's reason alone: some errors carry the path of our hidden staging
@@ -224,23 +339,24 @@ pub fn write_repository(
     before_commit: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<Spawned> {
     refuse_existing(&config.target)?;
-    let (mut created_base, staging) = stage_in(config)?;
+    let mut staging = stage_in(config)?;
+    remove_stale(&config.base, &mut |line| super::report::warn(line));
 
     let bar = progress(config, files.len() as u64);
     for file in files {
         check_interrupted()?;
-        write_file(staging.path(), file)?;
+        write_file(staging.dir.path(), file)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
 
     check_interrupted()?;
-    before_commit(staging.path())?;
+    before_commit(staging.dir.path())?;
 
     let git = if config.git {
         check_interrupted()?;
         // Ctrl-C reaches git too and makes it fail: report the cause, not the symptom.
-        let outcome = git::init_and_commit(staging.path(), config);
+        let outcome = git::init_and_commit(staging.dir.path(), config);
         check_interrupted()?;
         Some(outcome?)
     } else {
@@ -248,10 +364,10 @@ pub fn write_repository(
     };
 
     check_interrupted()?;
-    match fsutil::rename_no_replace(staging.path(), &config.target) {
+    match fsutil::rename_no_replace(staging.dir.path(), &config.target) {
         Ok(()) => {
-            let _ = staging.keep();
-            created_base.keep = true;
+            staging.base.keep = true;
+            let _ = staging.dir.keep();
         }
         Err(e)
             if matches!(

@@ -6,6 +6,7 @@
 //! races and signals happen at a known point, not by timing luck.
 
 mod cleanup;
+mod signals;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
