@@ -264,19 +264,31 @@ fn check_org(value: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Only ASCII digits: Rust's integer parsing also takes a leading '+', and
+/// `char::is_numeric` takes digits of other scripts.
+fn all_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn check_python_version(value: &str) -> Result<(), &'static str> {
     const RULE: &str = "use a Python version of the form 3.N with N from 10 to 14 (e.g. 3.12)";
     let minor = value.strip_prefix("3.").ok_or(RULE)?;
+    if minor.len() != 2 || !all_digits(minor) {
+        return Err(RULE);
+    }
     match minor.parse::<u8>() {
-        Ok(10..=14) if !minor.starts_with('0') => Ok(()),
+        Ok(10..=14) => Ok(()),
         _ => Err(RULE),
     }
 }
 
 fn check_port(value: &str) -> Result<(), &'static str> {
     const RULE: &str = "use a port from 1024 to 65535 (the container runs as a non-root user, which cannot bind lower ports)";
+    if !all_digits(value) || value.starts_with('0') {
+        return Err(RULE);
+    }
     match value.parse::<u16>() {
-        Ok(port) if port >= 1024 && !value.starts_with('0') => Ok(()),
+        Ok(port) if port >= 1024 => Ok(()),
         _ => Err(RULE),
     }
 }
@@ -285,10 +297,7 @@ fn check_version(value: &str) -> Result<(), &'static str> {
     const RULE: &str = "use a version of the form MAJOR.MINOR.PATCH with plain numbers (e.g. 0.1.0); it becomes the image tag";
     let parts: Vec<&str> = value.split('.').collect();
     let numeric = |p: &&str| {
-        !p.is_empty()
-            && p.len() <= 9
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && (p.len() == 1 || !p.starts_with('0'))
+        !p.is_empty() && p.len() <= 9 && all_digits(p) && (p.len() == 1 || !p.starts_with('0'))
     };
     if parts.len() == 3 && parts.iter().all(numeric) {
         Ok(())
@@ -388,15 +397,38 @@ mod tests {
     #[test]
     fn set_values_are_checked() {
         assert!(check_port("8080").is_ok());
-        for bad in ["80", "0", "65536", "08080", "http"] {
+        for bad in [
+            "80",
+            "0",
+            "65536",
+            "08080",
+            "http",
+            "+8000",
+            "-8000",
+            " 8000",
+            "8000 ",
+            "８０００",
+            "",
+        ] {
             assert!(check_port(bad).is_err(), "{bad}");
         }
         assert!(check_python_version("3.12").is_ok());
-        for bad in ["3.9", "3", "3.012", "2.7", "3.12.1"] {
+        assert!(check_python_version("3.10").is_ok());
+        for bad in [
+            "3.9", "3", "3.012", "2.7", "3.12.1", "3.+12", "3.+1", "+3.12", "3. 12", "3.１２", "3.",
+        ] {
             assert!(check_python_version(bad).is_err(), "{bad}");
         }
         assert!(check_version("1.20.3").is_ok());
-        for bad in ["1.2", "v1.2.3", "1.2.3-rc1", "01.2.3"] {
+        for bad in [
+            "1.2",
+            "v1.2.3",
+            "1.2.3-rc1",
+            "01.2.3",
+            "+1.2.3",
+            "1.+2.3",
+            "1.2.３",
+        ] {
             assert!(check_version(bad).is_err(), "{bad}");
         }
         assert!(check_org("Acme-Corp").is_ok());

@@ -6,6 +6,7 @@
 //! races and signals happen at a known point, not by timing luck.
 
 mod cleanup;
+mod set_values;
 mod signals;
 
 use std::os::unix::fs::PermissionsExt;
