@@ -186,6 +186,7 @@ fn environment() -> Environment<'static> {
     // Output formats vary (YAML, Python, HCL, Markdown); templates quote
     // explicitly with `tojson` rather than relying on a guess from the name.
     env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.add_filter("shquote", shell_quote);
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .trim_blocks(true)
         .lstrip_blocks(true)
@@ -201,6 +202,14 @@ fn environment() -> Environment<'static> {
             .map(str::to_owned))
     });
     env
+}
+
+/// `value` as one single-quoted shell word: the shell takes everything in
+/// it as text (no `$`, backquote, `\` or glob), and a `'` in it is written
+/// `'\''` (end the quotes, an escaped quote, quote again). Values never hold
+/// a newline (`--set` refuses control characters), so the word is one line.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
 }
 
 /// Render every file of one spawn of `kind` named `name` in memory, sorted
@@ -292,6 +301,14 @@ pub fn digest() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_quote_makes_one_literal_word() {
+        assert_eq!(shell_quote("plain"), "'plain'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$(id) `id`"), "'$(id) `id`'");
+        assert_eq!(shell_quote(""), "''");
+    }
 
     #[test]
     fn every_kind_has_one_row_and_its_layers_exist() {

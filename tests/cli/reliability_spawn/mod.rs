@@ -8,6 +8,7 @@
 mod cleanup;
 mod set_values;
 mod signals;
+mod template_values;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
