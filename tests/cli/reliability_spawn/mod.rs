@@ -6,6 +6,7 @@
 //! races and signals happen at a known point, not by timing luck.
 
 mod cleanup;
+mod mistyped;
 mod set_values;
 mod signals;
 mod template_values;
