@@ -7,6 +7,7 @@
 
 mod cleanup;
 mod mistyped;
+mod receipt_sizes;
 mod set_values;
 mod signals;
 mod template_values;
