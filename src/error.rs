@@ -21,6 +21,7 @@ pub enum ExitCode {
     Unrecordable = 8,
     Key = 9,
     ProofMismatch = 10,
+    Changed = 11,
     Internal = 70,
     Interrupted = 130,
 }
@@ -90,6 +91,11 @@ pub const EXIT_CODES: &[ExitInfo] = &[
         code: ExitCode::ProofMismatch,
         name: "proof-mismatch",
         meaning: "an inclusion proof does not verify",
+    },
+    ExitInfo {
+        code: ExitCode::Changed,
+        name: "changed",
+        meaning: "a file changed while `receipt`, `verify` or `prove` was hashing it; run again when nothing writes to the tree",
     },
     ExitInfo {
         code: ExitCode::Internal,
@@ -231,7 +237,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(codes, sorted);
-        assert_eq!(codes.len(), 13, "every ExitCode variant has a row");
+        assert_eq!(codes.len(), 14, "every ExitCode variant has a row");
     }
 
     /// README.md documents the exit codes; its table must be this one.

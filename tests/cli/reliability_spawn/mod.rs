@@ -11,6 +11,7 @@ mod receipt_sizes;
 mod set_values;
 mod signals;
 mod template_values;
+mod torn_reads;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
