@@ -21,6 +21,7 @@ pub enum ExitCode {
     Unrecordable = 8,
     Key = 9,
     ProofMismatch = 10,
+    Changed = 11,
     Internal = 70,
     Interrupted = 130,
 }
@@ -92,6 +93,11 @@ pub const EXIT_CODES: &[ExitInfo] = &[
         meaning: "an inclusion proof does not verify",
     },
     ExitInfo {
+        code: ExitCode::Changed,
+        name: "changed",
+        meaning: "a file changed while `receipt`, `verify` or `prove` was hashing it; run again when nothing writes to the tree",
+    },
+    ExitInfo {
         code: ExitCode::Internal,
         name: "internal",
         meaning: "an internal error: a bug in spawn-elite; please report it with the message",
@@ -99,7 +105,7 @@ pub const EXIT_CODES: &[ExitInfo] = &[
     ExitInfo {
         code: ExitCode::Interrupted,
         name: "interrupted",
-        meaning: "interrupted by Ctrl-C (nothing was left behind)",
+        meaning: "interrupted by Ctrl-C, SIGTERM or SIGHUP (nothing was left behind)",
     },
 ];
 
@@ -231,7 +237,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(codes, sorted);
-        assert_eq!(codes.len(), 13, "every ExitCode variant has a row");
+        assert_eq!(codes.len(), 14, "every ExitCode variant has a row");
     }
 
     /// README.md documents the exit codes; its table must be this one.

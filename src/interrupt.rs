@@ -1,6 +1,10 @@
 //! Ctrl-C as a request, not a kill: long operations check it at safe points
 //! so that they can clean up (a half-written spawn) or save their work (a
 //! callback goes to the outbox) before exiting.
+//!
+//! SIGTERM (`kill`, a service manager) and SIGHUP (a closed terminal, a
+//! dropped ssh session) are the same request and end the same way, with
+//! exit code 130 ("interrupted") whichever of the three it was.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -12,9 +16,11 @@ fn flag() -> &'static Arc<AtomicBool> {
     FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
 }
 
-/// From now on SIGINT and SIGTERM set the flag instead of ending the process.
+/// From now on SIGINT, SIGTERM and SIGHUP set the flag instead of ending
+/// the process.
 pub fn install() {
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
         let _ = signal_hook::flag::register(signal, Arc::clone(flag()));
     }
 }

@@ -8,6 +8,11 @@ use crate::doctor::{self, Status, Tool};
 use crate::error::ExitCode;
 
 pub fn run(json: bool) -> Result<ExitCode> {
+    // Staging directories of spawns that were killed are litter in the
+    // default base; a spawn into another --out-dir removes those there.
+    if let Ok(base) = crate::spawn::config::default_base() {
+        crate::spawn::stage::remove_stale(&base, &mut |line| crate::spawn::report::warn(line));
+    }
     report(&doctor::check_all(), json);
     Ok(ExitCode::Success)
 }

@@ -52,7 +52,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Callback { action }) => callback::run(&action),
         Some(Command::Receive(args)) => receive::run(&args),
         None => match cli.name {
-            Some(name) => spawn::run(&name, cli.kind.as_deref(), &cli.spawn),
+            Some(name) => {
+                crate::cli::refuse_command_like(&name)?;
+                spawn::run(&name, cli.kind.as_deref(), &cli.spawn)
+            }
             None => {
                 let _ = Cli::command().print_help();
                 Ok(ExitCode::Usage)

@@ -79,6 +79,7 @@ pub fn run(
     let (path, expected) = read_receipt(dir, receipt_file)?;
     let skip = |rel: &str| excludes.matches(rel) && !expected.lists(rel);
     let (actual, excluded) = Receipt::of_tree_skipping(dir, &skip, jiff::Timestamp::now())?;
+    expected.check_sizes(&actual, &path)?;
     let drift = receipt::drift::compare(&expected, &actual);
     if json {
         let report = serde_json::json!({

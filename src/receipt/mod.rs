@@ -313,6 +313,38 @@ impl Receipt {
         Ok(())
     }
 
+    /// Check the sizes this receipt (read from `origin`) records against
+    /// `actual`, a receipt of the tree made now. Sizes are not in the Merkle
+    /// tree, so an edited size passes [`Receipt::read`]; but a file whose
+    /// content is the content the receipt names (same BLAKE3) has that
+    /// content's size, so a different recorded size means the receipt, not
+    /// the tree, was changed.
+    pub fn check_sizes(&self, actual: &Receipt, origin: &Path) -> Result<()> {
+        for recorded in &self.files {
+            let Ok(i) = actual
+                .files
+                .binary_search_by(|f| f.path.as_bytes().cmp(recorded.path.as_bytes()))
+            else {
+                continue;
+            };
+            let found = &actual.files[i];
+            if found.blake3 == recorded.blake3 && found.size != recorded.size {
+                return Err(fail(
+                    ExitCode::InvalidReceipt,
+                    format!(
+                        "receipt {} is inconsistent: it gives {:?} size {}, but the content its blake3 names is {} bytes: it was edited or corrupted; {}",
+                        origin.display(),
+                        recorded.path,
+                        recorded.size,
+                        found.size,
+                        damage_remedy(origin)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The leaf hashes in order, for proofs. Only valid on a checked receipt.
     pub fn leaves(&self) -> Vec<Hash> {
         self.files

@@ -426,6 +426,12 @@ fn resolve_sets(
     Ok(warnings)
 }
 
+/// Where a spawn without `--out-dir` goes: `$VAULTMESH_REPOS`, else
+/// `$HOME/repos`.
+pub fn default_base() -> Result<PathBuf> {
+    absolute(&base_dir(None)?)
+}
+
 /// `--out-dir`, else `$VAULTMESH_REPOS`, else `$HOME/repos` (the old scripts' default).
 fn base_dir(out_dir: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = out_dir {

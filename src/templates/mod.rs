@@ -504,6 +504,7 @@ impl TemplateSet {
         // Output formats vary (YAML, Python, HCL, Markdown); templates quote
         // explicitly with `tojson` rather than relying on a guess from the name.
         env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.add_filter("shquote", shell_quote);
         let syntax = minijinja::syntax::SyntaxConfig::builder()
             .trim_blocks(true)
             .lstrip_blocks(true)
@@ -908,8 +909,25 @@ fn internal_set_error(problems: &[Problem]) -> anyhow::Error {
     )
 }
 
+/// `value` as one single-quoted shell word: the shell takes everything in
+/// it as text (no `$`, backquote, `\` or glob), and a `'` in it is written
+/// `'\''` (end the quotes, an escaped quote, quote again). Values never hold
+/// a newline (key rules refuse control characters), so the word is one line.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shell_quote_makes_one_literal_word() {
+        use super::shell_quote;
+        assert_eq!(shell_quote("plain"), "'plain'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$(id) `id`"), "'$(id) `id`'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
     use super::*;
 
     #[test]

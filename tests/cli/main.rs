@@ -15,6 +15,7 @@ mod proof;
 mod receipt;
 mod receiver_hostile;
 mod reliability_callback;
+mod reliability_spawn;
 mod reliability_store;
 mod snapshots;
 mod spawn;

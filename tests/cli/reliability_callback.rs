@@ -426,14 +426,15 @@ fn queue_entries(sb: &Sandbox, key: &Path, flaky: &Flaky, round: usize) -> BTree
                     .args(crate::support::send_args(s(receipt), &url, s(key)))
                     .args(["--attempts", "1"])
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                    .stderr(Stdio::piped())
                     .spawn()
                     .expect("start callback send")
             })
             .collect();
         for mut child in children {
             let status = wait_for(&mut child, Duration::from_secs(30)).expect("send ended");
-            assert_eq!(status.code(), Some(7), "queued");
+            let err = stderr_of(&mut child);
+            assert_eq!(status.code(), Some(7), "queued: {err}");
         }
     }
     receipts.into_iter().map(|(_, root)| root).collect()

@@ -1,0 +1,77 @@
+//! Item 6: a file that shrinks or is rewritten while `receipt` or `verify`
+//! hashes it is reported as changed, never a crash by SIGBUS.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::{Outcome, Sandbox};
+
+const BIG: u64 = 24 << 20;
+
+#[test]
+fn a_file_rewritten_during_hashing_is_an_error_not_a_signal() {
+    let sb = Sandbox::new();
+    let tree = sb.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("small"), "x").unwrap();
+    let big = tree.join("big.bin");
+    std::fs::write(&big, vec![7u8; BIG as usize]).unwrap();
+    let receipt = sb.path().join("receipt.json");
+    let made = sb.run([
+        OsStr::new("receipt"),
+        tree.as_os_str(),
+        OsStr::new("-o"),
+        receipt.as_os_str(),
+    ]);
+    assert!(made.success(), "{}", made.stderr);
+
+    // Truncate and regrow the file as fast as possible, for a bounded time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, big) = (Arc::clone(&stop), big.clone());
+        std::thread::spawn(move || {
+            let file = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
+            let until = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+                file.set_len(0).unwrap();
+                std::thread::sleep(Duration::from_micros(300));
+                file.set_len(BIG).unwrap();
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        })
+    };
+    const RUNS: usize = 30;
+    let mut changed = 0;
+    let mut failures = Vec::new();
+    for run in 0..RUNS {
+        let args: Vec<&OsStr> = if run % 2 == 0 {
+            vec![OsStr::new("receipt"), tree.as_os_str()]
+        } else {
+            vec![
+                OsStr::new("verify"),
+                tree.as_os_str(),
+                OsStr::new("--receipt"),
+                receipt.as_os_str(),
+            ]
+        };
+        let o = Outcome::of(sb.cmd().args(&args));
+        match o.code {
+            11 => {
+                o.assert_error(
+                    11,
+                    "changed while it was being hashed; run again when nothing writes to the tree",
+                );
+                assert!(o.stderr.contains("big.bin"), "{}", o.stderr);
+                changed += 1;
+            }
+            0 | 1 => {}
+            _ => failures.push(format!("run {run}: exit {} {}", o.code, o.stderr)),
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+    eprintln!("{RUNS} runs, {changed} reported the file as changed");
+}
