@@ -21,6 +21,7 @@ pub enum ExitCode {
     Unrecordable = 8,
     Key = 9,
     ProofMismatch = 10,
+    Conflicts = 11,
     Internal = 70,
     Interrupted = 130,
 }
@@ -44,7 +45,7 @@ pub const EXIT_CODES: &[ExitInfo] = &[
     ExitInfo {
         code: ExitCode::Drift,
         name: "drift",
-        meaning: "`verify`: the tree differs from its receipt; `ledger verify`, `ledger list` and `receive`: a hash chain is broken",
+        meaning: "`verify`: the tree differs from its receipt; `update --check`: the scaffold is out of date; `ledger verify`, `ledger list` and `receive`: a hash chain is broken",
     },
     ExitInfo {
         code: ExitCode::Usage,
@@ -90,6 +91,11 @@ pub const EXIT_CODES: &[ExitInfo] = &[
         code: ExitCode::ProofMismatch,
         name: "proof-mismatch",
         meaning: "an inclusion proof does not verify",
+    },
+    ExitInfo {
+        code: ExitCode::Conflicts,
+        name: "conflicts",
+        meaning: "`update`: updated, with conflicts to resolve (git's conflict markers, or `PATH.spawn-elite-new` files without git)",
     },
     ExitInfo {
         code: ExitCode::Internal,
@@ -231,7 +237,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(codes, sorted);
-        assert_eq!(codes.len(), 13, "every ExitCode variant has a row");
+        assert_eq!(codes.len(), 14, "every ExitCode variant has a row");
     }
 
     /// README.md documents the exit codes; its table must be this one.
