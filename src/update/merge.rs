@@ -347,8 +347,21 @@ pub fn merge(dir: &Path, plan: &Plan, pristine: &str) -> Result<Merged> {
     let message = format!(
         "chore: update scaffold from template set {from} to {to}\n\nMerged by spawn-elite update; the second parent is the pristine scaffold\nof {to}.\n"
     );
+    // Not pipes: if spawn-elite is killed, git must not die of SIGPIPE
+    // while it writes what it did; its messages go to a file instead.
+    let log = tempfile::tempfile().map_err(|e| {
+        fail(
+            ExitCode::Io,
+            format!(
+                "cannot create a temporary file for git's messages: {e}; free some space in $TMPDIR"
+            ),
+        )
+    })?;
+    let mut log_reader = log.try_clone()?;
     let mut cmd = git(dir);
-    cmd.args(identity_args(dir))
+    cmd.stdout(Stdio::null())
+        .stderr(log)
+        .args(identity_args(dir))
         .args([
             "merge",
             "--no-ff",
@@ -359,14 +372,13 @@ pub fn merge(dir: &Path, plan: &Plan, pristine: &str) -> Result<Merged> {
             pristine,
         ])
         .process_group(0);
-    let output = dated(&mut cmd).output();
-    let output = output.map_err(|e| {
+    let status = dated(&mut cmd).status().map_err(|e| {
         fail(
             ExitCode::Git,
             format!("cannot run git to merge: {e}; install or fix git"),
         )
     })?;
-    if output.status.success() {
+    if status.success() {
         let head = text(&git_output(
             dir,
             &["rev-parse", "HEAD"],
@@ -393,7 +405,12 @@ pub fn merge(dir: &Path, plan: &Plan, pristine: &str) -> Result<Merged> {
         ExitCode::Git,
         format!(
             "git merge failed: {}; the branch was left unchanged (the pristine scaffold is commit {pristine})",
-            stderr_lines(&output.stderr)
+            stderr_lines(&{
+                let mut text = Vec::new();
+                let _ = std::io::Seek::rewind(&mut log_reader);
+                let _ = log_reader.read_to_end(&mut text);
+                text
+            })
         ),
     ))
 }

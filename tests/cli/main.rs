@@ -19,3 +19,4 @@ mod reliability_store;
 mod snapshots;
 mod spawn;
 mod templates_sets;
+mod update;
