@@ -121,6 +121,8 @@ pub enum Command {
         #[command(subcommand)]
         action: TemplatesAction,
     },
+    /// Bring a spawned repository up to the current templates, keeping your changes (git merge)
+    Update(UpdateArgs),
     /// Check a tree against its receipt; exit 1 and list every difference if it drifted
     Verify {
         /// The tree to check
@@ -262,6 +264,45 @@ pub enum TemplatesAction {
     },
 }
 
+/// `spawn-elite update [DIR]`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct UpdateArgs {
+    /// The spawned repository (holding .spawn-elite/receipt.json)
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Update to the template set in DIR instead of the embedded one (required for a repository spawned from a set on disk)
+    #[arg(long, value_name = "DIR", env = "SPAWN_ELITE_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+
+    /// Change a recorded template value as part of the update (repeatable), checked by the set's rules
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Print every path and what would happen to it; change nothing
+    #[arg(long, short = 'n', conflicts_with = "check")]
+    pub dry_run: bool,
+
+    /// Change nothing; exit 1 if the current set renders something other than the receipt records
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print one JSON object on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print nothing but errors, warnings and conflicts
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Do not record the update in the local ledger
+    #[arg(long)]
+    pub no_ledger: bool,
+
+    #[command(flatten)]
+    pub callback: CallbackArgs,
+}
+
 /// Options shared by `spawn-elite NAME` and `spawn-elite new NAME`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SpawnArgs {
@@ -365,7 +406,6 @@ pub const RESERVED_NAMES: &[&str] = &[
     "show",
     "status",
     "uninstall",
-    "update",
     "upgrade",
     "version",
 ];
@@ -635,7 +675,8 @@ mod tests {
                 "did you mean `ledger`? To spawn a repository with this name use `spawn-elite new ledgr`"
             )
         );
-        assert!(refused("update").is_some_and(|m| m.starts_with("To spawn")));
+        assert!(refused("status").is_some_and(|m| m.starts_with("To spawn")));
+        assert!(refused("updte").is_some_and(|m| m.starts_with("did you mean `update`?")));
         assert!(refused("helo").is_some_and(|m| m.starts_with("did you mean `help`?")));
         for name in ["my-svc", "web", "api", "billing", "payments", "a", "svc2"] {
             assert_eq!(refused(name), None, "{name}");

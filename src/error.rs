@@ -22,6 +22,7 @@ pub enum ExitCode {
     Key = 9,
     ProofMismatch = 10,
     Changed = 11,
+    Conflicts = 12,
     Internal = 70,
     Interrupted = 130,
 }
@@ -45,7 +46,7 @@ pub const EXIT_CODES: &[ExitInfo] = &[
     ExitInfo {
         code: ExitCode::Drift,
         name: "drift",
-        meaning: "`verify`: the tree differs from its receipt; `ledger verify`, `ledger list` and `receive`: a hash chain is broken",
+        meaning: "`verify`: the tree differs from its receipt; `update --check`: the scaffold is out of date; `ledger verify`, `ledger list` and `receive`: a hash chain is broken",
     },
     ExitInfo {
         code: ExitCode::Usage,
@@ -96,6 +97,11 @@ pub const EXIT_CODES: &[ExitInfo] = &[
         code: ExitCode::Changed,
         name: "changed",
         meaning: "a file changed while `receipt`, `verify` or `prove` was hashing it; run again when nothing writes to the tree",
+    },
+    ExitInfo {
+        code: ExitCode::Conflicts,
+        name: "conflicts",
+        meaning: "`update`: updated, with conflicts to resolve (git's conflict markers, or `PATH.spawn-elite-new` files without git)",
     },
     ExitInfo {
         code: ExitCode::Internal,
@@ -237,7 +243,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(codes, sorted);
-        assert_eq!(codes.len(), 14, "every ExitCode variant has a row");
+        assert_eq!(codes.len(), 15, "every ExitCode variant has a row");
     }
 
     /// README.md documents the exit codes; its table must be this one.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::chain::{self, Chain, Fault, Link, Lock};
 use crate::error::{ExitCode, fail, fail_with};
 use crate::paths::data_dir;
-use crate::receipt::{Receipt, hex};
+use crate::receipt::{Receipt, TemplatesInfo, hex};
 
 pub use crate::chain::GENESIS;
 
@@ -30,6 +30,27 @@ pub struct Entry {
     pub leaf_count: u64,
     /// BLAKE3 of the receipt file's bytes, to find the exact receipt again.
     pub receipt_blake3: String,
+    /// What the line records: absent for a spawn (every line written before
+    /// updates existed), `update` for `spawn-elite update`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// For an update: where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateRecord>,
+}
+
+/// What an `update` line records beyond the new receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRecord {
+    /// The Merkle root of the receipt the update replaced.
+    pub old_merkle_root: String,
+    pub old_templates: TemplatesInfo,
+    pub new_templates: TemplatesInfo,
+    /// Conflicts left for the user to resolve.
+    pub conflicts: u64,
+    /// When the update ran (the receipt's `created` is the spawn's, carried over).
+    pub updated: String,
 }
 
 impl Link for Entry {
@@ -53,7 +74,15 @@ pub fn path() -> Result<PathBuf> {
 /// it was and the error says how to record the spawn later.
 pub fn append(receipt: &Receipt, repo_path: &Path) -> Result<PathBuf> {
     let path = path()?;
-    append_to(&path, receipt, repo_path, false)?;
+    append_to(&path, receipt, repo_path, false, None)?;
+    Ok(path)
+}
+
+/// Append the line of an update (kind `update`): the new receipt, and the
+/// old root and template versions in `update`.
+pub fn append_update(receipt: &Receipt, repo_path: &Path, update: UpdateRecord) -> Result<PathBuf> {
+    let path = path()?;
+    append_to(&path, receipt, repo_path, false, Some(update))?;
     Ok(path)
 }
 
@@ -62,11 +91,17 @@ pub fn append(receipt: &Receipt, repo_path: &Path) -> Result<PathBuf> {
 /// one with the same merkle root and path. Returns the new line's `seq`.
 pub fn add(receipt: &Receipt, repo_path: &Path) -> Result<(PathBuf, u64)> {
     let path = path()?;
-    let seq = append_to(&path, receipt, repo_path, true)?;
+    let seq = append_to(&path, receipt, repo_path, true, None)?;
     Ok((path, seq))
 }
 
-fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path, once: bool) -> Result<u64> {
+fn append_to(
+    path: &Path,
+    receipt: &Receipt,
+    repo_path: &Path,
+    once: bool,
+    update: Option<UpdateRecord>,
+) -> Result<u64> {
     let repo = std::fs::canonicalize(repo_path).unwrap_or_else(|_| repo_path.to_path_buf());
     let shown = repo.display().to_string();
     let io = |e: std::io::Error| {
@@ -120,6 +155,8 @@ fn append_to(path: &Path, receipt: &Receipt, repo_path: &Path, once: bool) -> Re
         merkle_root: receipt.merkle_root.clone(),
         leaf_count: receipt.leaf_count,
         receipt_blake3: hex(blake3::hash(&receipt.to_json_bytes()).as_bytes()),
+        event: update.as_ref().map(|_| "update".to_owned()),
+        update,
     };
     let line = serde_json::to_vec(&entry).map_err(|e| io(e.into()))?;
     chain.append_synced(&line).map_err(io)?;
@@ -301,6 +338,8 @@ mod tests {
             merkle_root: GENESIS.into(),
             leaf_count: 0,
             receipt_blake3: GENESIS.into(),
+            event: None,
+            update: None,
         };
         serde_json::to_vec(&e).unwrap_or_default()
     }
@@ -323,7 +362,7 @@ mod tests {
         let ledger = dir.path().join("sub/ledger.jsonl");
         let receipt = Receipt::of_tree(dir.path(), None, jiff::Timestamp::UNIX_EPOCH)?;
         for _ in 0..3 {
-            append_to(&ledger, &receipt, dir.path(), false)?;
+            append_to(&ledger, &receipt, dir.path(), false, None)?;
         }
         let entries = read_verified(&ledger)?;
         assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
@@ -374,7 +413,7 @@ mod tests {
         let text = chain(3);
         std::fs::write(&ledger, &text[..text.len() - 5])?;
         let receipt = Receipt::of_tree(dir.path(), None, jiff::Timestamp::UNIX_EPOCH)?;
-        let err = append_to(&ledger, &receipt, dir.path(), false)
+        let err = append_to(&ledger, &receipt, dir.path(), false, None)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

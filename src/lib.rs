@@ -8,6 +8,7 @@
 //!
 //! - [`spawn`]: one spawn, from resolved options to a repository on disk.
 //! - [`templates`]: the embedded template set and its repository types.
+//! - [`update`]: bring a spawned repository up to the current templates.
 //! - [`receipt`]: walking and hashing a tree, the Merkle tree, receipts, proofs.
 //! - [`chain`] and [`ledger`]: the hash-chained JSONL log, and the spawn ledger on it.
 //! - [`callback`]: signed delivery of a receipt, its outbox, keys, RFC 9421.
@@ -29,6 +30,7 @@ pub mod receipt;
 pub mod receive;
 pub mod spawn;
 pub mod templates;
+pub mod update;
 
 use anyhow::Result;
 

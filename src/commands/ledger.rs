@@ -53,13 +53,23 @@ pub fn list() -> Result<ExitCode> {
     let mut text = String::new();
     for e in &entries {
         text.push_str(&format!(
-            "{:>4}  {}  {:<8} {:<24} {}  {}\n",
+            "{:>4}  {}  {:<8} {:<24} {}  {}{}\n",
             e.seq,
             e.created,
             e.kind.as_deref().unwrap_or("-"),
             e.name.as_deref().unwrap_or("-"),
             e.merkle_root.chars().take(16).collect::<String>(),
-            e.repo
+            e.repo,
+            match &e.update {
+                Some(u) => format!(
+                    "  (update {} {} -> {} {})",
+                    u.old_templates.name,
+                    u.old_templates.version,
+                    u.new_templates.name,
+                    u.new_templates.version
+                ),
+                None => String::new(),
+            }
         ));
     }
     stdout_write(text.as_bytes())?;

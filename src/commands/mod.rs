@@ -12,6 +12,7 @@ pub mod receive;
 pub mod shared;
 pub mod spawn;
 pub mod templates;
+pub mod update;
 pub mod verify;
 
 use anyhow::Result;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             TemplatesAction::Export { dir, force } => templates::export(&dir, force),
             TemplatesAction::Check { dir } => templates::check(&dir),
         },
+        Some(Command::Update(args)) => update::run(&args),
         Some(Command::Verify {
             dir,
             receipt,

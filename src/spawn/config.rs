@@ -241,7 +241,7 @@ fn shown(value: &str) -> String {
 }
 
 /// Every key of the set with its default for `kind`.
-fn defaults(set: &TemplateSet, kind: &str) -> BTreeMap<String, String> {
+pub(crate) fn defaults(set: &TemplateSet, kind: &str) -> BTreeMap<String, String> {
     set.manifest
         .keys
         .iter()
@@ -376,7 +376,7 @@ fn file_values(
 }
 
 /// `--set KEY=VALUE`, each checked by its key's rules; returns warnings.
-fn resolve_sets(
+pub(crate) fn resolve_sets(
     set: &TemplateSet,
     kind: &str,
     sets: &[String],

@@ -20,3 +20,4 @@ mod reliability_store;
 mod snapshots;
 mod spawn;
 mod templates_sets;
+mod update;

@@ -51,15 +51,15 @@ fn a_reserved_word_is_refused() {
     let sb = Sandbox::new();
     refused(
         &sb,
-        &["update"],
-        "To spawn a repository with this name use `spawn-elite new update`",
+        &["status"],
+        "To spawn a repository with this name use `spawn-elite new status`",
     );
 }
 
 #[test]
 fn new_spawns_a_near_miss_name_anyway() {
     let sb = Sandbox::new();
-    for name in ["verfy", "update"] {
+    for name in ["verfy", "status"] {
         let o = sb.run([
             OsStr::new("new"),
             OsStr::new(name),

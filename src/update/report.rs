@@ -1,0 +1,172 @@
+//! What an update prints: every path and what happens to it, then what to
+//! do about conflicts; or one JSON object with `--json`.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::classify::Action;
+use super::merge::versions;
+use super::nogit::NEW_SUFFIX;
+use super::plan::Plan;
+use super::{Mode, Options, Outcome};
+use crate::commands::shared::stdout_write;
+
+pub fn warn(message: &str) {
+    eprintln!("warning: {message}");
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// `update --check`.
+pub fn check(opts: &Options, plan: &Plan) -> Result<()> {
+    let (from, to) = versions(plan);
+    let differ = differing(plan);
+    if opts.json {
+        let value = json!({
+            "current": plan.current(),
+            "templates": { "from": plan.old_templates, "to": plan.new_templates },
+            "merkle_root": { "recorded": plan.old.merkle_root, "current_set": plan.receipt.merkle_root },
+            "files": differ,
+        });
+        let mut out = serde_json::to_vec_pretty(&value)?;
+        out.push(b'\n');
+        return stdout_write(&out);
+    }
+    if opts.quiet {
+        return Ok(());
+    }
+    let text = if plan.current() {
+        format!(
+            "ok: scaffold is current: template set {to} renders what the receipt records ({from})\n"
+        )
+    } else {
+        format!(
+            "scaffold is out of date; run spawn-elite update: template set {to} changes {} file{} of {from} ({})\n",
+            differ.len(),
+            if differ.len() == 1 { "" } else { "s" },
+            differ.join(", ")
+        )
+    };
+    stdout_write(text.as_bytes())
+}
+
+/// The paths whose pristine version differs between the receipt and the set.
+fn differing(plan: &Plan) -> Vec<String> {
+    let mut paths: Vec<String> = plan
+        .old
+        .files
+        .iter()
+        .filter(|f| !plan.receipt.files.contains(f))
+        .chain(
+            plan.receipt
+                .files
+                .iter()
+                .filter(|f| !plan.old.files.contains(f)),
+        )
+        .map(|f| f.path.clone())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// An update's outcome (or plan, with `--dry-run`).
+pub fn outcome(opts: &Options, o: &Outcome) -> Result<()> {
+    if opts.json {
+        return json_outcome(o);
+    }
+    let conflicts = o.conflicts();
+    if opts.quiet && conflicts.is_empty() {
+        return Ok(());
+    }
+    let (from, to) = versions(&o.plan);
+    let name = o
+        .plan
+        .old
+        .spawn
+        .as_ref()
+        .map_or("the repository", |s| s.name.as_str());
+    let mut text = String::new();
+    if o.current() {
+        text.push_str(&format!(
+            "{name} is up to date: template set {to} renders what the receipt records ({from}); nothing to do\n"
+        ));
+        return stdout_write(text.as_bytes());
+    }
+    let how = match (o.mode, &o.base) {
+        (Mode::Git, Some(base)) => format!("git merge, base {}", short(base)),
+        _ => "receipt only, no git history".to_owned(),
+    };
+    if o.dry_run {
+        text.push_str(&format!(
+            "dry run: would update {name} from template set {from} to {to} ({how}); nothing was changed\n"
+        ));
+    } else {
+        text.push_str(&format!(
+            "updated {name} from template set {from} to {to} ({how})\n"
+        ));
+    }
+    let mut unchanged = 0;
+    for change in &o.changes {
+        if change.action == Action::Unchanged && !o.dry_run {
+            unchanged += 1;
+            continue;
+        }
+        text.push_str(&format!(
+            "  {:<10}{}\n",
+            change.action.as_str(),
+            change.path
+        ));
+    }
+    if unchanged > 0 {
+        text.push_str(&format!("  ({unchanged} files unchanged)\n"));
+    }
+    if !o.dry_run {
+        if let Some(commit) = &o.merge {
+            text.push_str(&format!("merge commit: {commit}\n"));
+        }
+        text.push_str(&format!("merkle root: {}\n", o.plan.receipt.merkle_root));
+        if let Some(ledger) = &o.ledger {
+            text.push_str(&format!("ledger: {}\n", ledger.display()));
+        }
+    }
+    if !conflicts.is_empty() {
+        let n = conflicts.len();
+        let s = if n == 1 { "" } else { "s" };
+        let what = match (o.mode, o.dry_run) {
+            (_, true) => format!("{n} conflict{s} would need resolving\n"),
+            (Mode::Git, false) => format!(
+                "{n} conflict{s} to resolve: git marked them (`git status` lists them); edit each (or run `git mergetool`), `git add` it, then `git commit`; `git merge --abort` undoes the update\n"
+            ),
+            (Mode::Receipt, false) => format!(
+                "{n} conflict{s} to resolve: your version was kept and the new one written beside it as PATH{NEW_SUFFIX}; merge it in by hand, then delete the {NEW_SUFFIX} file\n"
+            ),
+        };
+        text.push_str(&what);
+    }
+    stdout_write(text.as_bytes())
+}
+
+fn json_outcome(o: &Outcome) -> Result<()> {
+    let value = json!({
+        "dir": o.dir.display().to_string(),
+        "dry_run": o.dry_run,
+        "current": o.current(),
+        "mode": o.mode.as_str(),
+        "fallback": o.fallback,
+        "templates": { "from": o.plan.old_templates, "to": o.plan.new_templates },
+        "merkle_root": { "old": o.plan.old.merkle_root, "new": o.plan.receipt.merkle_root },
+        "base": o.base,
+        "pristine": o.pristine,
+        "merge": o.merge,
+        "files": o.changes,
+        "conflicts": o.conflicts(),
+        "ledger": o.ledger.as_ref().map(|p| p.display().to_string()),
+        "callback": o.callback,
+    });
+    let mut out = serde_json::to_vec_pretty(&value)?;
+    out.push(b'\n');
+    stdout_write(&out)
+}

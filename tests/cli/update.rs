@@ -1,0 +1,650 @@
+//! `spawn-elite update`: two exported template sets v1 → v2 (v2 changes,
+//! adds, removes and renames files and changes a default), applied to an
+//! untouched repository and to one a user changed in every way that
+//! matters, with git and without; v1 → v2 → v3 across user commits and a
+//! fresh clone; and updates killed at random instants.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Outcome, Sandbox, tree};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = read(path);
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    fs::write(path, text.replacen(from, to, 1)).expect("write");
+}
+
+fn append(path: &Path, text: &str) {
+    let mut old = read(path);
+    old.push_str(text);
+    fs::write(path, old).expect("write");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp")
+        .success();
+    assert!(ok, "cp -a {} {}", from.display(), to.display());
+}
+
+/// The embedded set, exported as v1.
+fn export_v1(sb: &Sandbox) -> PathBuf {
+    let dir = sb.path().join("set-v1");
+    let out = sb.run(["templates", "export", s(&dir)]);
+    assert!(out.success(), "{}", out.stderr);
+    replace_in(
+        &dir.join("spawn-elite.toml"),
+        "name = \"spawn-elite\"",
+        "name = \"acme\"",
+    );
+    dir
+}
+
+/// v2: a changed file at each end (main.py, Makefile's HOST line), a
+/// changed SECURITY.md, a new CODEOWNERS, .yamllint removed,
+/// docs/README.md renamed to docs/INDEX.md, and port's default 8000 → 9000.
+fn make_v2(sb: &Sandbox, v1: &Path) -> PathBuf {
+    let v2 = sb.path().join("set-v2");
+    copy_dir(v1, &v2);
+    let manifest = v2.join("spawn-elite.toml");
+    replace_in(&manifest, "version = \"1.0.0\"", "version = \"2.0.0\"");
+    replace_in(&manifest, "default = \"8000\"", "default = \"9000\"");
+    append(&v2.join("service/main.py.j2"), "\n# v2: served by acme\n");
+    replace_in(
+        &v2.join("service/Makefile.j2"),
+        "HOST ?= 127.0.0.1",
+        "HOST ?= 0.0.0.0",
+    );
+    append(
+        &v2.join("base/SECURITY.md.j2"),
+        "\nv2: security@acme.test\n",
+    );
+    fs::write(v2.join("base/CODEOWNERS"), "* @acme/platform\n").expect("write");
+    fs::remove_file(v2.join("base/.yamllint")).expect("rm");
+    fs::rename(
+        v2.join("base/docs/README.md.j2"),
+        v2.join("base/docs/INDEX.md.j2"),
+    )
+    .expect("rename");
+    let check = sb.run(["templates", "check", s(&v2)]);
+    assert!(check.success(), "{}", check.stderr);
+    v2
+}
+
+/// v3 from v2: CODEOWNERS changes.
+fn make_v3(sb: &Sandbox, v2: &Path) -> PathBuf {
+    let v3 = sb.path().join("set-v3");
+    copy_dir(v2, &v3);
+    replace_in(
+        &v3.join("spawn-elite.toml"),
+        "version = \"2.0.0\"",
+        "version = \"3.0.0\"",
+    );
+    fs::write(v3.join("base/CODEOWNERS"), "* @acme/platform @acme/sre\n").expect("write");
+    v3
+}
+
+/// git as the user, with the sandbox's identity.
+fn ugit(sb: &Sandbox, dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", sb.git_config())
+        .env("GIT_AUTHOR_DATE", "@1767323045 +0000")
+        .env("GIT_COMMITTER_DATE", "@1767323045 +0000")
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn update(sb: &Sandbox, dir: &Path, args: &[&str]) -> Outcome {
+    let mut all = vec!["update", s(dir)];
+    all.extend(args);
+    sb.run(all)
+}
+
+fn receipt_of(repo: &Path) -> Value {
+    serde_json::from_str(&read(&repo.join(".spawn-elite/receipt.json"))).expect("JSON")
+}
+
+fn ledger_lines(sb: &Sandbox) -> Vec<Value> {
+    read(&sb.data().join("spawn-elite/ledger.jsonl"))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// The user's changes (b)-(f): README.md (v2 leaves it), main.py's
+/// docstring (v2 changes its end), Makefile's HOST line (v2 changes it
+/// too), SECURITY.md deleted (v2 changes it), notes.txt added.
+fn edit_as_user(repo: &Path) {
+    append(&repo.join("README.md"), "\nOur own notes.\n");
+    replace_in(
+        &repo.join("main.py"),
+        "status, health and Prometheus metrics endpoints.",
+        "status, health and metrics endpoints (ours).",
+    );
+    replace_in(
+        &repo.join("Makefile"),
+        "HOST ?= 127.0.0.1",
+        "HOST ?= localhost",
+    );
+    fs::remove_file(repo.join("SECURITY.md")).expect("rm");
+    fs::write(repo.join("notes.txt"), "mine\n").expect("write");
+}
+
+/// The tree of an untouched repository after the update to v2.
+fn v2_tree(v1_tree: &[String]) -> Vec<String> {
+    let mut t: Vec<String> = v1_tree
+        .iter()
+        .filter(|p| *p != ".yamllint" && *p != "docs/README.md")
+        .cloned()
+        .collect();
+    t.extend(["CODEOWNERS".to_owned(), "docs/INDEX.md".to_owned()]);
+    t.sort();
+    t
+}
+
+#[test]
+fn git_mode_merges_the_template_changes_and_keeps_the_users() {
+    let sb = Sandbox::new();
+    let v1 = export_v1(&sb);
+    let v2 = make_v2(&sb, &v1);
+    let a = sb.spawn(&["plain", "--templates", s(&v1)]);
+    let b = sb.spawn(&["edited", "--templates", s(&v1)]);
+    let v1_tree = tree(&a);
+    edit_as_user(&b);
+    ugit(&sb, &b, &["add", "--all"]);
+    ugit(&sb, &b, &["commit", "-q", "-m", "our changes"]);
+    let b_head = ugit(&sb, &b, &["rev-parse", "HEAD"]);
+
+    // A set on disk is required, and --check says it is behind.
+    sb.assert_error(
+        ["update", s(&a)],
+        2,
+        "was spawned from template set acme 1.0.0 on disk; pass the set to update to with --templates DIR",
+    );
+    let check = update(&sb, &a, &["--check", "--templates", s(&v1)]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let check = update(&sb, &a, &["--check", "--templates", s(&v2)]);
+    assert_eq!(check.code, 1, "{}", check.stderr);
+    assert!(
+        check
+            .stdout
+            .starts_with("scaffold is out of date; run spawn-elite update"),
+        "{}",
+        check.stdout
+    );
+
+    // --dry-run: every path and its fate, nothing changed.
+    let dry = update(&sb, &b, &["--dry-run", "--templates", s(&v2)]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    for line in [
+        "  unchanged .dockerignore\n",
+        "  kept      README.md\n",
+        "  merged    main.py\n",
+        "  conflict  Makefile\n",
+        "  conflict  SECURITY.md\n",
+        "  added     CODEOWNERS\n",
+        "  added     docs/INDEX.md\n",
+        "  removed   .yamllint\n",
+        "  removed   docs/README.md\n",
+    ] {
+        assert!(dry.stdout.contains(line), "{line:?} in {}", dry.stdout);
+    }
+    assert!(!dry.stdout.contains("notes.txt"), "{}", dry.stdout);
+    let json = update(&sb, &a, &["--dry-run", "--json", "--templates", s(&v2)]);
+    let json: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(json["mode"], "git");
+    assert_eq!(json["templates"]["from"]["version"], "1.0.0");
+    assert_eq!(json["templates"]["to"]["version"], "2.0.0");
+    let fate = |path: &str| {
+        json["files"]
+            .as_array()
+            .and_then(|f| f.iter().find(|c| c["path"] == path))
+            .map(|c| c["action"].clone())
+    };
+    assert_eq!(fate("main.py"), Some("updated".into()));
+    assert_eq!(fate("LICENSE"), Some("unchanged".into()));
+    assert_eq!(ugit(&sb, &b, &["rev-parse", "HEAD"]), b_head);
+    assert_eq!(ugit(&sb, &b, &["status", "--porcelain"]), "");
+
+    // A dirty work tree is refused, untouched.
+    append(&b.join("README.md"), "uncommitted\n");
+    sb.assert_error(
+        ["update", s(&b), "--templates", s(&v2)],
+        2,
+        "has uncommitted changes (1 file, e.g. README.md); commit or stash them",
+    );
+    ugit(&sb, &b, &["checkout", "--", "README.md"]);
+    assert_eq!(ugit(&sb, &b, &["rev-parse", "HEAD"]), b_head);
+
+    // (a) untouched: a clean merge whose result is exactly a fresh spawn
+    // from v2 with the recorded port (the new default does not apply).
+    let out = update(&sb, &a, &["--templates", s(&v2)]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("updated plain from template set acme 1.0.0 to acme 2.0.0 (git merge"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(tree(&a), v2_tree(&v1_tree));
+    assert!(read(&a.join("Makefile")).contains("HOST ?= 0.0.0.0\nPORT ?= 8000"));
+    let parents = ugit(&sb, &a, &["rev-list", "--parents", "-n1", "HEAD"]);
+    assert_eq!(parents.split(' ').count(), 3, "a merge commit: {parents}");
+    assert!(
+        ugit(&sb, &a, &["log", "-1", "--format=%s"])
+            .contains("update scaffold from template set acme 1.0.0 to acme 2.0.0")
+    );
+    let pristine_msg = ugit(&sb, &a, &["log", "-1", "--format=%B", "HEAD^2"]);
+    let root = receipt_of(&a)["merkle_root"].as_str().unwrap().to_owned();
+    assert!(
+        pristine_msg.contains(&format!("Spawn-Elite-Pristine: {root}")),
+        "{pristine_msg}"
+    );
+    let made = sb.run([
+        "plain",
+        "--templates",
+        s(&v2),
+        "--set",
+        "port=8000",
+        "--out-dir",
+        s(&sb.path().join("fresh")),
+        "--no-ledger",
+        "-q",
+    ]);
+    assert!(made.success(), "{}", made.stderr);
+    let fresh = sb.path().join("fresh/plain");
+    assert_eq!(receipt_of(&fresh)["merkle_root"], root.as_str());
+    assert!(sb.run(["verify", s(&a)]).success());
+    assert_eq!(update(&sb, &a, &["--check", "--templates", s(&v2)]).code, 0);
+
+    // (b)-(f): conflicts in Makefile (same line) and SECURITY.md (deleted
+    // by the user, changed by v2); the rest merges.
+    let out = update(&sb, &b, &["--templates", s(&v2)]);
+    assert_eq!(out.code, 12, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("  conflict  Makefile\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  conflict  SECURITY.md\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  merged    main.py\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("2 conflicts to resolve: git marked them (`git status` lists them)"),
+        "{}",
+        out.stdout
+    );
+    let status = ugit(&sb, &b, &["status", "--porcelain"]);
+    let mut status: Vec<&str> = status.lines().collect();
+    status.sort();
+    assert_eq!(
+        status,
+        [
+            "A  CODEOWNERS",
+            "D  .yamllint",
+            "DU SECURITY.md",
+            "M  .spawn-elite/receipt.json",
+            "M  main.py",
+            "R  docs/README.md -> docs/INDEX.md",
+            "UU Makefile",
+        ]
+    );
+    let makefile = read(&b.join("Makefile"));
+    assert!(
+        makefile.contains("<<<<<<< HEAD\nHOST ?= localhost\n=======\nHOST ?= 0.0.0.0\n>>>>>>> "),
+        "{makefile}"
+    );
+    let main = read(&b.join("main.py"));
+    assert!(main.contains("metrics endpoints (ours)."), "{main}");
+    assert!(main.ends_with("# v2: served by acme\n"), "{main}");
+    assert!(read(&b.join("README.md")).ends_with("Our own notes.\n"));
+    let mut expected = v2_tree(&v1_tree);
+    expected.push("notes.txt".into());
+    expected.sort();
+    assert_eq!(tree(&b), expected);
+    // Another update waits for the merge to be finished.
+    sb.assert_error(
+        ["update", s(&b), "--templates", s(&v2)],
+        2,
+        "has a merge in progress; finish it",
+    );
+
+    // Resolve with the template's side, commit: a merge with two parents,
+    // and verify lists exactly the user's own changes.
+    ugit(&sb, &b, &["checkout", "--theirs", "Makefile"]);
+    ugit(&sb, &b, &["add", "Makefile", "SECURITY.md"]);
+    ugit(&sb, &b, &["commit", "-q", "--no-edit"]);
+    let parents = ugit(&sb, &b, &["rev-list", "--parents", "-n1", "HEAD"]);
+    assert_eq!(parents.split(' ').count(), 3, "{parents}");
+    assert_eq!(ugit(&sb, &b, &["rev-parse", "HEAD^1"]), b_head);
+    let verify = sb.run(["verify", s(&b)]);
+    assert_eq!(verify.code, 1, "{}", verify.stdout);
+    let drift: Vec<&str> = verify.stdout.lines().collect();
+    assert_eq!(
+        drift,
+        [
+            "modified      README.md",
+            "modified      main.py",
+            "added         notes.txt"
+        ],
+        "{}",
+        verify.stdout
+    );
+    assert_eq!(update(&sb, &b, &["--check", "--templates", s(&v2)]).code, 0);
+
+    // The ledger: two spawns, then the two updates.
+    let lines = ledger_lines(&sb);
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].get("event").is_none());
+    let last = &lines[3];
+    assert_eq!(last["event"], "update");
+    assert_eq!(last["name"], "edited");
+    assert_eq!(last["merkle_root"], receipt_of(&b)["merkle_root"]);
+    assert_eq!(last["update"]["old_templates"]["version"], "1.0.0");
+    assert_eq!(last["update"]["new_templates"]["version"], "2.0.0");
+    assert_eq!(last["update"]["conflicts"], 2);
+    assert!(sb.run(["ledger", "verify"]).success());
+    let list = sb.run(["ledger", "list"]);
+    assert!(
+        list.stdout.contains("(update acme 1.0.0 -> acme 2.0.0)"),
+        "{}",
+        list.stdout
+    );
+}
+
+#[test]
+fn each_update_finds_its_base_after_user_commits_and_in_a_fresh_clone() {
+    let sb = Sandbox::new();
+    let v1 = export_v1(&sb);
+    let v2 = make_v2(&sb, &v1);
+    let v3 = make_v3(&sb, &v2);
+    let repo = sb.spawn(&["chain", "--templates", s(&v1), "--no-ledger"]);
+    let initial = ugit(&sb, &repo, &["rev-parse", "HEAD"]);
+    replace_in(
+        &repo.join("main.py"),
+        "import time\n",
+        "import time  # ours\n",
+    );
+    ugit(&sb, &repo, &["commit", "-q", "-am", "ours"]);
+    let out = update(&sb, &repo, &["--templates", s(&v2), "--no-ledger"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!("base {}", &initial[..12])),
+        "{}",
+        out.stdout
+    );
+    let pristine2 = ugit(&sb, &repo, &["rev-parse", "HEAD^2"]);
+    assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD^2^"]), initial);
+    // The user commits on top, then clones: no refs but the branch.
+    fs::write(repo.join("later.txt"), "later\n").expect("write");
+    ugit(&sb, &repo, &["add", "later.txt"]);
+    ugit(&sb, &repo, &["commit", "-q", "-m", "later"]);
+    let clone = sb.path().join("clone");
+    ugit(&sb, sb.path(), &["clone", "-q", s(&repo), s(&clone)]);
+    let out = update(&sb, &clone, &["--templates", s(&v3), "--no-ledger"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!("base {}", &pristine2[..12])),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(ugit(&sb, &clone, &["rev-parse", "HEAD^2^"]), pristine2);
+    assert_eq!(
+        read(&clone.join("CODEOWNERS")),
+        "* @acme/platform @acme/sre\n"
+    );
+    let main = read(&clone.join("main.py"));
+    assert!(
+        main.contains("import time  # ours\n") && main.contains("# v2: served by acme\n"),
+        "{main}"
+    );
+    assert!(clone.join("later.txt").is_file());
+    let check = update(&sb, &clone, &["--check", "--templates", s(&v3)]);
+    assert_eq!(check.code, 0, "{}", check.stdout);
+    // Already current: nothing to do, nothing changed.
+    let head = ugit(&sb, &clone, &["rev-parse", "HEAD"]);
+    let again = update(&sb, &clone, &["--templates", s(&v3), "--no-ledger"]);
+    assert_eq!(again.code, 0);
+    assert!(again.stdout.contains("is up to date"), "{}", again.stdout);
+    assert_eq!(ugit(&sb, &clone, &["rev-parse", "HEAD"]), head);
+}
+
+#[test]
+fn without_git_the_receipt_decides_and_conflicts_are_written_beside() {
+    let sb = Sandbox::new();
+    let v1 = export_v1(&sb);
+    let v2 = make_v2(&sb, &v1);
+    let a = sb.spawn(&["plain", "--templates", s(&v1), "--no-git"]);
+    let b = sb.spawn(&["edited", "--templates", s(&v1), "--no-git"]);
+    let v1_tree = tree(&a);
+    edit_as_user(&b);
+
+    // (a) untouched: exactly v2's output, and it verifies.
+    let out = update(&sb, &a, &["--templates", s(&v2)]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("(receipt only, no git history)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(tree(&a), v2_tree(&v1_tree));
+    assert!(sb.run(["verify", s(&a)]).success());
+    assert_eq!(update(&sb, &a, &["--check", "--templates", s(&v2)]).code, 0);
+
+    // (b)-(f): without the old contents, both-changed is a conflict.
+    let dry = update(&sb, &b, &["--dry-run", "--templates", s(&v2)]);
+    assert_eq!(dry.code, 0);
+    assert!(
+        dry.stdout.contains("  conflict  main.py\n"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(tree(&b).len(), v1_tree.len(), "dry run changed nothing");
+    let before_readme = read(&b.join("README.md"));
+    let out = update(&sb, &b, &["--templates", s(&v2)]);
+    assert_eq!(out.code, 12, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("3 conflicts to resolve: your version was kept and the new one written beside it as PATH.spawn-elite-new"),
+        "{}",
+        out.stdout
+    );
+    let mut expected: Vec<String> = v2_tree(&v1_tree)
+        .into_iter()
+        .filter(|p| p != "SECURITY.md")
+        .collect();
+    expected.extend(
+        [
+            "notes.txt",
+            "main.py.spawn-elite-new",
+            "Makefile.spawn-elite-new",
+            "SECURITY.md.spawn-elite-new",
+        ]
+        .map(String::from),
+    );
+    expected.sort();
+    assert_eq!(tree(&b), expected);
+    assert_eq!(read(&b.join("README.md")), before_readme);
+    assert!(read(&b.join("main.py")).contains("(ours)"));
+    assert!(read(&b.join("main.py.spawn-elite-new")).ends_with("# v2: served by acme\n"));
+    assert!(read(&b.join("Makefile")).contains("HOST ?= localhost"));
+    assert!(read(&b.join("Makefile.spawn-elite-new")).contains("HOST ?= 0.0.0.0"));
+    assert_eq!(receipt_of(&b)["spawn"]["templates"]["version"], "2.0.0");
+    assert_eq!(update(&sb, &b, &["--check", "--templates", s(&v2)]).code, 0);
+    // Resolved by taking the new versions: only the user's own changes remain.
+    for f in ["main.py", "Makefile", "SECURITY.md"] {
+        fs::rename(b.join(format!("{f}.spawn-elite-new")), b.join(f)).expect("mv");
+    }
+    let verify = sb.run(["verify", s(&b)]);
+    assert_eq!(verify.code, 1);
+    let drift: Vec<&str> = verify.stdout.lines().collect();
+    assert_eq!(
+        drift,
+        ["modified      README.md", "added         notes.txt"]
+    );
+    assert_eq!(ledger_lines(&sb).len(), 4);
+}
+
+#[test]
+fn set_changes_a_recorded_value_checked_by_the_sets_rules() {
+    let sb = Sandbox::new();
+    let repo = sb.spawn(&["valued", "--no-ledger"]);
+    sb.assert_error(
+        ["update", s(&repo), "--set", "port=80"],
+        2,
+        "invalid --set port=\"80\": use a port from 1024 to 65535",
+    );
+    assert_eq!(update(&sb, &repo, &["--check"]).code, 0);
+    let out = update(&sb, &repo, &["--set", "port=9100", "--no-ledger"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(read(&repo.join("Makefile")).contains("PORT ?= 9100"));
+    assert_eq!(receipt_of(&repo)["spawn"]["options"]["port"], "9100");
+    assert!(sb.run(["verify", s(&repo)]).success());
+    // Without a receipt there is nothing to update.
+    let empty = sb.path().join("empty");
+    fs::create_dir(&empty).expect("mkdir");
+    sb.assert_error(
+        ["update", s(&empty)],
+        2,
+        "has no .spawn-elite/receipt.json; update works on a repository spawn-elite spawned",
+    );
+}
+
+/// Processes whose working directory is `dir`: git commands an update
+/// started, which outlive a killed spawn-elite.
+fn busy_in(dir: &Path) -> bool {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return false;
+    };
+    procs
+        .flatten()
+        .any(|p| fs::read_link(p.path().join("cwd")).is_ok_and(|cwd| cwd == dir))
+}
+
+#[test]
+fn an_update_killed_at_any_instant_leaves_the_branch_untouched_or_merged() {
+    let sb = Sandbox::new();
+    let v1 = export_v1(&sb);
+    let v2 = make_v2(&sb, &v1);
+    let template = sb.spawn(&["killed", "--templates", s(&v1), "--no-ledger"]);
+    append(&template.join("README.md"), "ours\n");
+    ugit(&sb, &template, &["commit", "-q", "-am", "ours"]);
+    let template = fs::canonicalize(&template).expect("canonical");
+    let old_head = ugit(&sb, &template, &["rev-parse", "HEAD"]);
+
+    // A reference run: how long an update takes, and the merge it makes
+    // (commit ids are reproducible: fixed dates, same content).
+    let reference = sb.path().join("reference");
+    copy_dir(&template, &reference);
+    let started = Instant::now();
+    let out = update(&sb, &reference, &["--templates", s(&v2), "--no-ledger"]);
+    let took = started.elapsed();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let merged_head = ugit(&sb, &reference, &["rev-parse", "HEAD"]);
+
+    let trials = 24u64;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let (mut untouched, mut merged) = (0, 0);
+    for trial in 0..trials {
+        let repo = sb.path().join(format!("trial-{trial}"));
+        copy_dir(&template, &repo);
+        let repo = fs::canonicalize(&repo).expect("canonical");
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let delay = Duration::from_micros((seed >> 33) % (took.as_micros() as u64 * 12 / 10 + 1));
+        let mut cmd = sb.process();
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .args([
+                "update",
+                s(&repo),
+                "--templates",
+                s(&v2),
+                "--no-ledger",
+                "-q",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(delay);
+        let pid = child.id() as i32;
+        // Every fourth trial is a Ctrl-C to the process group, the others a SIGKILL.
+        unsafe {
+            if trial % 4 == 3 {
+                libc::kill(-pid, libc::SIGINT);
+            } else {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        let _ = child.wait();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while busy_in(&repo) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !busy_in(&repo),
+            "trial {trial}: git still running after 20s"
+        );
+        let head = ugit(&sb, &repo, &["rev-parse", "HEAD"]);
+        let status = ugit(
+            &sb,
+            &repo,
+            &["status", "--porcelain", "--untracked-files=all"],
+        );
+        assert_eq!(
+            status, "",
+            "trial {trial} (after {delay:?}): work tree not clean"
+        );
+        assert!(
+            !repo.join(".git/MERGE_HEAD").exists(),
+            "trial {trial}: merge left half done"
+        );
+        if head == old_head {
+            untouched += 1;
+        } else {
+            assert_eq!(head, merged_head, "trial {trial}: HEAD is neither");
+            merged += 1;
+        }
+        // Finishing the job afterwards works from either state.
+        let again = update(&sb, &repo, &["--templates", s(&v2), "--no-ledger", "-q"]);
+        assert_eq!(again.code, 0, "trial {trial}: {}", again.stderr);
+        assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD"]), merged_head);
+        fs::remove_dir_all(&repo).expect("clean up");
+    }
+    assert_eq!(untouched + merged, trials);
+    eprintln!("killed updates: {untouched} untouched, {merged} merged");
+}
