@@ -137,6 +137,9 @@ pub enum Command {
         /// Skip paths the receipt does not list that match GLOB (repeatable), e.g. '.venv/**'
         #[arg(long, value_name = "GLOB")]
         exclude: Vec<String>,
+        /// Also report added files that .gitignore, .git/info/exclude or your global git excludes ignore
+        #[arg(long)]
+        no_ignore: bool,
     },
     /// Write a receipt (file hashes and Merkle root) for any existing tree
     Receipt {

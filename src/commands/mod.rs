@@ -38,7 +38,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             receipt,
             json,
             exclude,
-        }) => verify::run(&dir, receipt.as_deref(), json, &exclude),
+            no_ignore,
+        }) => verify::run(&dir, receipt.as_deref(), json, &exclude, no_ignore),
         Some(Command::Receipt { dir, output, force }) => {
             receipt::run(&dir, output.as_deref(), force)
         }

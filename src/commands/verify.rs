@@ -1,10 +1,9 @@
-//! `spawn-elite verify [DIR] [--receipt FILE] [--json] [--exclude GLOB]...`:
+//! `spawn-elite verify [DIR] [--receipt FILE] [--json] [--exclude GLOB]... [--no-ignore]`:
 //! check a tree against its receipt and list every difference.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -64,22 +63,91 @@ impl Excludes {
     }
 }
 
-/// `spawn-elite verify [DIR] [--receipt FILE] [--json] [--exclude GLOB]...`
+/// The files of `dir` that its ignore rules keep, as ripgrep decides it
+/// (the `ignore` crate): every `.gitignore` in the tree, nested ones
+/// included, `.git/info/exclude` and the user's global git excludes file.
+/// Only the tree's own ignore files count, not those of directories above
+/// it, and they count without a `.git` too: a repository spawned with
+/// `--no-git` carries the same `.gitignore`. No git process is run.
+struct Kept(HashSet<String>);
+
+impl Kept {
+    fn of(dir: &Path) -> Result<Self> {
+        let walk = ignore::WalkBuilder::new(dir)
+            .standard_filters(false)
+            .git_ignore(true)
+            .git_exclude(true)
+            .git_global(true)
+            .require_git(false)
+            .parents(false)
+            .follow_links(false)
+            .filter_entry(|e| !(e.depth() == 1 && e.file_name() == ".git"))
+            .build();
+        let mut kept = HashSet::new();
+        for entry in walk {
+            // A directory that cannot be listed here could not be hashed
+            // either: fail the same way, rather than guess what it holds.
+            let entry = entry.map_err(|e| {
+                fail(
+                    ExitCode::Io,
+                    format!(
+                        "cannot read {} while applying its ignore rules: {e}; make it readable, or pass --no-ignore",
+                        dir.display()
+                    ),
+                )
+            })?;
+            if entry.file_type().is_none_or(|t| t.is_dir()) {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+            if let Some(rel) = rel.to_str() {
+                kept.insert(rel.to_owned());
+            }
+        }
+        Ok(Kept(kept))
+    }
+
+    fn ignores(&self, rel: &str) -> bool {
+        !self.0.contains(rel)
+    }
+}
+
+/// `spawn-elite verify [DIR] [--receipt FILE] [--json] [--exclude GLOB]... [--no-ignore]`
 ///
-/// `--exclude` only ever skips paths the receipt does not list: every path
-/// it lists is still checked, so excluding cannot hide a change to what was
-/// generated.
+/// `--exclude` and the tree's ignore rules only ever skip paths the receipt
+/// does not list: every path it lists is still checked, so neither can hide
+/// a change to what was generated. `--no-ignore` reports ignored files too.
 pub fn run(
     dir: &Path,
     receipt_file: Option<&Path>,
     json: bool,
     exclude: &[String],
+    no_ignore: bool,
 ) -> Result<ExitCode> {
     let excludes = Excludes::new(exclude)?;
     let (path, expected) = read_receipt(dir, receipt_file)?;
-    let skip = |rel: &str| excludes.matches(rel) && !expected.lists(rel);
-    let (actual, excluded) = Receipt::of_tree_skipping(dir, &skip, jiff::Timestamp::now())?;
+    let kept = if no_ignore {
+        None
+    } else {
+        Some(Kept::of(dir)?)
+    };
+    let (excluded, ignored) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let skip = |rel: &str| {
+        if expected.lists(rel) {
+            false
+        } else if excludes.matches(rel) {
+            excluded.fetch_add(1, Ordering::Relaxed);
+            true
+        } else if kept.as_ref().is_some_and(|k| k.ignores(rel)) {
+            ignored.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    };
+    let (actual, _) = Receipt::of_tree_skipping(dir, &skip, jiff::Timestamp::now())?;
     expected.check_sizes(&actual, &path)?;
+    let (excluded, ignored) = (excluded.into_inner(), ignored.into_inner());
     let drift = receipt::drift::compare(&expected, &actual);
     if json {
         let report = serde_json::json!({
@@ -92,6 +160,7 @@ pub fn run(
             "removed": drift.removed,
             "mode_changed": drift.mode_changed,
             "excluded": excluded,
+            "ignored": ignored,
         });
         let mut bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
         bytes.push(b'\n');
@@ -112,10 +181,15 @@ pub fn run(
             ));
         }
         if drift.is_empty() {
-            let skipped = match excluded {
-                0 => String::new(),
-                n => format!("; {n} other path(s) skipped by --exclude"),
-            };
+            let mut skipped = String::new();
+            if excluded > 0 {
+                skipped.push_str(&format!("; {excluded} other path(s) skipped by --exclude"));
+            }
+            if ignored > 0 {
+                skipped.push_str(&format!(
+                    "; {ignored} path(s) skipped as ignored by .gitignore (--no-ignore checks them)"
+                ));
+            }
             text.push_str(&format!(
                 "ok: {} matches {} ({} files, root {}{skipped})\n",
                 dir.display(),
@@ -144,17 +218,17 @@ pub fn run(
             drift.added.len()
         );
     }
-    if !drift.added.is_empty() && ignored_by_git(dir, &drift.added) == Some(drift.added.len()) {
-        let example = top_level_groups(&drift.added)
-            .into_iter()
-            .max_by_key(|(_, paths)| paths.len())
-            .filter(|(top, _)| !top.is_empty())
-            .map(|(top, _)| format!(" (e.g. --exclude '{top}**')"))
-            .unwrap_or_default();
-        eprintln!(
-            "hint: all {} added paths are ignored by git (build output?); pass --exclude GLOB{example} or verify a clean clone",
-            drift.added.len()
-        );
+    // Only --no-ignore can report ignored files; say so when that is all
+    // that was added. The rules are read only now, when there is a need.
+    if no_ignore && !drift.added.is_empty() {
+        let all_ignored =
+            Kept::of(dir).is_ok_and(|kept| drift.added.iter().all(|p| kept.ignores(p)));
+        if all_ignored {
+            eprintln!(
+                "hint: all {} added paths are ignored by the repository's .gitignore (build output?); verify skips them without --no-ignore",
+                drift.added.len()
+            );
+        }
     }
     Ok(ExitCode::Drift)
 }
@@ -231,49 +305,4 @@ fn added_listing(added: &[String]) -> String {
         ));
     }
     text
-}
-
-/// How many of `paths` (relative to `dir`) git ignores, asking
-/// `git check-ignore` once; `None` when git is missing, `dir` is not in a
-/// git work tree, or git fails: the caller then says nothing.
-fn ignored_by_git(dir: &Path, paths: &[String]) -> Option<usize> {
-    let inside = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "--is-inside-work-tree"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !inside.status.success() || inside.stdout.trim_ascii() != b"true" {
-        return None;
-    }
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["check-ignore", "--stdin", "-z"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut input = Vec::new();
-    for p in paths {
-        input.extend_from_slice(p.as_bytes());
-        input.push(0);
-    }
-    // Written from another thread: git answers while it reads, and both
-    // pipes filling up at once would leave each side waiting on the other.
-    let mut stdin = child.stdin.take()?;
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let mut out = Vec::new();
-    let read = child.stdout.take().map(|mut o| o.read_to_end(&mut out));
-    let wrote = writer.join().ok().map(|r| r.is_ok());
-    let status = child.wait().ok()?;
-    // 0: some are ignored, 1: none is; anything else is a failure.
-    if read.is_none_or(|r| r.is_err()) || wrote != Some(true) || status.code().is_none_or(|c| c > 1)
-    {
-        return None;
-    }
-    Some(out.split(|&b| b == 0).filter(|p| !p.is_empty()).count())
 }

@@ -607,12 +607,20 @@ fn build_output(dir: &Path, venv_files: usize) {
     }
 }
 
+/// `verify DIR --no-ignore` and `args`.
+fn verify_all(sb: &Sandbox, dir: &Path, args: &[&str]) -> Outcome {
+    let mut all: Vec<&std::ffi::OsStr> =
+        vec!["verify".as_ref(), dir.as_os_str(), "--no-ignore".as_ref()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    sb.run(all)
+}
+
 #[test]
 fn build_output_is_summed_up_and_hinted_and_exclude_makes_verify_pass() {
     let sb = Sandbox::new();
     let dir = spawned(&sb);
     build_output(&dir, 300);
-    let o = verify(&sb, &dir);
+    let o = verify_all(&sb, &dir, &[]);
     assert_eq!(o.code, 1, "{}", o.stderr);
     let added = o.stdout.lines().filter(|l| l.starts_with("added ")).count();
     assert_eq!(added, 50, "{}", o.stdout);
@@ -638,25 +646,22 @@ fn build_output_is_summed_up_and_hinted_and_exclude_makes_verify_pass() {
     );
     assert!(
         o.stderr.contains(
-            "hint: all 302 added paths are ignored by git (build output?); pass --exclude GLOB (e.g. --exclude '.venv/**') or verify a clean clone"
+            "hint: all 302 added paths are ignored by the repository's .gitignore (build output?); verify skips them without --no-ignore"
         ),
         "{}",
         o.stderr
     );
 
-    let o = sb.run(["verify".as_ref(), dir.as_os_str(), "--json".as_ref()]);
+    let o = verify_all(&sb, &dir, &["--json"]);
     assert_eq!(o.code, 1);
     let v: Value = serde_json::from_str(&o.stdout).expect("json");
     assert_eq!(v["added"].as_array().map(Vec::len), Some(302));
 
-    let o = sb.run([
-        "verify".as_ref(),
-        dir.as_os_str(),
-        "--exclude".as_ref(),
-        ".venv/**".as_ref(),
-        "--exclude".as_ref(),
-        "**/__pycache__/**".as_ref(),
-    ]);
+    let o = verify_all(
+        &sb,
+        &dir,
+        &["--exclude", ".venv/**", "--exclude", "**/__pycache__/**"],
+    );
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     assert!(
         o.stdout.starts_with("ok: ") && o.stdout.contains("302 other path(s) skipped by --exclude"),
@@ -664,14 +669,11 @@ fn build_output_is_summed_up_and_hinted_and_exclude_makes_verify_pass() {
         o.stdout
     );
     // A pattern naming a directory covers what is under it.
-    let o = sb.run([
-        "verify".as_ref(),
-        dir.as_os_str(),
-        "--exclude".as_ref(),
-        ".venv".as_ref(),
-        "--exclude".as_ref(),
-        "**/__pycache__".as_ref(),
-    ]);
+    let o = verify_all(
+        &sb,
+        &dir,
+        &["--exclude", ".venv", "--exclude", "**/__pycache__"],
+    );
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
 }
 
@@ -682,16 +684,18 @@ fn exclude_never_hides_a_path_the_receipt_lists_nor_an_unmatched_addition() {
     build_output(&dir, 3);
     fs::write(dir.join("README.md"), "changed").expect("write");
     fs::write(dir.join("backdoor.sh"), "x").expect("write");
-    let o = sb.run([
-        "verify".as_ref(),
-        dir.as_os_str(),
-        "--exclude".as_ref(),
-        ".venv/**".as_ref(),
-        "--exclude".as_ref(),
-        "README.md".as_ref(),
-        "--exclude".as_ref(),
-        "tests/*.pyc".as_ref(),
-    ]);
+    let o = verify_all(
+        &sb,
+        &dir,
+        &[
+            "--exclude",
+            ".venv/**",
+            "--exclude",
+            "README.md",
+            "--exclude",
+            "tests/*.pyc",
+        ],
+    );
     assert_eq!(o.code, 1);
     // `*` stays within one directory, so tests/__pycache__/*.pyc is not skipped.
     assert_eq!(
@@ -701,8 +705,8 @@ fn exclude_never_hides_a_path_the_receipt_lists_nor_an_unmatched_addition() {
          added         tests/__pycache__/a.cpython-312.pyc\n\
          added         tests/__pycache__/b.cpython-312.pyc\n"
     );
-    // backdoor.sh is not ignored by git, so there is no build-output hint.
-    assert!(!o.stderr.contains("ignored by git"), "{}", o.stderr);
+    // backdoor.sh is not ignored, so there is no build-output hint.
+    assert!(!o.stderr.contains("hint:"), "{}", o.stderr);
 }
 
 #[test]
@@ -721,8 +725,137 @@ fn a_bad_exclude_glob_exits_2() {
     );
 }
 
+/// What `make venv`, `make test` and `make lint` leave in a service, in
+/// byte order: every path is one its .gitignore names.
+const SERVICE_TOOL_OUTPUT: [&str; 9] = [
+    ".coverage",
+    ".mypy_cache/3.12/main.data.json",
+    ".mypy_cache/CACHEDIR.TAG",
+    ".pytest_cache/README.md",
+    ".pytest_cache/v/cache/nodeids",
+    ".ruff_cache/0.6.9/1234567890",
+    ".venv/bin/python",
+    "__pycache__/main.cpython-312.pyc",
+    "tests/__pycache__/test_main.cpython-312-pytest-8.3.3.pyc",
+];
+
 #[test]
-fn without_git_or_a_work_tree_verify_gives_no_git_hint_and_still_works() {
+fn verify_skips_what_the_repository_ignores_and_no_ignore_reports_it() {
+    let sb = Sandbox::new();
+    let dir = sb.spawn(&["ignoring-svc", "service"]);
+    for path in SERVICE_TOOL_OUTPUT {
+        let f = dir.join(path);
+        fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+        fs::write(f, "cache").expect("write");
+    }
+    // The README's own example, after the repository's make targets.
+    let o = sb.run([
+        "verify".as_ref(),
+        dir.as_os_str(),
+        "--exclude".as_ref(),
+        ".venv".as_ref(),
+        "--exclude".as_ref(),
+        "**/__pycache__".as_ref(),
+    ]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains(
+            "; 3 other path(s) skipped by --exclude; 6 path(s) skipped as ignored by .gitignore (--no-ignore checks them))\n"
+        ),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.stderr, "");
+    let o = verify(&sb, &dir);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout
+            .contains("; 9 path(s) skipped as ignored by .gitignore (--no-ignore checks them)"),
+        "{}",
+        o.stdout
+    );
+    let o = sb.run(["verify".as_ref(), dir.as_os_str(), "--json".as_ref()]);
+    let v: Value = serde_json::from_str(&o.stdout).expect("json");
+    assert_eq!(
+        (v["ok"].as_bool(), v["ignored"].as_u64()),
+        (Some(true), Some(9))
+    );
+
+    let o = verify_all(&sb, &dir, &[]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let listed: String = SERVICE_TOOL_OUTPUT
+        .iter()
+        .map(|p| format!("added         {p}\n"))
+        .collect();
+    assert_eq!(o.stdout, listed);
+    assert!(
+        o.stderr.contains(
+            "hint: all 9 added paths are ignored by the repository's .gitignore (build output?); verify skips them without --no-ignore\n"
+        ),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn an_ignored_file_the_receipt_lists_is_still_checked() {
+    let sb = Sandbox::new();
+    let dir = spawned(&sb);
+    // Every Markdown file ignored, generated ones included.
+    fs::write(dir.join(".git/info/exclude"), "*.md\n").expect("write");
+    fs::write(dir.join("README.md"), "changed").expect("write");
+    fs::write(dir.join("NOTES.md"), "mine").expect("write");
+    let o = verify(&sb, &dir);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert_eq!(o.stdout, "modified      README.md\n");
+    fs::remove_file(dir.join("AGENTS.md")).expect("remove");
+    let o = verify(&sb, &dir);
+    assert_eq!(
+        o.stdout,
+        "modified      README.md\nremoved       AGENTS.md\n"
+    );
+}
+
+#[test]
+fn nested_gitignores_info_exclude_and_global_excludes_all_count() {
+    let sb = Sandbox::new();
+    let dir = spawned(&sb);
+    fs::create_dir_all(dir.join("data/raw")).expect("mkdir");
+    // A nested .gitignore that the receipt does not list is itself added,
+    // and what it ignores (with its exception) is decided by it.
+    fs::write(dir.join("data/.gitignore"), "raw/\n*.csv\n!keep.csv\n").expect("write");
+    fs::write(dir.join("data/raw/dump.bin"), "x").expect("write");
+    fs::write(dir.join("data/a.csv"), "x").expect("write");
+    fs::write(dir.join("data/keep.csv"), "x").expect("write");
+    fs::write(dir.join(".git/info/exclude"), "scratch/\n").expect("write");
+    fs::create_dir_all(dir.join("scratch")).expect("mkdir");
+    fs::write(dir.join("scratch/try.sh"), "x").expect("write");
+    // The global excludes file that core.excludesFile names.
+    let excludes = sb.path().join("global-ignore");
+    fs::write(&excludes, "*.orig\n").expect("write");
+    let config = sb.path().join("gitconfig-excludes");
+    fs::write(
+        &config,
+        format!("[core]\n\texcludesFile = {}\n", excludes.display()),
+    )
+    .expect("write");
+    fs::write(dir.join("Makefile.orig"), "x").expect("write");
+    let out = sb
+        .cmd()
+        .arg("verify")
+        .arg(&dir)
+        .env("GIT_CONFIG_GLOBAL", &config)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "added         data/.gitignore\nadded         data/keep.csv\n"
+    );
+}
+
+#[test]
+fn verify_runs_no_git_to_apply_ignore_rules() {
     let sb = Sandbox::new();
     let dir = sb.path().join("plain");
     make_tree(&dir, 3);
@@ -732,21 +865,37 @@ fn without_git_or_a_work_tree_verify_gives_no_git_hint_and_still_works() {
     assert_eq!((o.code, o.stdout.as_str()), (1, "added         new\n"));
     assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
 
+    // A repository's .gitignore applies with no git on PATH, and with no
+    // .git at all (a --no-git spawn carries the same .gitignore).
     let git_repo = spawned(&sb);
     build_output(&git_repo, 1);
+    fs::remove_dir_all(git_repo.join(".git")).expect("remove .git");
     let empty_path = sb.path().join("no-git-here");
     fs::create_dir_all(&empty_path).expect("mkdir");
-    let out = sb
-        .cmd()
-        .arg("verify")
-        .arg(&git_repo)
-        .env("PATH", &empty_path)
-        .output()
-        .expect("run");
+    let run = |args: &[&str]| {
+        sb.cmd()
+            .arg("verify")
+            .arg(&git_repo)
+            .args(args)
+            .env("PATH", &empty_path)
+            .output()
+            .expect("run")
+    };
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(&["--no-ignore"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("drift: "), "{err}");
-    assert!(!err.contains("ignored by git"), "{err}");
+    assert!(
+        err.contains("are ignored by the repository's .gitignore"),
+        "{err}"
+    );
 }
 
 #[test]
