@@ -60,9 +60,57 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 spawn::run(&name, cli.kind.as_deref(), &cli.spawn)
             }
             None => {
-                let _ = Cli::command().print_help();
+                eprint!("{}", short_usage());
                 Ok(ExitCode::Usage)
             }
         },
     }
+}
+
+/// What `spawn-elite` alone prints (on stderr, exit 2), as git and cargo
+/// do: the three forms, and where the rest is. The commands and types are
+/// read from the command line's definition and the embedded set.
+fn short_usage() -> String {
+    let cmd = Cli::command();
+    let commands: Vec<&str> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && !matches!(s.get_name(), "new" | "help"))
+        .map(|s| s.get_name())
+        .collect();
+    let types = crate::templates::TemplateSet::embedded()
+        .map(|set| {
+            let names: Vec<&str> = set.manifest.types.iter().map(|t| t.name.as_str()).collect();
+            match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    format!("; TYPE is {} or {last}", rest.join(", "))
+                }
+                _ => String::new(),
+            }
+        })
+        .unwrap_or_default();
+    let mut text = format!(
+        "Usage: spawn-elite NAME [TYPE] [OPTIONS]       spawn a repository{types}\n\
+         \x20      spawn-elite new NAME [TYPE] [OPTIONS]   the same, for a NAME that is also a command\n\
+         \x20      spawn-elite COMMAND [ARGS]              run a command\n\
+         \n\
+         Commands:"
+    );
+    let mut width = "Commands:".len();
+    for (i, name) in commands.iter().enumerate() {
+        let word = if i + 1 < commands.len() {
+            format!(" {name},")
+        } else {
+            format!(" {name}")
+        };
+        if width + word.len() > 76 {
+            text.push_str("\n         ");
+            width = "Commands:".len();
+        }
+        width += word.len();
+        text.push_str(&word);
+    }
+    text.push_str(
+        "\nSee 'spawn-elite --help' for the options and examples, 'spawn-elite COMMAND --help' for one command.\n",
+    );
+    text
 }

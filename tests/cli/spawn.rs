@@ -448,6 +448,42 @@ fn help_shows_both_spawn_forms() {
 }
 
 #[test]
+fn without_arguments_a_short_usage_goes_to_stderr_with_exit_2() {
+    let sb = Sandbox::new();
+    let o = sb.run(Vec::<&str>::new());
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert_eq!(o.stdout, "");
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert!(lines.len() <= 8, "{}", o.stderr);
+    assert_eq!(
+        lines[..3],
+        [
+            "Usage: spawn-elite NAME [TYPE] [OPTIONS]       spawn a repository; TYPE is service, infra or tool",
+            "       spawn-elite new NAME [TYPE] [OPTIONS]   the same, for a NAME that is also a command",
+            "       spawn-elite COMMAND [ARGS]              run a command",
+        ],
+        "{}",
+        o.stderr
+    );
+    let commands: Vec<&str> = lines[4..lines.len() - 1]
+        .iter()
+        .flat_map(|l| l.trim_start_matches("Commands:").split(','))
+        .map(str::trim)
+        .collect();
+    for command in ["verify", "ledger", "templates", "doctor", "completions"] {
+        assert!(commands.contains(&command), "{commands:?}");
+    }
+    assert!(
+        o.stderr.ends_with(
+            "See 'spawn-elite --help' for the options and examples, 'spawn-elite COMMAND --help' for one command.\n"
+        ),
+        "{}",
+        o.stderr
+    );
+    assert!(!sb.repos().exists());
+}
+
+#[test]
 fn a_name_like_a_subcommand_works_through_new() {
     let sb = Sandbox::new();
     sb.cmd()
