@@ -215,8 +215,12 @@ pub enum Command {
 pub enum LedgerAction {
     /// Check the ledger's hash chain and report the first broken line
     Verify,
-    /// Show past spawns
-    List,
+    /// Show past spawns, oldest first, under a header line
+    List {
+        /// Print one JSON object per spawn, one per line (JSON Lines), as the ledger records it
+        #[arg(long)]
+        json: bool,
+    },
     /// Set aside a last line cut off while written (a crash), keeping every complete entry
     ///
     /// The cut-off bytes are saved to FILE.torn-TIME beside it, then the file

@@ -14,7 +14,7 @@ use crate::receipt::{self, Receipt};
 pub fn run(action: &LedgerAction) -> Result<ExitCode> {
     match action {
         LedgerAction::Verify => verify(),
-        LedgerAction::List => list(),
+        LedgerAction::List { json } => list(*json),
         LedgerAction::Repair { file } => repair(file.as_deref()),
         LedgerAction::Add { dir } => add(dir),
     }
@@ -40,8 +40,11 @@ pub fn verify() -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-/// `spawn-elite ledger list`
-pub fn list() -> Result<ExitCode> {
+/// `spawn-elite ledger list [--json]`: a header line then one row per
+/// spawn; with `--json`, JSON Lines: each entry as the ledger holds it
+/// (`seq`, `prev`, `created`, `repo`, `name`, `type`, `merkle_root`,
+/// `leaf_count`, `receipt_blake3`), one object per line and no header.
+pub fn list(json: bool) -> Result<ExitCode> {
     let path = ledger::path()?;
     // A broken line does not hide the spawns before it: they are listed,
     // then the error (exit 1) names the line.
@@ -51,26 +54,37 @@ pub fn list() -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     let mut text = String::new();
-    for e in &entries {
+    if json {
+        for e in &entries {
+            text.push_str(&serde_json::to_string(e)?);
+            text.push('\n');
+        }
+    } else if !entries.is_empty() {
         text.push_str(&format!(
-            "{:>4}  {}  {:<8} {:<24} {}  {}{}\n",
-            e.seq,
-            e.created,
-            e.kind.as_deref().unwrap_or("-"),
-            e.name.as_deref().unwrap_or("-"),
-            e.merkle_root.chars().take(16).collect::<String>(),
-            e.repo,
-            match &e.update {
-                Some(u) => format!(
-                    "  (update {} {} -> {} {})",
-                    u.old_templates.name,
-                    u.old_templates.version,
-                    u.new_templates.name,
-                    u.new_templates.version
-                ),
-                None => String::new(),
-            }
+            "{:>4}  {:<20}  {:<8} {:<24} {:<16}  {}\n",
+            "SEQ", "CREATED", "TYPE", "NAME", "ROOT", "REPOSITORY"
         ));
+        for e in &entries {
+            text.push_str(&format!(
+                "{:>4}  {}  {:<8} {:<24} {}  {}{}\n",
+                e.seq,
+                e.created,
+                e.kind.as_deref().unwrap_or("-"),
+                e.name.as_deref().unwrap_or("-"),
+                e.merkle_root.chars().take(16).collect::<String>(),
+                e.repo,
+                match &e.update {
+                    Some(u) => format!(
+                        "  (update {} {} -> {} {})",
+                        u.old_templates.name,
+                        u.old_templates.version,
+                        u.new_templates.name,
+                        u.new_templates.version
+                    ),
+                    None => String::new(),
+                }
+            ));
+        }
     }
     stdout_write(text.as_bytes())?;
     match broken {

@@ -54,11 +54,59 @@ fn an_intact_chain_verifies_and_lists_every_spawn() {
     assert!(out.stdout.contains("3 entries"));
     let out = sb.run(["ledger", "list"]);
     let text = &out.stdout;
-    assert_eq!(text.lines().count(), 3);
+    assert_eq!(text.lines().count(), 4, "a header and 3 rows: {text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            " SEQ  CREATED               TYPE     NAME                     ROOT              REPOSITORY",
+            "   1  2026-01-02T03:04:05Z  service  alpha                    0000000000000000  /r/alpha",
+            "   2  2026-01-02T03:04:05Z  service  beta                     0000000000000000  /r/beta",
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn list_json_prints_each_entry_as_one_json_line() {
+    let sb = Sandbox::new();
+    let ledger = chained(&["alpha", "beta", "gamma"]);
+    write_ledger(&sb, &ledger);
+    let out = sb.run(["ledger", "list", "--json"]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    // JSON Lines: no header, one object per spawn, the fields the ledger
+    // holds, in its order.
+    assert_eq!(out.stdout, ledger);
+    let second: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().nth(1).expect("line 2")).expect("json");
+    assert_eq!(
+        (
+            &second["seq"],
+            &second["name"],
+            &second["type"],
+            &second["repo"]
+        ),
+        (
+            &2.into(),
+            &"beta".into(),
+            &"service".into(),
+            &"/r/beta".into()
+        )
+    );
+
+    // Before a break, the entries that are intact, then the error.
+    write_ledger(&sb, &ledger.replacen("/r/beta", "/r/evil", 1));
+    let out = sb.assert_error(["ledger", "list", "--json"], 1, "is broken at line 3:");
+    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+
+    // No spawns: nothing on stdout, the reason on stderr.
+    fs::remove_file(ledger_path(&sb)).expect("remove");
+    let out = sb.run(["ledger", "list", "--json"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
     assert!(
-        text.lines()
-            .nth(1)
-            .is_some_and(|l| l.contains("beta") && l.contains("/r/beta"))
+        out.stderr.contains("no spawns recorded yet"),
+        "{}",
+        out.stderr
     );
 }
 
@@ -97,7 +145,8 @@ fn list_shows_the_entries_before_a_break_then_the_error() {
     let text = &out.stdout;
     let err = &out.stderr;
     // Line 2 was edited, which line 3 reveals: lines 1 and 2 are listed.
-    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(text.lines().count(), 3, "a header and 2 rows: {text}");
+    assert!(text.starts_with(" SEQ  CREATED "), "{text}");
     assert!(text.contains("alpha") && text.contains("/r/evil"), "{text}");
     assert!(!text.contains("gamma"), "{text}");
     assert!(

@@ -240,7 +240,7 @@ fn a_torn_ledger_names_the_repair_command_and_repair_keeps_every_entry() {
     );
     assert!(out.stdout.is_empty());
     let out = sb.assert_error(["ledger", "list"], 1, "`spawn-elite ledger repair`");
-    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+    assert_eq!(out.stdout.lines().count(), 3, "{}", out.stdout);
     let out = Outcome::of(
         sb.cmd()
             .args(["gamma", "--no-git", "--quiet", "--out-dir"])
@@ -400,6 +400,7 @@ fn concurrent_spawns_from_8_processes_make_one_chain_of_200() {
     let list = sb.run(["ledger", "list"]).stdout;
     let mut names: Vec<&str> = list
         .lines()
+        .skip(1)
         .filter_map(|l| l.split_whitespace().nth(3))
         .collect();
     names.sort_unstable();
