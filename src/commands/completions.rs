@@ -5,13 +5,15 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
+use clap::builder::{PossibleValue, PossibleValuesParser};
+use clap::{Command, CommandFactory, ValueHint};
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
 use crate::cli::{Cli, ENVIRONMENT, EXAMPLES};
 use crate::error::{EXIT_CODES, ExitCode};
+use crate::templates::TemplateSet;
 
 const BIN: &str = "spawn-elite";
 
@@ -28,8 +30,80 @@ pub fn man() -> Result<ExitCode> {
 /// The completion script for `shell`.
 pub fn completion_script(shell: Shell) -> Vec<u8> {
     let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), BIN, &mut buf);
+    clap_complete::generate(shell, &mut completing_command(shell), BIN, &mut buf);
+    if shell == Shell::Bash {
+        buf = bash_subcommand_states(&buf);
+    }
     buf
+}
+
+/// clap_complete's bash script finds a subcommand's options under a state
+/// it spells `spawn__elite__subcmd__NAME`, but labels their `case` arm
+/// `spawn__subcmd__elite__subcmd__NAME` whenever the binary's name has a
+/// hyphen (clap-rs/clap#6421), so nothing after a subcommand completed:
+/// not `new NAME --type`, not `ledger` nor `verify --`. The arms are
+/// relabelled to the spelling the script looks for.
+fn bash_subcommand_states(script: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(script);
+    text.replace("spawn__subcmd__elite__subcmd__", "spawn__elite__subcmd__")
+        .into_bytes()
+}
+
+/// The command line as completion scripts see it: `--type` offers the
+/// embedded set's types, `--set` its keys as `KEY=`, each with its
+/// description where the shell shows one (zsh, fish). The types and keys are
+/// data of the template set, not of the parser, which accepts those of any
+/// `--templates DIR`; so they are added here, for completion only.
+///
+/// The positional `TYPE` offers them in zsh only: zsh's script completes
+/// each position apart, while bash's offers every positional's values at
+/// every position, which would suggest a type where NAME goes.
+fn completing_command(shell: Shell) -> Command {
+    let cmd = Cli::command();
+    let Ok(set) = TemplateSet::embedded() else {
+        return cmd;
+    };
+    let types: Vec<PossibleValue> = set
+        .manifest
+        .types
+        .iter()
+        .map(|t| PossibleValue::new(t.name.clone()).help(t.description.clone()))
+        .collect();
+    let keys: Vec<PossibleValue> = set
+        .manifest
+        .keys
+        .iter()
+        .map(|k| PossibleValue::new(format!("{}=", k.name)).help(k.description.clone()))
+        .collect();
+    let offer = |cmd: Command| {
+        let cmd = if shell == Shell::Zsh {
+            offer_values(cmd, "kind", &types)
+        } else {
+            cmd
+        };
+        let cmd = offer_values(cmd, "type_option", &types);
+        offer_values(cmd, "set", &keys)
+    };
+    let cmd = offer(cmd);
+    cmd.mut_subcommand("new", offer)
+}
+
+/// `cmd` with the argument `id`, if it has one, completing to `values`.
+fn offer_values(cmd: Command, id: &str, values: &[PossibleValue]) -> Command {
+    if !cmd.get_arguments().any(|a| a.get_id() == id) {
+        return cmd;
+    }
+    let values = values.to_vec();
+    // `KEY=` is half a word: bash is told not to add a space after it.
+    let partial = values.iter().any(|v| v.get_name().ends_with('='));
+    cmd.mut_arg(id, |arg| {
+        let arg = arg.value_parser(PossibleValuesParser::new(values));
+        if partial {
+            arg.value_hint(ValueHint::Other)
+        } else {
+            arg
+        }
+    })
 }
 
 /// The man page, in roff: clap_mangen's NAME, SYNOPSIS, DESCRIPTION and
@@ -126,6 +200,51 @@ mod tests {
             assert!(script.contains(BIN), "{shell}");
             assert!(script.contains("doctor"), "{shell} completes subcommands");
         }
+    }
+
+    #[test]
+    fn type_and_set_complete_to_the_embedded_types_and_keys() {
+        let set = TemplateSet::embedded().unwrap();
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = String::from_utf8(completion_script(shell)).unwrap();
+            for t in &set.manifest.types {
+                assert!(script.contains(&t.name), "{shell}: {}", t.name);
+            }
+            for key in [
+                "description=",
+                "org=",
+                "python_version=",
+                "port=",
+                "version=",
+            ] {
+                assert!(script.contains(key), "{shell}: {key}");
+            }
+        }
+        let bash = String::from_utf8(completion_script(Shell::Bash)).unwrap();
+        assert!(
+            bash.contains(r#"compgen -W "service infra tool" -- "${cur}""#),
+            "{bash}"
+        );
+        assert!(
+            bash.contains(
+                r#"compgen -W "description= org= python_version= port= version=" -- "${cur}""#
+            ),
+            "{bash}"
+        );
+        assert!(
+            !bash.contains("subcmd__elite"),
+            "every case arm is reachable"
+        );
+    }
+
+    #[test]
+    fn completion_values_do_not_change_what_the_parser_accepts() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from(["spawn-elite", "w", "worker", "--set", "queue=jobs"]);
+        assert!(
+            cli.is_ok(),
+            "types and keys of --templates DIR stay accepted"
+        );
     }
 
     #[test]

@@ -133,3 +133,55 @@ fn completions_and_man_are_printed() {
     let bad = sb.run(["completions", "tcsh"]);
     assert_eq!(bad.code, 2, "an unknown shell is a usage error");
 }
+
+/// What bash offers at the end of `line` with the script `completions bash`
+/// prints, sourced into a real bash, as if TAB was pressed.
+fn bash_completes(script: &str, line: &str) -> String {
+    let program = format!(
+        r#"{script}
+COMP_LINE={line:?}
+read -ra COMP_WORDS <<< "$COMP_LINE"
+[[ $COMP_LINE == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))
+COMP_POINT=${{#COMP_LINE}}
+_spawn__elite spawn-elite "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}" 2>/dev/null
+echo "${{COMPREPLY[*]}}"
+"#
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &program])
+        .output()
+        .expect("run bash");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn completions_offer_the_types_and_set_keys_after_every_spawn_form() {
+    let sb = Sandbox::new();
+    let script = sb.run(["completions", "bash"]).stdout;
+    for (line, offered) in [
+        ("spawn-elite my-svc --type ", "service infra tool"),
+        ("spawn-elite my-svc -t i", "infra"),
+        (
+            "spawn-elite my-svc --set ",
+            "description= org= python_version= port= version=",
+        ),
+        ("spawn-elite my-svc --set po", "port="),
+        ("spawn-elite new verify --type ", "service infra tool"),
+        ("spawn-elite new verify --set py", "python_version="),
+        // Subcommands complete too (the bin name's hyphen once broke them).
+        ("spawn-elite ledger list --", "--json --help"),
+        ("spawn-elite verify --no-", "--no-ignore"),
+    ] {
+        assert_eq!(bash_completes(&script, line), offered, "{line:?}");
+    }
+    let zsh = sb.run(["completions", "zsh"]).stdout;
+    assert!(
+        zsh.contains(r#"port=\:"the port the service listens on"#),
+        "{zsh}"
+    );
+    assert!(zsh.contains(r#"infra\:"a Terraform repository""#), "{zsh}");
+    let fish = sb.run(["completions", "fish"]).stdout;
+    assert!(fish.contains("-l set -d"), "{fish}");
+    assert!(fish.contains(r"tool\t'a Bash command-line tool'"), "{fish}");
+}
