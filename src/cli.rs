@@ -379,17 +379,12 @@ impl Cli {
 }
 
 fn exit_with_hint(err: clap::Error) -> ! {
-    use clap::error::ErrorKind;
     let _ = err.print();
     let first = std::env::args().nth(1).unwrap_or_default();
     let is_subcommand = Cli::command()
         .get_subcommands()
         .any(|sub| sub.get_name() == first && first != "new" && first != "help");
-    let usage_error = !matches!(
-        err.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-    );
-    if usage_error && is_subcommand {
+    if is_subcommand && names_clash(&err) {
         eprintln!(
             "hint: to spawn a repository named '{first}', run `spawn-elite new {first} [TYPE] [OPTIONS]`"
         );
@@ -466,6 +461,24 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
+}
+
+/// Whether `err` is what a subcommand says when given what a spawn takes:
+/// spawn options or a second positional (an unknown argument or nested
+/// subcommand), or a type where the subcommand wanted another value
+/// (`spawn-elite completions tool`). Not a subcommand's own bad value
+/// (`completions tcsh`), help or a missing argument.
+fn names_clash(err: &clap::Error) -> bool {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match err.kind() {
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => true,
+        ErrorKind::InvalidValue => match err.get(ContextKind::InvalidValue) {
+            Some(ContextValue::String(value)) => crate::templates::TemplateSet::embedded()
+                .is_ok_and(|set| set.manifest.types.iter().any(|t| &t.name == value)),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// `spawn-elite keygen`: create an Ed25519 key pair for signed callbacks.

@@ -411,14 +411,16 @@ pub(crate) fn resolve_sets(
                 format!("invalid --set {key}={}: {rule}", shown(value)),
             )
         })?;
-        if seen.contains(&key) {
+        let repeated = seen.contains(&key);
+        if repeated {
             warnings.push(format!(
                 "--set {key} is given more than once; the last value, {}, wins",
                 shown(value)
             ));
         }
         seen.push(key);
-        if !spec.applies_to(kind) {
+        // Said once per key, however often it is given.
+        if !spec.applies_to(kind) && !repeated {
             warnings.push(format!("--set {key} has no effect on a {kind} repository"));
         }
         values.insert(key.to_owned(), value.to_owned());

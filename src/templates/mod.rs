@@ -1000,9 +1000,14 @@ mod tests {
         );
         assert!(description.check(&"é".repeat(200)).is_ok());
         assert!(description.check(&"é".repeat(201)).is_err());
-        assert_eq!(
-            description.default_for("tool").as_deref(),
-            Ok("A VaultMesh tool.")
-        );
+        for (kind, default) in [
+            ("service", "A VaultMesh service."),
+            ("infra", "Terraform infrastructure for VaultMesh."),
+            ("tool", "A VaultMesh command-line tool."),
+            // A type a set of one's own adds gets the general default.
+            ("worker", "A VaultMesh worker."),
+        ] {
+            assert_eq!(description.default_for(kind).as_deref(), Ok(default));
+        }
     }
 }

@@ -604,6 +604,8 @@ fn repeated_or_irrelevant_set_keys_are_spawned_with_a_warning() {
             "--set",
             "port=9000",
             "--set",
+            "port=9001",
+            "--set",
             "org=a",
             "--set",
             "org=b",
@@ -612,12 +614,11 @@ fn repeated_or_irrelevant_set_keys_are_spawned_with_a_warning() {
         .arg(sb.repos())
         .assert()
         .success()
-        .stderr(predicate::str::contains(
-            "warning: --set port has no effect on a tool repository",
-        ))
-        .stderr(predicate::str::contains(
-            "warning: --set org is given more than once; the last value, \"b\", wins",
-        ));
+        .stderr(
+            "warning: --set port has no effect on a tool repository\n\
+             warning: --set port is given more than once; the last value, \"9001\", wins\n\
+             warning: --set org is given more than once; the last value, \"b\", wins\n",
+        );
     let license = std::fs::read_to_string(sb.repos().join("t/LICENSE")).unwrap();
     assert!(
         license.lines().any(|l| l == "Copyright (c) 2026 b"),
@@ -749,11 +750,32 @@ fn a_repository_named_like_a_subcommand_gets_pointed_at_new() {
         .stderr(predicate::str::contains(
             "hint: to spawn a repository named 'verify', run `spawn-elite new verify [TYPE] [OPTIONS]`",
         ));
+    // A type where a subcommand wants another value is a clash too.
+    sb.cmd()
+        .args(["completions", "tool"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "hint: to spawn a repository named 'completions', run `spawn-elite new completions [TYPE] [OPTIONS]`",
+        ));
     sb.cmd()
         .args(["svc", "--bogus"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("hint:").not());
+    // A subcommand's own bad value is only that: no hint about spawning.
+    let o = sb.run(["completions", "tcsh"]);
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr
+            .starts_with("error: invalid value 'tcsh' for '<SHELL>'"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("hint: to spawn"), "{}", o.stderr);
+    let o = sb.run(["receive", "--trust", "t", "--workers", "0"]);
+    assert_eq!(o.code, 2);
+    assert!(!o.stderr.contains("hint: to spawn"), "{}", o.stderr);
     sb.cmd()
         .args(["verify", "--help"])
         .assert()
