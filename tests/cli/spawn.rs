@@ -483,6 +483,60 @@ fn without_arguments_a_short_usage_goes_to_stderr_with_exit_2() {
     assert!(!sb.repos().exists());
 }
 
+/// The command of a step or README line: what comes before its `#` comment.
+fn command_of(line: &str) -> &str {
+    line.split('#').next().unwrap_or_default().trim()
+}
+
+#[test]
+fn infra_next_steps_are_its_readmes_quick_start() {
+    let sb = Sandbox::new();
+    let out = sb.stdout(&["network", "infra", "--no-ledger"]);
+    let steps: Vec<&str> = out
+        .lines()
+        .skip_while(|l| *l != "Next steps:")
+        .skip(2)
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "  cp .env.example .env   # then set TF_VAR_* values",
+            "  make verify            # fmt check + init -backend=false + validate, offline",
+            "  make init              # initialise providers and backend",
+            "  make plan              # review the plan written to ./tfplan",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn next_steps_are_commands_the_generated_readme_gives_in_the_same_order() {
+    let sb = Sandbox::new();
+    for kind in ["service", "infra", "tool"] {
+        let name = format!("steps-{kind}");
+        let out = sb.stdout(&[&name, kind, "--no-ledger", "--no-git"]);
+        let steps: Vec<&str> = out
+            .lines()
+            .skip_while(|l| *l != "Next steps:")
+            .skip(2)
+            .map(command_of)
+            .collect();
+        assert!(!steps.is_empty(), "{out}");
+        let readme = std::fs::read_to_string(sb.repos().join(&name).join("README.md")).unwrap();
+        let commands: Vec<&str> = readme.lines().map(command_of).collect();
+        let mut from = 0;
+        for step in steps {
+            let at = commands[from..].iter().position(|c| *c == step);
+            let Some(at) = at else {
+                panic!(
+                    "{kind}: next step {step:?} is not in README.md after line {from}:\n{readme}"
+                );
+            };
+            from += at + 1;
+        }
+    }
+}
+
 #[test]
 fn a_name_like_a_subcommand_works_through_new() {
     let sb = Sandbox::new();
