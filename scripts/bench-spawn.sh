@@ -12,8 +12,8 @@
 #
 #   spawn-elite  sh -c 'spawn-elite bench-svc --out-dir OUT --quiet'
 #                render the templates, write the tree, write the receipt,
-#                git init/add/commit it (whatever git processes the spawn runs
-#                today), append to the ledger.
+#                git init/add/commit it (three git processes, as the floor
+#                runs), append to the ledger.
 #   floor        sh -c 'mkdir -p OUT && cp -r REF/bench-svc OUT/ &&
 #                       cd OUT/bench-svc && git init -q && git add -A &&
 #                       git commit -qm scaffold'

@@ -354,6 +354,119 @@ fn git_failure_midway_undoes_the_whole_spawn() {
     );
 }
 
+/// A git on PATH that logs the subcommand of every call (what follows the
+/// `-c KEY=VALUE` pairs) to `log`, then runs the real git.
+fn logging_git(sb: &Sandbox, log: &std::path::Path) -> std::path::PathBuf {
+    fake_git(
+        sb,
+        &format!(
+            r#"skip=; for a in "$@"; do
+  if [ -n "$skip" ]; then skip=; continue; fi
+  case $a in -c) skip=1 ;; -*) ;; *) echo "$a" >> '{}'; break ;; esac
+done"#,
+            log.display()
+        ),
+    )
+}
+
+#[test]
+fn a_spawn_runs_three_git_processes_and_no_maintenance() {
+    let sb = Sandbox::new();
+    let log = sb.path().join("git-calls");
+    let trace = sb.path().join("git-trace");
+    let bin = logging_git(&sb, &log);
+    let out = sb
+        .cmd()
+        .args(["svc", "--json", "--no-ledger", "--out-dir"])
+        .arg(sb.repos())
+        .env("PATH", path_with(&bin))
+        .env("GIT_TRACE", &trace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "init\nadd\ncommit\n"
+    );
+    // git starts nothing of its own either (auto gc or maintenance, detached).
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    assert!(!trace.contains("run_command"), "{trace}");
+    // The commit id is read from the repository's files, and is HEAD's.
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let repo = sb.repos().join("svc");
+    assert_eq!(
+        summary["commit"].as_str(),
+        Some(git(&repo, &["rev-parse", "HEAD"]).trim())
+    );
+}
+
+#[test]
+fn a_reftable_repository_still_reports_its_commit() {
+    let sb = Sandbox::new();
+    // Refs in reftable files (git >= 2.45; older ones ignore the setting):
+    // no loose ref to read, so git is asked.
+    let config = sb.path().join("reftable-gitconfig");
+    std::fs::write(
+        &config,
+        "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultRefFormat = reftable\n",
+    )
+    .unwrap();
+    let out = sb
+        .cmd()
+        .args(["svc", "--json", "--no-ledger", "--out-dir"])
+        .arg(sb.repos())
+        .env("GIT_CONFIG_GLOBAL", &config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let repo = sb.repos().join("svc");
+    assert_eq!(
+        summary["commit"].as_str(),
+        Some(git(&repo, &["rev-parse", "HEAD"]).trim())
+    );
+}
+
+#[test]
+fn without_an_identity_the_commit_is_retried_as_spawn_elite() {
+    let sb = Sandbox::new();
+    let log = sb.path().join("git-calls");
+    let bin = logging_git(&sb, &log);
+    // A name but no email: git could guess one from the host; it must not.
+    let name_only = sb.path().join("name-only-gitconfig");
+    std::fs::write(&name_only, "[user]\n\tname = Only Name\n").unwrap();
+    sb.cmd()
+        .args(["svc", "--quiet", "--out-dir"])
+        .arg(sb.repos())
+        .env("PATH", path_with(&bin))
+        .env("GIT_CONFIG_GLOBAL", &name_only)
+        .env("EMAIL", "guessed@example.com")
+        .assert()
+        .success()
+        .stderr("");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "init\nadd\ncommit\nconfig\ncommit\n"
+    );
+    let repo = sb.repos().join("svc");
+    assert_eq!(
+        git(&repo, &["log", "-1", "--format=%an <%ae> %cn <%ce>"]).trim(),
+        "spawn-elite <spawn-elite@localhost> spawn-elite <spawn-elite@localhost>"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&name_only).unwrap(),
+        "[user]\n\tname = Only Name\n"
+    );
+}
+
 #[test]
 fn failure_in_an_existing_base_leaves_it_exactly_as_it_was() {
     let sb = Sandbox::new();
