@@ -50,7 +50,8 @@ fn bash_subcommand_states(script: &[u8]) -> Vec<u8> {
 }
 
 /// The command line as completion scripts see it: `--type` offers the
-/// embedded set's types, `--set` its keys as `KEY=`, each with its
+/// embedded set's types, `--set` (of a spawn or `update`) its keys as
+/// `KEY=`, each with its
 /// description where the shell shows one (zsh, fish). The types and keys are
 /// data of the template set, not of the parser, which accepts those of any
 /// `--templates DIR`; so they are added here, for completion only.
@@ -85,7 +86,17 @@ fn completing_command(shell: Shell) -> Command {
         offer_values(cmd, "set", &keys)
     };
     let cmd = offer(cmd);
-    cmd.mut_subcommand("new", offer)
+    let cmd = offer_in(cmd, "new", offer);
+    // `update --set` changes a recorded value: the same keys.
+    offer_in(cmd, "update", |sub| offer_values(sub, "set", &keys))
+}
+
+/// `cmd` with its subcommand `name`, if it has one, changed by `f`.
+fn offer_in(cmd: Command, name: &str, f: impl FnOnce(Command) -> Command) -> Command {
+    if cmd.find_subcommand(name).is_none() {
+        return cmd;
+    }
+    cmd.mut_subcommand(name, f)
 }
 
 /// `cmd` with the argument `id`, if it has one, completing to `values`.
