@@ -70,33 +70,34 @@ fn every_leaf_of_trees_of_1_to_33_files_proves_and_verifies() {
     }
 }
 
-#[test]
-fn a_proof_fails_for_a_modified_file_with_exit_10() {
+/// Prove `proven` in a tree of 7 files, let `change` act on the tree, then
+/// check the proof against `checked`: it fails with exit 10 naming `needle`.
+fn assert_proof_fails(proven: &str, change: impl FnOnce(&Path), checked: &str, needle: &str) {
     let sb = Sandbox::new();
     let (dir, _) = tree(&sb, 7);
-    let proof = prove(&sb, &dir, "f4.txt");
-    fs::write(dir.join("f4.txt"), "content of file 5\n").expect("write");
-    let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
-    o.assert_error(10, "the file was changed");
+    let proof = prove(&sb, &dir, proven);
+    change(&dir);
+    let o = verify_proof(&sb, &proof, &dir.join(checked));
+    o.assert_error(10, needle);
+}
+
+#[test]
+fn a_proof_fails_for_a_modified_file_with_exit_10() {
+    let modify = |dir: &Path| fs::write(dir.join("f4.txt"), "content of file 5\n").expect("write");
+    assert_proof_fails("f4.txt", modify, "f4.txt", "the file was changed");
 }
 
 #[test]
 fn a_proof_for_one_file_does_not_verify_another() {
-    let sb = Sandbox::new();
-    let (dir, _) = tree(&sb, 7);
-    let proof = prove(&sb, &dir, "f0.txt");
-    let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
-    o.assert_error(10, "does not match the proof");
+    assert_proof_fails("f0.txt", |_| {}, "f4.txt", "does not match the proof");
 }
 
 #[test]
 fn a_mode_change_fails_the_proof() {
-    let sb = Sandbox::new();
-    let (dir, _) = tree(&sb, 7);
-    let proof = prove(&sb, &dir, "f4.txt");
-    fs::set_permissions(dir.join("f4.txt"), fs::Permissions::from_mode(0o755)).expect("chmod");
-    let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
-    o.assert_error(10, "mode 100755");
+    let chmod = |dir: &Path| {
+        fs::set_permissions(dir.join("f4.txt"), fs::Permissions::from_mode(0o755)).expect("chmod")
+    };
+    assert_proof_fails("f4.txt", chmod, "f4.txt", "mode 100755");
 }
 
 #[test]
