@@ -160,15 +160,21 @@ fn bad_proof_files_exit_6() {
     }
 }
 
+/// A proof of `f0.txt` in a tree of 4 files, written to `proof.json`:
+/// (proof file, proven file, merkle root).
+fn proof_of_f0(sb: &Sandbox) -> (PathBuf, PathBuf, String) {
+    let (dir, _) = tree(sb, 4);
+    let proof = prove(sb, &dir, "f0.txt");
+    let pf = sb.path().join("proof.json");
+    fs::write(&pf, proof.to_string()).expect("write");
+    let root = proof["merkle_root"].as_str().expect("root").to_owned();
+    (pf, dir.join("f0.txt"), root)
+}
+
 #[test]
 fn root_option_pins_the_expected_root() {
     let sb = Sandbox::new();
-    let (dir, _) = tree(&sb, 4);
-    let proof = prove(&sb, &dir, "f0.txt");
-    let pf = sb.path().join("proof.json");
-    fs::write(&pf, proof.to_string()).expect("write");
-    let file = dir.join("f0.txt");
-    let root = proof["merkle_root"].as_str().expect("root").to_owned();
+    let (pf, file, root) = proof_of_f0(&sb);
     let o = sb.run([
         "verify-proof".as_ref(),
         pf.as_os_str(),
@@ -240,12 +246,7 @@ fn prove_accepts_the_path_with_dir_in_front() {
 #[test]
 fn root_option_ignores_case_and_rejects_what_is_not_a_root() {
     let sb = Sandbox::new();
-    let (dir, _) = tree(&sb, 4);
-    let proof = prove(&sb, &dir, "f0.txt");
-    let pf = sb.path().join("proof.json");
-    fs::write(&pf, proof.to_string()).expect("write");
-    let file = dir.join("f0.txt");
-    let root = proof["merkle_root"].as_str().expect("root").to_owned();
+    let (pf, file, root) = proof_of_f0(&sb);
     let with_root = |r: &str| {
         sb.run([
             "verify-proof".as_ref(),
