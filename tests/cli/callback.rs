@@ -507,6 +507,21 @@ fn spawn_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// `spawn --dry-run --callback URL --key KEY` into `out`, which succeeds.
+fn dry_run_with_callback(
+    sb: &Sandbox,
+    out: &std::path::Path,
+    url: &str,
+    key: &std::path::Path,
+) -> Outcome {
+    let run = sb.run(spawn_args(
+        s(out),
+        &["--dry-run", "--callback", url, "--key", s(key)],
+    ));
+    assert!(run.success(), "{}", run.stderr);
+    run
+}
+
 fn receipt_of(repo: &std::path::Path) -> (Vec<u8>, String) {
     let bytes = std::fs::read(repo.join(".spawn-elite/receipt.json")).expect("receipt");
     let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
@@ -586,17 +601,7 @@ fn spawn_dry_run_with_callback_prints_the_request_and_sends_nothing() {
     let (key, _) = sb.keygen("k");
     let flaky = Flaky::start(vec![Step::Status(204, vec![])]);
     let repos = sb.path().join("repos");
-    let out = sb.run(spawn_args(
-        s(&repos),
-        &[
-            "--dry-run",
-            "--callback",
-            &flaky.url("/hook"),
-            "--key",
-            s(&key),
-        ],
-    ));
-    assert!(out.success(), "{}", out.stderr);
+    let out = dry_run_with_callback(&sb, &repos, &flaky.url("/hook"), &key);
     let text = out.stdout;
     assert!(text.contains("POST /hook HTTP/1.1"), "{text}");
     assert!(text.contains("--- signature base ---"), "{text}");
@@ -835,17 +840,7 @@ fn a_world_readable_key_is_warned_about_once_per_spawn() {
     assert!(out.success(), "{}", out.stderr);
     assert_eq!(out.stderr.matches("chmod 600").count(), 1, "{}", out.stderr);
 
-    let out = sb.run(spawn_args(
-        s(&sb.path().join("dry")),
-        &[
-            "--dry-run",
-            "--callback",
-            &rx.url("/hook"),
-            "--key",
-            s(&key),
-        ],
-    ));
-    assert!(out.success(), "{}", out.stderr);
+    let out = dry_run_with_callback(&sb, &sb.path().join("dry"), &rx.url("/hook"), &key);
     assert_eq!(out.stderr.matches("chmod 600").count(), 1, "{}", out.stderr);
     rx.stop();
 }
