@@ -326,6 +326,21 @@ start_endpoint() {
   return 1
 }
 
+trusted_key() { # TRUST: a new key in KEY, its public half in the directory TRUST
+  mkdir -p "$1"
+  KEY=$CASE_DIR/key.pem
+  "$BIN" keygen -o "$KEY" >/dev/null 2>&1 || fail "keygen failed"
+  cp "$KEY.pub" "$1/"
+}
+
+three_receipts() { # N SEED: CASE_DIR/tree1..3 of N files ("SEED 1".."SEED 3"), receipts r1..3.json
+  local i
+  for i in 1 2 3; do
+    make_tree "$CASE_DIR/tree$i" "$1" "$2 $i"
+    "$BIN" receipt "$CASE_DIR/tree$i" -o "$CASE_DIR/r$i.json" >/dev/null 2>&1 || fail "receipt $i failed"
+  done
+}
+
 send_receipt() { # RECEIPT URL [flags...]: `callback send` with one attempt, bounded
   local receipt=$1 url=$2
   shift 2
@@ -453,17 +468,11 @@ full_disk_ledger_append_is_rolled_back() {
 # The receiver's log: an append that fails on a full disk is rolled back, later
 # lines start on a line of their own, and the receiver starts again.
 full_disk_receiver_log_append_is_rolled_back() {
-  local m=$CASE_DIR/logfs log trust=$CASE_DIR/trust url r rc2 rc3 i
+  local m=$CASE_DIR/logfs log trust=$CASE_DIR/trust url r rc2 rc3
   mount_tmpfs "$m" 64k || skip "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)"
   log=$m/received.jsonl
-  mkdir -p "$trust"
-  KEY=$CASE_DIR/key.pem
-  "$BIN" keygen -o "$KEY" >/dev/null 2>&1 || fail "keygen failed"
-  cp "$KEY.pub" "$trust/"
-  for i in 1 2 3; do
-    make_tree "$CASE_DIR/tree$i" 30 "log $i"
-    "$BIN" receipt "$CASE_DIR/tree$i" -o "$CASE_DIR/r$i.json" >/dev/null 2>&1 || fail "receipt $i failed"
-  done
+  trusted_key "$trust"
+  three_receipts 30 log
   start_receiver "$log" "$trust" || fail "receiver did not start: $(head -c 300 "$RECV_OUT")"
   url=http://127.0.0.1:$RECV_PORT/hooks/spawn
   send_receipt "$CASE_DIR/r1.json" "$url" >/dev/null 2>&1 || fail "first callback not accepted"
@@ -522,14 +531,8 @@ torn_last_line_is_reported_with_a_repair_that_keeps_every_entry() {
 
   # The receiver log.
   local trust=$CASE_DIR/trust log=$CASE_DIR/received.jsonl url rcmd
-  mkdir -p "$trust"
-  KEY=$CASE_DIR/key.pem
-  "$BIN" keygen -o "$KEY" >/dev/null 2>&1 || fail "keygen failed"
-  cp "$KEY.pub" "$trust/"
-  for i in 1 2 3; do
-    make_tree "$CASE_DIR/tree$i" 2 "torn $i"
-    "$BIN" receipt "$CASE_DIR/tree$i" -o "$CASE_DIR/r$i.json" >/dev/null 2>&1 || fail "receipt $i failed"
-  done
+  trusted_key "$trust"
+  three_receipts 2 torn
   start_receiver "$log" "$trust" || fail "receiver did not start"
   url=http://127.0.0.1:$RECV_PORT/hooks/spawn
   send_receipt "$CASE_DIR/r1.json" "$url" >/dev/null 2>&1 || fail "callback 1 not accepted"
@@ -927,10 +930,7 @@ keygen_on_a_full_disk_leaves_nothing_that_blocks_a_retry() {
 # request still gets its 204 in time, RSS stays small, and SIGTERM is prompt.
 receiver_answers_while_slow_clients_hold_connections() {
   local trust=$CASE_DIR/trust cl ready t0 rc took tookterm rss
-  mkdir -p "$trust"
-  KEY=$CASE_DIR/key.pem
-  "$BIN" keygen -o "$KEY" >/dev/null 2>&1 || fail "keygen failed"
-  cp "$KEY.pub" "$trust/"
+  trusted_key "$trust"
   make_tree "$CASE_DIR/tree" 2 slow
   "$BIN" receipt "$CASE_DIR/tree" -o "$CASE_DIR/r.json" >/dev/null 2>&1 || fail "receipt failed"
   start_receiver "$CASE_DIR/received.jsonl" "$trust" || fail "receiver did not start"
@@ -969,10 +969,7 @@ receiver_answers_while_slow_clients_hold_connections() {
 # Clients streaming endless header lines cannot grow the receiver past 64 MiB.
 receiver_memory_stays_bounded_under_header_floods() {
   local trust=$CASE_DIR/trust rss sent rc
-  mkdir -p "$trust"
-  KEY=$CASE_DIR/key.pem
-  "$BIN" keygen -o "$KEY" >/dev/null 2>&1 || fail "keygen failed"
-  cp "$KEY.pub" "$trust/"
+  trusted_key "$trust"
   make_tree "$CASE_DIR/tree" 2 flood
   "$BIN" receipt "$CASE_DIR/tree" -o "$CASE_DIR/r.json" >/dev/null 2>&1 || fail "receipt failed"
   start_receiver "$CASE_DIR/received.jsonl" "$trust" || fail "receiver did not start"

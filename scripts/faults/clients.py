@@ -54,14 +54,24 @@ async def sampler(pid, stats, stop, limit=None):
             pass
 
 
-async def drip(port, kind, stats, stop, writers):
+async def connect(port, stats, writers):
+    """Open a connection (bounded) and count it in stats: (reader, writer),
+    or None if it could not be opened."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
     except (OSError, asyncio.TimeoutError):
         stats.closed += 1
-        return
+        return None
     writers.append(writer)
     stats.open += 1
+    return reader, writer
+
+
+async def drip(port, kind, stats, stop, writers):
+    conn = await connect(port, stats, writers)
+    if conn is None:
+        return
+    reader, writer = conn
     head = f"POST /hooks/spawn HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
     if kind == "body":
         head += "Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
@@ -87,13 +97,10 @@ async def drip(port, kind, stats, stop, writers):
 
 
 async def flood(port, stats, stop, writers):
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
-    except (OSError, asyncio.TimeoutError):
-        stats.closed += 1
+    conn = await connect(port, stats, writers)
+    if conn is None:
         return
-    writers.append(writer)
-    stats.open += 1
+    reader, writer = conn
     chunk = b"a" * 65536
     try:
         writer.write(f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Flood: ".encode())

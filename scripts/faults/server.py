@@ -78,6 +78,19 @@ def main():
             f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
         )
 
+    reasons = {204: "No Content", 503: "Service Unavailable"}
+
+    def reply(conn, key, status):
+        answer(conn, status, reasons[status])
+        record(f"sent {key} {status}")
+
+    def earlier(key):
+        """How many requests with this Idempotency-Key came before this one."""
+        with seen_lock:
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+        return n
+
     def handle(conn):
         try:
             headers = read_request(conn)
@@ -86,28 +99,17 @@ def main():
             key = headers.get("idempotency-key", "-")
             record(f"recv {key}")
             if args.mode == "second-fails":
-                with seen_lock:
-                    n = seen.get(key, 0)
-                    seen[key] = n + 1
-                if n == 0:
-                    answer(conn, 204, "No Content")
-                    record(f"sent {key} 204")
+                if earlier(key) == 0:
+                    reply(conn, key, 204)
                 else:
                     time.sleep(1.0)
-                    answer(conn, 503, "Service Unavailable")
-                    record(f"sent {key} 503")
+                    reply(conn, key, 503)
                 return
             time.sleep(random.randint(lo, hi) / 1000)
-            if args.mode == "first-fails":
-                with seen_lock:
-                    n = seen.get(key, 0)
-                    seen[key] = n + 1
-                if n == 0:
-                    answer(conn, 503, "Service Unavailable")
-                    record(f"sent {key} 503")
-                    return
-            answer(conn, 204, "No Content")
-            record(f"sent {key} 204")
+            if args.mode == "first-fails" and earlier(key) == 0:
+                reply(conn, key, 503)
+                return
+            reply(conn, key, 204)
         except OSError:
             pass
         finally:

@@ -2,6 +2,7 @@
 //! and the receiver's verdicts. Every server is on 127.0.0.1 and is started
 //! and stopped by the test that uses it.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support::{
@@ -19,6 +20,18 @@ fn root() -> String {
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().expect("utf8 path")
+}
+
+/// A key `k` and the test receipt in `receipt.json`: (key, keyid, receipt).
+fn key_and_receipt(sb: &Sandbox) -> (PathBuf, String, PathBuf) {
+    let (key, id) = sb.keygen("k");
+    (key, id, sb.write_receipt("receipt.json", SEED))
+}
+
+/// As `key_and_receipt`, with the key trusted by the receiver.
+fn trusted_key_and_receipt(sb: &Sandbox) -> (PathBuf, String, PathBuf) {
+    let (key, id) = sb.trusted_key("k");
+    (key, id, sb.write_receipt("receipt.json", SEED))
 }
 
 // ------------------------------------------------------------------ keys
@@ -79,8 +92,7 @@ fn malformed_or_exposed_key_is_reported_naming_the_file() {
 #[test]
 fn dry_run_prints_the_exact_request_and_signature_base() {
     let sb = Sandbox::new();
-    let (key, id) = sb.keygen("k");
-    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, id, receipt) = key_and_receipt(&sb);
     let out = sb.send(
         s(&receipt),
         "https://registry.example/hooks/spawn?team=core",
@@ -108,8 +120,7 @@ fn dry_run_prints_the_exact_request_and_signature_base() {
 #[test]
 fn plain_http_to_a_remote_host_is_refused() {
     let sb = Sandbox::new();
-    let (key, _) = sb.keygen("k");
-    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, _, receipt) = key_and_receipt(&sb);
     sb.send(s(&receipt), "http://registry.example/hook", s(&key), &[])
         .assert_error(2, "--allow-insecure-http");
     assert!(sb.outbox_files().is_empty());
@@ -118,8 +129,7 @@ fn plain_http_to_a_remote_host_is_refused() {
 #[test]
 fn delivered_to_the_receiver_and_logged_once() {
     let sb = Sandbox::new();
-    let (key, id) = sb.trusted_key("k");
-    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, id, receipt) = trusted_key_and_receipt(&sb);
     let rx = sb.receiver("127.0.0.1:0");
     let url = rx.url("/hooks/spawn");
     let out = sb.send(s(&receipt), &url, s(&key), &[]);
@@ -145,8 +155,7 @@ fn delivered_to_the_receiver_and_logged_once() {
 #[test]
 fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
     let sb = Sandbox::new();
-    let (key, _) = sb.trusted_key("k");
-    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, _, receipt) = trusted_key_and_receipt(&sb);
     // The scripted server stands in front of the receiver like a proxy:
     // the request is signed for the proxy's address, the receiver's
     // --public-url.
@@ -194,8 +203,7 @@ fn two_server_errors_then_success_is_three_attempts_and_one_logged_receipt() {
 #[test]
 fn a_400_is_not_retried_and_the_receipt_is_queued() {
     let sb = Sandbox::new();
-    let (key, _) = sb.keygen("k");
-    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, _, receipt) = key_and_receipt(&sb);
     let flaky = Flaky::start(vec![Step::Status(400, vec![]), Step::Status(204, vec![])]);
     let out = sb.send(s(&receipt), &flaky.url("/hook"), s(&key), &[]);
     assert_eq!(out.code, 7, "{}", out.stderr);
@@ -207,8 +215,7 @@ fn a_400_is_not_retried_and_the_receipt_is_queued() {
 #[test]
 fn a_429_is_retried_after_its_retry_after_and_a_long_one_is_queued() {
     let sb = Sandbox::new();
-    let (key, _) = sb.keygen("k");
-    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, _, receipt) = key_and_receipt(&sb);
     let flaky = Flaky::start(vec![
         Step::Status(429, vec![("Retry-After".into(), "0".into())]),
         Step::Status(204, vec![]),
@@ -232,8 +239,7 @@ fn a_429_is_retried_after_its_retry_after_and_a_long_one_is_queued() {
 #[test]
 fn server_down_queues_in_the_outbox_and_flush_delivers_later() {
     let sb = Sandbox::new();
-    let (key, _) = sb.trusted_key("k");
-    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, _, receipt) = trusted_key_and_receipt(&sb);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let out = sb.send(s(&receipt), &url, s(&key), &["--attempts", "2"]);
@@ -274,8 +280,7 @@ fn server_down_queues_in_the_outbox_and_flush_delivers_later() {
 #[test]
 fn a_server_that_never_answers_hits_the_timeout() {
     let sb = Sandbox::new();
-    let (key, _) = sb.keygen("k");
-    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, _, receipt) = key_and_receipt(&sb);
     let flaky = Flaky::start(vec![Step::Hang]);
     let started = Instant::now();
     let out = sb.send(
@@ -502,6 +507,21 @@ fn spawn_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// `spawn --dry-run --callback URL --key KEY` into `out`, which succeeds.
+fn dry_run_with_callback(
+    sb: &Sandbox,
+    out: &std::path::Path,
+    url: &str,
+    key: &std::path::Path,
+) -> Outcome {
+    let run = sb.run(spawn_args(
+        s(out),
+        &["--dry-run", "--callback", url, "--key", s(key)],
+    ));
+    assert!(run.success(), "{}", run.stderr);
+    run
+}
+
 fn receipt_of(repo: &std::path::Path) -> (Vec<u8>, String) {
     let bytes = std::fs::read(repo.join(".spawn-elite/receipt.json")).expect("receipt");
     let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
@@ -581,17 +601,7 @@ fn spawn_dry_run_with_callback_prints_the_request_and_sends_nothing() {
     let (key, _) = sb.keygen("k");
     let flaky = Flaky::start(vec![Step::Status(204, vec![])]);
     let repos = sb.path().join("repos");
-    let out = sb.run(spawn_args(
-        s(&repos),
-        &[
-            "--dry-run",
-            "--callback",
-            &flaky.url("/hook"),
-            "--key",
-            s(&key),
-        ],
-    ));
-    assert!(out.success(), "{}", out.stderr);
+    let out = dry_run_with_callback(&sb, &repos, &flaky.url("/hook"), &key);
     let text = out.stdout;
     assert!(text.contains("POST /hook HTTP/1.1"), "{text}");
     assert!(text.contains("--- signature base ---"), "{text}");
@@ -830,17 +840,7 @@ fn a_world_readable_key_is_warned_about_once_per_spawn() {
     assert!(out.success(), "{}", out.stderr);
     assert_eq!(out.stderr.matches("chmod 600").count(), 1, "{}", out.stderr);
 
-    let out = sb.run(spawn_args(
-        s(&sb.path().join("dry")),
-        &[
-            "--dry-run",
-            "--callback",
-            &rx.url("/hook"),
-            "--key",
-            s(&key),
-        ],
-    ));
-    assert!(out.success(), "{}", out.stderr);
+    let out = dry_run_with_callback(&sb, &sb.path().join("dry"), &rx.url("/hook"), &key);
     assert_eq!(out.stderr.matches("chmod 600").count(), 1, "{}", out.stderr);
     rx.stop();
 }
@@ -1034,8 +1034,7 @@ fn flush_help_offers_only_what_flush_uses() {
 #[test]
 fn defaults_give_up_on_a_down_receiver_within_seconds() {
     let sb = Sandbox::new();
-    let (key, _) = sb.keygen("k");
-    let receipt = sb.write_receipt("receipt.json", SEED);
+    let (key, _, receipt) = key_and_receipt(&sb);
     let mut cmd = sb.cmd();
     for var in [
         "SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT",
@@ -1092,8 +1091,7 @@ fn ssl_cert_file_does_not_show_up_as_a_required_flag_in_usage() {
     assert!(!err.contains("--ca-cert"), "{err}");
     // The SPAWN_ELITE_CALLBACK_* overrides (set by Sandbox::process) are still
     // honoured, and a bad one is named.
-    let receipt = sb.write_receipt("receipt.json", SEED);
-    let (key, _) = sb.keygen("k");
+    let (key, _, receipt) = key_and_receipt(&sb);
     let out = Outcome::of(
         sb.cmd()
             .env("SPAWN_ELITE_CALLBACK_ATTEMPTS", "0")

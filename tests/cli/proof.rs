@@ -70,33 +70,34 @@ fn every_leaf_of_trees_of_1_to_33_files_proves_and_verifies() {
     }
 }
 
-#[test]
-fn a_proof_fails_for_a_modified_file_with_exit_10() {
+/// Prove `proven` in a tree of 7 files, let `change` act on the tree, then
+/// check the proof against `checked`: it fails with exit 10 naming `needle`.
+fn assert_proof_fails(proven: &str, change: impl FnOnce(&Path), checked: &str, needle: &str) {
     let sb = Sandbox::new();
     let (dir, _) = tree(&sb, 7);
-    let proof = prove(&sb, &dir, "f4.txt");
-    fs::write(dir.join("f4.txt"), "content of file 5\n").expect("write");
-    let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
-    o.assert_error(10, "the file was changed");
+    let proof = prove(&sb, &dir, proven);
+    change(&dir);
+    let o = verify_proof(&sb, &proof, &dir.join(checked));
+    o.assert_error(10, needle);
+}
+
+#[test]
+fn a_proof_fails_for_a_modified_file_with_exit_10() {
+    let modify = |dir: &Path| fs::write(dir.join("f4.txt"), "content of file 5\n").expect("write");
+    assert_proof_fails("f4.txt", modify, "f4.txt", "the file was changed");
 }
 
 #[test]
 fn a_proof_for_one_file_does_not_verify_another() {
-    let sb = Sandbox::new();
-    let (dir, _) = tree(&sb, 7);
-    let proof = prove(&sb, &dir, "f0.txt");
-    let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
-    o.assert_error(10, "does not match the proof");
+    assert_proof_fails("f0.txt", |_| {}, "f4.txt", "does not match the proof");
 }
 
 #[test]
 fn a_mode_change_fails_the_proof() {
-    let sb = Sandbox::new();
-    let (dir, _) = tree(&sb, 7);
-    let proof = prove(&sb, &dir, "f4.txt");
-    fs::set_permissions(dir.join("f4.txt"), fs::Permissions::from_mode(0o755)).expect("chmod");
-    let o = verify_proof(&sb, &proof, &dir.join("f4.txt"));
-    o.assert_error(10, "mode 100755");
+    let chmod = |dir: &Path| {
+        fs::set_permissions(dir.join("f4.txt"), fs::Permissions::from_mode(0o755)).expect("chmod")
+    };
+    assert_proof_fails("f4.txt", chmod, "f4.txt", "mode 100755");
 }
 
 #[test]
@@ -159,15 +160,21 @@ fn bad_proof_files_exit_6() {
     }
 }
 
+/// A proof of `f0.txt` in a tree of 4 files, written to `proof.json`:
+/// (proof file, proven file, merkle root).
+fn proof_of_f0(sb: &Sandbox) -> (PathBuf, PathBuf, String) {
+    let (dir, _) = tree(sb, 4);
+    let proof = prove(sb, &dir, "f0.txt");
+    let pf = sb.path().join("proof.json");
+    fs::write(&pf, proof.to_string()).expect("write");
+    let root = proof["merkle_root"].as_str().expect("root").to_owned();
+    (pf, dir.join("f0.txt"), root)
+}
+
 #[test]
 fn root_option_pins_the_expected_root() {
     let sb = Sandbox::new();
-    let (dir, _) = tree(&sb, 4);
-    let proof = prove(&sb, &dir, "f0.txt");
-    let pf = sb.path().join("proof.json");
-    fs::write(&pf, proof.to_string()).expect("write");
-    let file = dir.join("f0.txt");
-    let root = proof["merkle_root"].as_str().expect("root").to_owned();
+    let (pf, file, root) = proof_of_f0(&sb);
     let o = sb.run([
         "verify-proof".as_ref(),
         pf.as_os_str(),
@@ -239,12 +246,7 @@ fn prove_accepts_the_path_with_dir_in_front() {
 #[test]
 fn root_option_ignores_case_and_rejects_what_is_not_a_root() {
     let sb = Sandbox::new();
-    let (dir, _) = tree(&sb, 4);
-    let proof = prove(&sb, &dir, "f0.txt");
-    let pf = sb.path().join("proof.json");
-    fs::write(&pf, proof.to_string()).expect("write");
-    let file = dir.join("f0.txt");
-    let root = proof["merkle_root"].as_str().expect("root").to_owned();
+    let (pf, file, root) = proof_of_f0(&sb);
     let with_root = |r: &str| {
         sb.run([
             "verify-proof".as_ref(),

@@ -66,6 +66,13 @@ fn make_tree(dir: &Path, n: usize) {
     }
 }
 
+/// `make_tree` at `name` in the sandbox; returns its path.
+fn tree_in(sb: &Sandbox, name: &str, n: usize) -> PathBuf {
+    let dir = sb.path().join(name);
+    make_tree(&dir, n);
+    dir
+}
+
 fn receipt_json(sb: &Sandbox, dir: &Path) -> Value {
     let out = sb.cmd().arg("receipt").arg(dir).output().expect("run");
     assert!(
@@ -95,8 +102,7 @@ fn verify(sb: &Sandbox, dir: &Path) -> Outcome {
 fn golden_trees_have_the_documented_roots() {
     let sb = Sandbox::new();
     for (n, root) in GOLDEN {
-        let dir = sb.path().join(format!("t{n}"));
-        make_tree(&dir, n);
+        let dir = tree_in(&sb, &format!("t{n}"), n);
         let r = receipt_json(&sb, &dir);
         assert_eq!(r["merkle_root"], root, "tree T{n}");
         assert_eq!(r["leaf_count"], n as u64);
@@ -112,8 +118,7 @@ fn golden_trees_have_the_documented_roots() {
 #[test]
 fn receipt_lists_files_in_byte_order_with_modes_and_plain_blake3() {
     let sb = Sandbox::new();
-    let dir = sb.path().join("t8");
-    make_tree(&dir, 8);
+    let dir = tree_in(&sb, "t8", 8);
     let r = receipt_json(&sb, &dir);
     let files = r["files"].as_array().expect("files");
     let paths: Vec<&str> = files.iter().filter_map(|f| f["path"].as_str()).collect();
@@ -195,8 +200,7 @@ fn tracked_files(dir: &Path) -> Vec<String> {
 #[test]
 fn every_single_byte_flip_in_a_small_tree_is_named() {
     let sb = Sandbox::new();
-    let dir = sb.path().join("t8");
-    make_tree(&dir, 8);
+    let dir = tree_in(&sb, "t8", 8);
     receipted(&sb, &dir);
     for (path, mode, content) in ENTRIES {
         if mode == 0o120000 {
@@ -444,8 +448,7 @@ fn without_override(sb: &Sandbox, args: &[&std::ffi::OsStr]) -> Outcome {
 #[test]
 fn an_unreadable_file_exits_4_and_is_named() {
     let sb = Sandbox::new();
-    let dir = sb.path().join("t");
-    make_tree(&dir, 2);
+    let dir = tree_in(&sb, "t", 2);
     let locked = dir.join("README.md");
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
     let o = without_override(&sb, &["receipt".as_ref(), dir.as_os_str()]);
@@ -485,8 +488,7 @@ fn a_fifo_in_the_tree_exits_8_instead_of_hanging() {
 #[test]
 fn receipt_output_file_round_trips_through_verify_receipt() {
     let sb = Sandbox::new();
-    let dir = sb.path().join("t");
-    make_tree(&dir, 8);
+    let dir = tree_in(&sb, "t", 8);
     let out = sb.path().join("elsewhere/r.json");
     let o = sb.run([
         "receipt".as_ref(),
@@ -857,8 +859,7 @@ fn nested_gitignores_info_exclude_and_global_excludes_all_count() {
 #[test]
 fn verify_runs_no_git_to_apply_ignore_rules() {
     let sb = Sandbox::new();
-    let dir = sb.path().join("plain");
-    make_tree(&dir, 3);
+    let dir = tree_in(&sb, "plain", 3);
     receipted(&sb, &dir);
     fs::write(dir.join("new"), "x").expect("write");
     let o = verify(&sb, &dir);
@@ -936,8 +937,7 @@ fn a_damaged_user_receipt_says_regenerating_re_approves_the_tree() {
     assert!(o.stderr.contains("-o FILE --force"), "{}", o.stderr);
 
     // A receipt at .spawn-elite/ of a tree without git: no git advice.
-    let dir = sb.path().join("nogit");
-    make_tree(&dir, 2);
+    let dir = tree_in(&sb, "nogit", 2);
     receipted(&sb, &dir);
     fs::write(dir.join(".spawn-elite/receipt.json"), "{").expect("write");
     let o = verify(&sb, &dir);
@@ -948,8 +948,7 @@ fn a_damaged_user_receipt_says_regenerating_re_approves_the_tree() {
 #[test]
 fn receipt_refuses_to_overwrite_a_file_without_force() {
     let sb = Sandbox::new();
-    let dir = sb.path().join("t");
-    make_tree(&dir, 2);
+    let dir = tree_in(&sb, "t", 2);
     let out = sb.path().join("r.json");
     fs::write(&out, "precious").expect("write");
     let args = [

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 
 use crate::support::{
-    HandRequest, Sandbox, hand_signed, httpsig, load_key, receipt_json, root_for, unix_now,
+    HandRequest, Sandbox, hand_signed, httpsig, load_key, parse_answer, receipt_json, root_for,
+    sign_request, unix_now,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -29,32 +30,18 @@ fn signed_for(
     content_type: &str,
     tweak: impl FnOnce(&mut httpsig::SignatureParams),
 ) -> HandRequest {
-    let body = receipt_json(seed).into_bytes();
-    let headers = vec![
-        ("Host".to_owned(), authority.to_owned()),
-        ("Content-Type".to_owned(), content_type.to_owned()),
-        ("Content-Digest".to_owned(), httpsig::content_digest(&body)),
-        ("Idempotency-Key".to_owned(), root_for(seed)),
-    ];
-    let parts = httpsig::RequestParts {
-        method: "POST".into(),
-        authority: authority.to_owned(),
-        path: path.into(),
-        query: None,
-        headers: headers.clone(),
-    };
     let mut params =
         httpsig::SignatureParams::spawn(unix_now(), format!("n-{seed}"), id.into(), false);
     tweak(&mut params);
-    let signed = httpsig::sign(&parts, &params, key, httpsig::LABEL).expect("sign");
-    let mut headers = headers;
-    headers.push(("Signature-Input".into(), signed.signature_input));
-    headers.push(("Signature".into(), signed.signature));
-    HandRequest {
-        path: path.into(),
-        headers,
-        body,
-    }
+    sign_request(
+        key,
+        authority,
+        path,
+        content_type,
+        receipt_json(seed).into_bytes(),
+        &root_for(seed),
+        &params,
+    )
 }
 
 /// Send raw bytes, then read the whole answer (bounded by `timeout`):
@@ -77,31 +64,8 @@ fn exchange(addr: SocketAddr, raw: &[u8], timeout: Duration) -> (u16, String, St
         }
     }
     let elapsed = started.elapsed();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .map(|(h, b)| (h.to_owned(), b.to_owned()))
-        .unwrap_or((text.clone(), String::new()));
+    let (status, head, body) = parse_answer(&answer);
     (status, head, body, elapsed)
-}
-
-fn raw(req: &HandRequest) -> Vec<u8> {
-    let mut head = format!("POST {} HTTP/1.1\r\n", req.path);
-    for (k, v) in &req.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        req.body.len()
-    ));
-    let mut out = head.into_bytes();
-    out.extend_from_slice(&req.body);
-    out
 }
 
 fn vm_rss(pid: u32) -> Option<u64> {
@@ -155,7 +119,7 @@ fn slow_clients_and_header_floods_neither_stall_nor_grow_the_receiver() {
             unix_now(),
             n,
         );
-        let (status, _, body, took) = exchange(addr, &raw(&req), Duration::from_secs(5));
+        let (status, _, body, took) = exchange(addr, &req.to_bytes(), Duration::from_secs(5));
         (status, body, took)
     };
 
@@ -367,7 +331,7 @@ fn connections_over_the_cap_wait_their_turn_instead_of_failing() {
         "application/json",
         |_| {},
     );
-    let (status, _, body, took) = exchange(rx.addr, &raw(&req), Duration::from_secs(5));
+    let (status, _, body, took) = exchange(rx.addr, &req.to_bytes(), Duration::from_secs(5));
     assert_eq!(status, 204, "{body}");
     assert!(
         took >= Duration::from_millis(500),

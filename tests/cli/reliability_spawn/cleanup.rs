@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::process::Stdio;
 
-use super::{Held, signal, staging_dirs};
+use super::{Held, quiet_into, signal, staging_dirs};
 use crate::support::{Outcome, Sandbox};
 
 /// The race from the issue: spawn `b` into a base directory that does not
@@ -14,24 +14,10 @@ use crate::support::{Outcome, Sandbox};
 fn an_interrupted_spawn_keeps_a_repository_another_spawn_finished_in_its_new_base() {
     let sb = Sandbox::new();
     let base = sb.path().join("new/base");
-    let first = Held::start(
-        &sb,
-        "b",
-        &[
-            OsStr::new("b"),
-            OsStr::new("--quiet"),
-            OsStr::new("--out-dir"),
-            base.as_os_str(),
-        ],
-    );
+    let first = Held::spawn_b(&sb, &base);
     assert_eq!(staging_dirs(&base).len(), 1, "b is staging in the new base");
 
-    let second = sb.run([
-        OsStr::new("a"),
-        OsStr::new("--quiet"),
-        OsStr::new("--out-dir"),
-        base.as_os_str(),
-    ]);
+    let second = sb.run(quiet_into("a", &base, &[]));
     assert!(second.success(), "{}", second.stderr);
 
     signal(first.pid(), "INT");
@@ -62,16 +48,7 @@ fn a_failed_spawn_removes_only_the_empty_directories_it_created() {
     std::fs::create_dir(&keep).unwrap();
     std::fs::write(keep.join("note"), "mine").unwrap();
     let base = keep.join("x/y/z");
-    let held = Held::start(
-        &sb,
-        "b",
-        &[
-            OsStr::new("b"),
-            OsStr::new("--quiet"),
-            OsStr::new("--out-dir"),
-            base.as_os_str(),
-        ],
-    );
+    let held = Held::spawn_b(&sb, &base);
     signal(held.pid(), "INT");
     let out = held.finish();
     assert_eq!(out.status.code(), Some(130));

@@ -13,6 +13,7 @@ mod signals;
 mod template_values;
 mod torn_reads;
 
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -53,6 +54,54 @@ exec {real} "$@"
     bin
 }
 
+/// `NAME [EXTRA...] --quiet --out-dir BASE`: a spawn of `name` into `base`.
+pub fn quiet_into<'a>(name: &'a str, base: &'a Path, extra: &[&'a str]) -> Vec<&'a OsStr> {
+    let mut args = vec![OsStr::new(name)];
+    args.extend(extra.iter().copied().map(OsStr::new));
+    args.extend([
+        OsStr::new("--quiet"),
+        OsStr::new("--out-dir"),
+        base.as_os_str(),
+    ]);
+    args
+}
+
+/// A directory `tree` in the sandbox holding `files` (name, content).
+pub fn tree_with(sb: &Sandbox, files: &[(&str, &[u8])]) -> PathBuf {
+    let tree = sb.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    for (name, content) in files {
+        std::fs::write(tree.join(name), content).unwrap();
+    }
+    tree
+}
+
+/// `verify TREE --receipt RECEIPT [EXTRA...]`.
+pub fn verify_args<'a>(tree: &'a Path, receipt: &'a Path, extra: &[&'a str]) -> Vec<&'a OsStr> {
+    let mut args = vec![
+        OsStr::new("verify"),
+        tree.as_os_str(),
+        OsStr::new("--receipt"),
+        receipt.as_os_str(),
+    ];
+    args.extend(extra.iter().copied().map(OsStr::new));
+    args
+}
+
+/// Write a receipt of `tree` to `receipt.json` in the sandbox (expecting
+/// success) and return its path.
+pub fn receipt_of(sb: &Sandbox, tree: &Path) -> PathBuf {
+    let receipt = sb.path().join("receipt.json");
+    let made = sb.run([
+        OsStr::new("receipt"),
+        tree.as_os_str(),
+        OsStr::new("-o"),
+        receipt.as_os_str(),
+    ]);
+    assert!(made.success(), "{}", made.stderr);
+    receipt
+}
+
 pub fn path_with(dir: &Path) -> std::ffi::OsString {
     let mut paths = vec![dir.to_path_buf()];
     paths.extend(std::env::split_paths(
@@ -70,6 +119,11 @@ pub struct Held {
 }
 
 impl Held {
+    /// Start `spawn-elite b --quiet --out-dir BASE`, held in `git commit`.
+    pub fn spawn_b(sb: &Sandbox, base: &Path) -> Held {
+        Held::start(sb, "b", &quiet_into("b", base, &[]))
+    }
+
     /// Start `spawn-elite ARGS` with the blocking git and wait (bounded)
     /// until it is inside `git commit`.
     pub fn start(sb: &Sandbox, tag: &str, args: &[&std::ffi::OsStr]) -> Held {

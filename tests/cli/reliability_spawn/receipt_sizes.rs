@@ -1,33 +1,15 @@
 //! Item 13: a receipt whose recorded size contradicts the content hash it
 //! records is reported as an inconsistent receipt (exit 6), not as drift.
 
-use std::ffi::OsStr;
-
+use super::{receipt_of, tree_with, verify_args};
 use crate::support::Sandbox;
 
 #[test]
 fn an_edited_size_makes_the_receipt_inconsistent_not_the_tree_modified() {
     let sb = Sandbox::new();
-    let tree = sb.path().join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    std::fs::write(tree.join("a.txt"), "hello\n").unwrap();
-    std::fs::write(tree.join("b.txt"), "world\n").unwrap();
-    let receipt = sb.path().join("receipt.json");
-    let made = sb.run([
-        OsStr::new("receipt"),
-        tree.as_os_str(),
-        OsStr::new("-o"),
-        receipt.as_os_str(),
-    ]);
-    assert!(made.success(), "{}", made.stderr);
-    let verify = |sb: &Sandbox| {
-        sb.run([
-            OsStr::new("verify"),
-            tree.as_os_str(),
-            OsStr::new("--receipt"),
-            receipt.as_os_str(),
-        ])
-    };
+    let tree = tree_with(&sb, &[("a.txt", b"hello\n"), ("b.txt", b"world\n")]);
+    let receipt = receipt_of(&sb, &tree);
+    let verify = |sb: &Sandbox| sb.run(verify_args(&tree, &receipt, &[]));
     assert!(verify(&sb).success());
 
     let text = std::fs::read_to_string(&receipt).unwrap();
@@ -39,13 +21,7 @@ fn an_edited_size_makes_the_receipt_inconsistent_not_the_tree_modified() {
     assert!(o.stderr.contains("a.txt"), "{}", o.stderr);
     assert!(o.stderr.contains("size 7"), "{}", o.stderr);
     assert_eq!(o.stdout, "", "nothing is blamed on the tree");
-    let json = sb.run([
-        OsStr::new("verify"),
-        tree.as_os_str(),
-        OsStr::new("--receipt"),
-        receipt.as_os_str(),
-        OsStr::new("--json"),
-    ]);
+    let json = sb.run(verify_args(&tree, &receipt, &["--json"]));
     json.assert_error(6, "inconsistent");
 }
 
@@ -54,26 +30,10 @@ fn an_edited_size_makes_the_receipt_inconsistent_not_the_tree_modified() {
 #[test]
 fn a_changed_file_is_still_drift() {
     let sb = Sandbox::new();
-    let tree = sb.path().join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    std::fs::write(tree.join("a.txt"), "hello\n").unwrap();
-    let receipt = sb.path().join("receipt.json");
-    assert!(
-        sb.run([
-            OsStr::new("receipt"),
-            tree.as_os_str(),
-            OsStr::new("-o"),
-            receipt.as_os_str(),
-        ])
-        .success()
-    );
+    let tree = tree_with(&sb, &[("a.txt", b"hello\n")]);
+    let receipt = receipt_of(&sb, &tree);
     std::fs::write(tree.join("a.txt"), "hello, longer\n").unwrap();
-    let o = sb.run([
-        OsStr::new("verify"),
-        tree.as_os_str(),
-        OsStr::new("--receipt"),
-        receipt.as_os_str(),
-    ]);
+    let o = sb.run(verify_args(&tree, &receipt, &[]));
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(o.stdout.contains("modified      a.txt"), "{}", o.stdout);
 }

@@ -2,9 +2,7 @@
 //! directory of a spawn that was killed outright is found and removed by the
 //! next spawn into the same base, or by `doctor`.
 
-use std::ffi::OsStr;
-
-use super::{Held, signal, staging_dirs};
+use super::{Held, quiet_into, signal, staging_dirs};
 use crate::support::Sandbox;
 
 #[test]
@@ -12,16 +10,7 @@ fn sighup_and_sigterm_mid_spawn_leave_nothing_behind() {
     for sig in ["HUP", "TERM", "INT"] {
         let sb = Sandbox::new();
         let base = sb.repos();
-        let held = Held::start(
-            &sb,
-            "b",
-            &[
-                OsStr::new("b"),
-                OsStr::new("--quiet"),
-                OsStr::new("--out-dir"),
-                base.as_os_str(),
-            ],
-        );
+        let held = Held::spawn_b(&sb, &base);
         signal(held.pid(), sig);
         let out = held.finish();
         assert_eq!(out.status.code(), Some(130), "SIG{sig}");
@@ -39,16 +28,7 @@ fn sighup_and_sigterm_mid_spawn_leave_nothing_behind() {
 fn killed_spawn_in(sb: &Sandbox) -> String {
     let base = sb.repos();
     std::fs::create_dir_all(&base).unwrap();
-    let held = Held::start(
-        sb,
-        "b",
-        &[
-            OsStr::new("b"),
-            OsStr::new("--quiet"),
-            OsStr::new("--out-dir"),
-            base.as_os_str(),
-        ],
-    );
+    let held = Held::spawn_b(sb, &base);
     let git = held.git_pid();
     signal(held.pid(), "KILL");
     // The stand-in git outlives the spawn it belonged to; stop it too.
@@ -68,13 +48,7 @@ fn the_next_spawn_removes_the_staging_directory_of_a_killed_one() {
     let sb = Sandbox::new();
     let stale = killed_spawn_in(&sb);
     let base = sb.repos();
-    let next = sb.run([
-        OsStr::new("a"),
-        OsStr::new("--no-git"),
-        OsStr::new("--quiet"),
-        OsStr::new("--out-dir"),
-        base.as_os_str(),
-    ]);
+    let next = sb.run(quiet_into("a", &base, &["--no-git"]));
     assert!(next.success(), "{}", next.stderr);
     let said: Vec<&str> = next.stderr.lines().collect();
     assert_eq!(said.len(), 1, "{}", next.stderr);
@@ -114,23 +88,8 @@ fn doctor_removes_the_staging_directory_of_a_killed_spawn() {
 fn a_running_spawn_keeps_its_staging_directory() {
     let sb = Sandbox::new();
     let base = sb.repos();
-    let held = Held::start(
-        &sb,
-        "b",
-        &[
-            OsStr::new("b"),
-            OsStr::new("--quiet"),
-            OsStr::new("--out-dir"),
-            base.as_os_str(),
-        ],
-    );
-    let other = sb.run([
-        OsStr::new("a"),
-        OsStr::new("--no-git"),
-        OsStr::new("--quiet"),
-        OsStr::new("--out-dir"),
-        base.as_os_str(),
-    ]);
+    let held = Held::spawn_b(&sb, &base);
+    let other = sb.run(quiet_into("a", &base, &["--no-git"]));
     assert!(other.success(), "{}", other.stderr);
     assert_eq!(other.stderr, "", "nothing was stale");
     let doctor = sb

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::{receipt_of, tree_with, verify_args};
 use crate::support::{Outcome, Sandbox};
 
 const BIG: u64 = 24 << 20;
@@ -13,19 +14,12 @@ const BIG: u64 = 24 << 20;
 #[test]
 fn a_file_rewritten_during_hashing_is_an_error_not_a_signal() {
     let sb = Sandbox::new();
-    let tree = sb.path().join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    std::fs::write(tree.join("small"), "x").unwrap();
+    let tree = tree_with(
+        &sb,
+        &[("small", b"x"), ("big.bin", &vec![7u8; BIG as usize])],
+    );
     let big = tree.join("big.bin");
-    std::fs::write(&big, vec![7u8; BIG as usize]).unwrap();
-    let receipt = sb.path().join("receipt.json");
-    let made = sb.run([
-        OsStr::new("receipt"),
-        tree.as_os_str(),
-        OsStr::new("-o"),
-        receipt.as_os_str(),
-    ]);
-    assert!(made.success(), "{}", made.stderr);
+    let receipt = receipt_of(&sb, &tree);
 
     // Truncate and regrow the file as fast as possible, for a bounded time.
     let stop = Arc::new(AtomicBool::new(false));
@@ -49,12 +43,7 @@ fn a_file_rewritten_during_hashing_is_an_error_not_a_signal() {
         let args: Vec<&OsStr> = if run % 2 == 0 {
             vec![OsStr::new("receipt"), tree.as_os_str()]
         } else {
-            vec![
-                OsStr::new("verify"),
-                tree.as_os_str(),
-                OsStr::new("--receipt"),
-                receipt.as_os_str(),
-            ]
+            verify_args(&tree, &receipt, &[])
         };
         let o = Outcome::of(sb.cmd().args(&args));
         match o.code {

@@ -172,30 +172,67 @@ pub fn hand_signed(
     created: i64,
     nonce: &str,
 ) -> HandRequest {
-    let authority = addr.to_string();
+    let params = httpsig::SignatureParams::spawn(created, nonce.into(), keyid.into(), false);
+    sign_request(
+        key,
+        &addr.to_string(),
+        path,
+        "application/json",
+        body.to_vec(),
+        merkle_root,
+        &params,
+    )
+}
+
+/// A POST of `body` to `path`, signed with `params` for `authority` (which
+/// is also its Host), sent as `content_type` with `idempotency_key`.
+pub fn sign_request(
+    key: &SigningKey,
+    authority: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    idempotency_key: &str,
+    params: &httpsig::SignatureParams,
+) -> HandRequest {
     let headers = vec![
-        ("Host".to_owned(), authority.clone()),
-        ("Content-Type".to_owned(), "application/json".to_owned()),
-        ("Content-Digest".to_owned(), httpsig::content_digest(body)),
-        ("Idempotency-Key".to_owned(), merkle_root.to_owned()),
+        ("Host".to_owned(), authority.to_owned()),
+        ("Content-Type".to_owned(), content_type.to_owned()),
+        ("Content-Digest".to_owned(), httpsig::content_digest(&body)),
+        ("Idempotency-Key".to_owned(), idempotency_key.to_owned()),
     ];
     let parts = httpsig::RequestParts {
         method: "POST".into(),
-        authority,
+        authority: authority.to_owned(),
         path: path.into(),
         query: None,
         headers: headers.clone(),
     };
-    let params = httpsig::SignatureParams::spawn(created, nonce.into(), keyid.into(), false);
-    let signed = httpsig::sign(&parts, &params, key, httpsig::LABEL).expect("sign");
+    let signed = httpsig::sign(&parts, params, key, httpsig::LABEL).expect("sign");
     let mut headers = headers;
     headers.push(("Signature-Input".into(), signed.signature_input));
     headers.push(("Signature".into(), signed.signature));
     HandRequest {
         path: path.into(),
         headers,
-        body: body.to_vec(),
+        body,
     }
+}
+
+/// An HTTP answer as text: (status, head, body). Status 0 if there is
+/// none; without a blank line, all of it is the head.
+pub fn parse_answer(answer: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
+        .unwrap_or((text.clone(), String::new()));
+    (status, head, body)
 }
 
 impl HandRequest {
@@ -211,11 +248,8 @@ impl HandRequest {
         self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
     }
 
-    /// Send over a fresh connection; returns (status, body).
-    pub fn send(&self, addr: SocketAddr) -> (u16, String) {
-        let mut conn = TcpStream::connect(addr).expect("connect");
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+    /// The request as it goes on the wire, with `Connection: close`.
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut head = format!("POST {} HTTP/1.1\r\n", self.path);
         for (k, v) in &self.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -224,20 +258,20 @@ impl HandRequest {
             "Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.body.len()
         ));
-        conn.write_all(head.as_bytes()).expect("write head");
-        conn.write_all(&self.body).expect("write body");
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// Send over a fresh connection; returns (status, body).
+    pub fn send(&self, addr: SocketAddr) -> (u16, String) {
+        let mut conn = TcpStream::connect(addr).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        conn.write_all(&self.to_bytes()).expect("write request");
         let mut answer = Vec::new();
         let _ = conn.read_to_end(&mut answer);
-        let text = String::from_utf8_lossy(&answer).into_owned();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
+        let (status, _, body) = parse_answer(&answer);
         (status, body)
     }
 }
