@@ -208,13 +208,18 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
         "  conflict  Makefile\n",
         "  conflict  SECURITY.md\n",
         "  added     CODEOWNERS\n",
-        "  added     docs/INDEX.md\n",
+        "  renamed   docs/README.md -> docs/INDEX.md\n",
         "  removed   .yamllint\n",
-        "  removed   docs/README.md\n",
     ] {
         assert!(dry.stdout.contains(line), "{line:?} in {}", dry.stdout);
     }
     assert!(!dry.stdout.contains("notes.txt"), "{}", dry.stdout);
+    assert!(
+        !dry.stdout.contains("  added     docs/INDEX.md")
+            && !dry.stdout.contains("  removed   docs/README.md"),
+        "a rename is one line: {}",
+        dry.stdout
+    );
     let json = update(&sb, &a, &["--dry-run", "--json", "--templates", s(&v2)]);
     let json: Value = serde_json::from_str(&json.stdout).expect("JSON");
     assert_eq!(json["mode"], "git");
@@ -227,6 +232,13 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
             .map(|c| c["action"].clone())
     };
     assert_eq!(fate("main.py"), Some("updated".into()));
+    assert_eq!(fate("docs/INDEX.md"), Some("renamed".into()));
+    assert_eq!(fate("docs/README.md"), None);
+    let renamed = json["files"]
+        .as_array()
+        .and_then(|f| f.iter().find(|c| c["path"] == "docs/INDEX.md"))
+        .expect("docs/INDEX.md listed");
+    assert_eq!(renamed["from"], "docs/README.md");
     assert_eq!(fate("LICENSE"), Some("unchanged".into()));
     assert_eq!(ugit(&sb, &b, &["rev-parse", "HEAD"]), b_head);
     assert_eq!(ugit(&sb, &b, &["status", "--porcelain"]), "");
@@ -647,4 +659,120 @@ fn an_update_killed_at_any_instant_leaves_the_branch_untouched_or_merged() {
     }
     assert_eq!(untouched + merged, trials);
     eprintln!("killed updates: {untouched} untouched, {merged} merged");
+}
+
+#[test]
+fn callback_delivers_the_updated_receipt_to_the_receiver() {
+    let sb = Sandbox::new();
+    let v1 = export_v1(&sb);
+    let v2 = make_v2(&sb, &v1);
+    let (key, id) = sb.trusted_key("k");
+    let repo = sb.spawn(&["called", "--templates", s(&v1), "--no-ledger"]);
+    let rx = sb.receiver("127.0.0.1:0");
+    let url = rx.url("/hooks/update");
+    let out = update(
+        &sb,
+        &repo,
+        &[
+            "--templates",
+            s(&v2),
+            "--no-ledger",
+            "--callback",
+            &url,
+            "--key",
+            s(&key),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("callback delivered to {url} (HTTP 20")),
+        "{all}"
+    );
+    assert!(
+        all.contains("updated called from template set acme 1.0.0 to acme 2.0.0"),
+        "{all}"
+    );
+    assert!(
+        !all.to_lowercase().contains("spawn "),
+        "says update, not spawn: {all}"
+    );
+    assert!(!all.contains("spawned"), "says update, not spawn: {all}");
+    let (clean, log) = rx.stop();
+    assert!(clean, "receiver stops cleanly: {log}");
+    let lines = sb.log_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let root = receipt_of(&repo)["merkle_root"].clone();
+    assert_eq!(lines[0]["keyid"], id.as_str());
+    assert_eq!(lines[0]["idempotency_key"], root);
+    assert_eq!(lines[0]["receipt"]["merkle_root"], root);
+    assert_eq!(
+        lines[0]["receipt"]["spawn"]["templates"]["version"],
+        "2.0.0"
+    );
+    assert!(sb.outbox_files().is_empty());
+}
+
+#[test]
+fn a_new_set_version_with_the_same_files_is_recorded_in_the_receipt() {
+    let sb = Sandbox::new();
+    let v1 = export_v1(&sb);
+    let v1b = sb.path().join("set-v1.0.1");
+    copy_dir(&v1, &v1b);
+    replace_in(
+        &v1b.join("spawn-elite.toml"),
+        "version = \"1.0.0\"",
+        "version = \"1.0.1\"",
+    );
+    for git in [true, false] {
+        let name = if git { "same-git" } else { "same-nogit" };
+        let mut args = vec![name, "--templates", s(&v1), "--no-ledger"];
+        if !git {
+            args.push("--no-git");
+        }
+        let repo = sb.spawn(&args);
+        let files_before: Vec<(String, Vec<u8>)> = tree(&repo)
+            .into_iter()
+            .filter(|p| p != ".spawn-elite/receipt.json" && repo.join(p).is_file())
+            .map(|p| {
+                let bytes = fs::read(repo.join(&p)).expect("read");
+                (p, bytes)
+            })
+            .collect();
+        let check = update(&sb, &repo, &["--check", "--templates", s(&v1b)]);
+        assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
+        assert!(
+            check.stdout.starts_with(
+                "scaffold is out of date; run spawn-elite update: template set acme 1.0.1 renders the same files as acme 1.0.0, but the receipt records acme 1.0.0"
+            ),
+            "{}",
+            check.stdout
+        );
+        let head = git.then(|| ugit(&sb, &repo, &["rev-parse", "HEAD"]));
+        let out = update(&sb, &repo, &["--templates", s(&v1b), "--no-ledger"]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stdout.contains(
+                "only the receipt changed: it records template set acme 1.0.1 (the same files as acme 1.0.0)"
+            ),
+            "{}",
+            out.stdout
+        );
+        let receipt = receipt_of(&repo);
+        assert_eq!(receipt["spawn"]["templates"]["version"], "1.0.1");
+        for (path, bytes) in &files_before {
+            assert_eq!(&fs::read(repo.join(path)).expect("read"), bytes, "{path}");
+        }
+        if let Some(head) = head {
+            // A merge whose pristine side changes only the receipt.
+            assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD^1"]), head);
+            let changed = ugit(&sb, &repo, &["diff", "--name-only", "HEAD^2^", "HEAD^2"]);
+            assert_eq!(changed, ".spawn-elite/receipt.json");
+            assert_eq!(ugit(&sb, &repo, &["status", "--porcelain"]), "");
+        }
+        assert!(sb.run(["verify", s(&repo)]).success());
+        let check = update(&sb, &repo, &["--check", "--templates", s(&v1b)]);
+        assert_eq!(check.code, 0, "{}", check.stdout);
+    }
 }
