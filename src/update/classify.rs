@@ -30,6 +30,9 @@ pub enum Action {
     Added,
     /// The templates removed it and the user had not changed it.
     Removed,
+    /// The templates moved an untouched file (same contents and mode) from
+    /// `Change::from` to this path.
+    Renamed,
     /// Both changed it and git merges the changes.
     Merged,
     /// Both changed it in ways that need the user.
@@ -44,6 +47,7 @@ impl Action {
             Action::Updated => "updated",
             Action::Added => "added",
             Action::Removed => "removed",
+            Action::Renamed => "renamed",
             Action::Merged => "merged",
             Action::Conflict => "conflict",
         }
@@ -54,6 +58,19 @@ impl Action {
 pub struct Change {
     pub path: String,
     pub action: Action,
+    /// For `Renamed`: the path it had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl Change {
+    pub fn new(path: String, action: Action) -> Change {
+        Change {
+            path,
+            action,
+            from: None,
+        }
+    }
 }
 
 /// A version of one file: mode and BLAKE3, or absent.
@@ -174,9 +191,9 @@ pub fn with_base(dir: &Path, plan: &Plan, base: &Base) -> Result<Vec<Change>> {
                 _ => Both::Conflict,
             }
         });
-        out.push(Change { path, action });
+        out.push(Change::new(path, action));
     }
-    Ok(out)
+    Ok(pair_renames(out, &base.receipt, plan))
 }
 
 /// Receipt mode: with no old contents, both sides changing a file is a conflict.
@@ -186,8 +203,45 @@ pub fn from_receipt(dir: &Path, plan: &Plan) -> Result<Vec<Change>> {
         let old = version_in(&plan.old, &path);
         let new = new_version(plan, &path);
         let cur = current(dir, &path)?;
-        let action = decide(&old, &new, &cur, || Both::Conflict);
-        out.push(Change { path, action });
+        let mut action = decide(&old, &new, &cur, || Both::Conflict);
+        // Already at its new version while the receipt still records the
+        // old one: an update killed after moving it into place. It counts
+        // as the template's change, which the new receipt then records.
+        if action == Action::Unchanged && old != new {
+            action = match (&old, &new) {
+                (None, _) => Action::Added,
+                (_, None) => Action::Removed,
+                _ => Action::Updated,
+            };
+        }
+        out.push(Change::new(path, action));
     }
-    Ok(out)
+    Ok(pair_renames(out, &plan.old, plan))
+}
+
+/// A file the templates removed and one they added with the same contents
+/// and mode are one rename (what git's rename detection reports of an
+/// untouched file): `renamed OLD -> NEW` instead of `removed` + `added`.
+fn pair_renames(changes: Vec<Change>, old: &crate::receipt::Receipt, plan: &Plan) -> Vec<Change> {
+    let mut removed: Vec<(String, Version)> = changes
+        .iter()
+        .filter(|c| c.action == Action::Removed)
+        .map(|c| (c.path.clone(), version_in(old, &c.path)))
+        .collect();
+    let mut paired = BTreeSet::new();
+    let mut out = Vec::with_capacity(changes.len());
+    for mut change in changes {
+        if change.action == Action::Added {
+            let new = new_version(plan, &change.path);
+            if let Some(i) = removed.iter().position(|(_, v)| new.is_some() && *v == new) {
+                let (from, _) = removed.remove(i);
+                paired.insert(from.clone());
+                change.action = Action::Renamed;
+                change.from = Some(from);
+            }
+        }
+        out.push(change);
+    }
+    out.retain(|c| !(c.action == Action::Removed && paired.contains(&c.path)));
+    out
 }

@@ -271,24 +271,70 @@ pub fn versions(plan: &Plan) -> (String, String) {
     )
 }
 
+/// The prefix of an update's scratch directories, inside the git directory.
+pub const SCRATCH_PREFIX: &str = "spawn-elite-update-";
+
+/// The repository's git directory, absolute.
+pub fn git_dir(dir: &Path) -> Result<PathBuf> {
+    Ok(PathBuf::from(text(&git_output(
+        dir,
+        &["rev-parse", "--absolute-git-dir"],
+        "find the git directory",
+    )?)))
+}
+
+/// A scratch directory inside the git directory (`.git/spawn-elite-update-XXXX`):
+/// never part of the work tree, on the repository's own filesystem, and
+/// found again by [`remove_stale_scratch`] if a kill left it behind.
+fn scratch(git_dir: &Path) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(SCRATCH_PREFIX)
+        .tempdir_in(git_dir)
+}
+
+/// Remove the scratch directories a killed update left in the git
+/// directory. Run at the start of every update that changes something; two
+/// updates of one repository at the same time are not supported (git's own
+/// merge would refuse the second anyway).
+pub fn remove_stale_scratch(dir: &Path) -> Result<()> {
+    let git_dir = git_dir(dir)?;
+    let Ok(entries) = std::fs::read_dir(&git_dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(SCRATCH_PREFIX)
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            std::fs::remove_dir_all(entry.path()).map_err(|e| {
+                fail(
+                    ExitCode::Io,
+                    format!(
+                        "cannot remove {}, left by an interrupted update: {e}; remove it by hand",
+                        entry.path().display()
+                    ),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Build the new pristine commit, a child of `base`, and return its id. The
-/// files go through a scratch directory and a temporary index; the user's
-/// index, work tree and refs are not touched (only new objects are written).
+/// files go through a scratch directory (in the git directory) and a
+/// temporary index; the user's index, work tree and refs are not touched
+/// (only new objects are written).
 pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str) -> Result<String> {
     let io = |e: std::io::Error| {
         fail(
             ExitCode::Io,
             format!(
-                "cannot write the pristine files to a temporary directory: {e}; free some space in $TMPDIR"
+                "cannot write the pristine files to a scratch directory in the git directory: {e}; free some space or check its permissions"
             ),
         )
     };
-    let git_dir = PathBuf::from(text(&git_output(
-        dir,
-        &["rev-parse", "--absolute-git-dir"],
-        "find the git directory",
-    )?));
-    let scratch = tempfile::tempdir().map_err(io)?;
+    let git_dir = git_dir(dir)?;
+    let scratch = scratch(&git_dir).map_err(io)?;
     let tree_dir = scratch.path().join("tree");
     std::fs::create_dir(&tree_dir).map_err(io)?;
     for file in &plan.files {
@@ -418,7 +464,7 @@ pub fn merge(dir: &Path, plan: &Plan, pristine: &str) -> Result<Merged> {
 /// Whether git merges `base`, `ours` and `theirs` without conflict (for
 /// `--dry-run`), by `git merge-file` on scratch copies.
 pub fn merges_cleanly(dir: &Path, base: &[u8], ours: &[u8], theirs: &[u8]) -> Result<bool> {
-    let scratch = tempfile::tempdir()?;
+    let scratch = scratch(&git_dir(dir)?)?;
     let mut paths = Vec::new();
     for (name, bytes) in [("ours", ours), ("base", base), ("theirs", theirs)] {
         let path = scratch.path().join(name);

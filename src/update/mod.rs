@@ -123,6 +123,14 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<ExitCod
         report::warn(warning);
     }
     let git_repo = opts.dir.join(".git").exists() && merge::git_available(&opts.dir);
+    if !opts.dry_run {
+        // What a killed update left: its scratch directories (never part
+        // of the tree; see merge::remove_stale_scratch, nogit::remove_stale_scratch).
+        if git_repo {
+            merge::remove_stale_scratch(&opts.dir)?;
+        }
+        nogit::remove_stale_scratch(&opts.dir)?;
+    }
     let mut fallback = None;
     let found = if git_repo {
         if !opts.dry_run {
@@ -239,10 +247,7 @@ fn apply_git(outcome: &mut Outcome, base: &base::Base) -> Result<()> {
             }
             for path in paths {
                 if !outcome.changes.iter().any(|c| c.path == path) {
-                    outcome.changes.push(Change {
-                        path,
-                        action: Action::Conflict,
-                    });
+                    outcome.changes.push(Change::new(path, Action::Conflict));
                 }
             }
         }

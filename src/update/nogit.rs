@@ -1,32 +1,101 @@
 //! Receipt mode, for a repository without git history: the receipt's hashes
 //! say which files are untouched, and only those are replaced or removed. A
 //! file both sides changed is left alone, with the new version beside it as
-//! `PATH.spawn-elite-new`. The new receipt is written last.
+//! `PATH.spawn-elite-new`.
 //!
-//! Every file is written atomically, so an interruption leaves each file
-//! old or new and the old receipt in place; running the update again
-//! finishes the job (a file already new counts as unchanged).
+//! In three steps, so that a kill at any instant leaves every file either
+//! its old bytes or its new bytes, and the receipt on disk the old one
+//! until every file is new:
+//!
+//! 1. every new file and the new receipt are written (and synced) into a
+//!    scratch directory, `.spawn-elite/update-XXXX`, on the repository's
+//!    own filesystem;
+//! 2. each is renamed into place (one atomic rename a file), then the files
+//!    the templates removed are removed;
+//! 3. the new receipt is renamed into place, last; the scratch directory
+//!    is removed.
+//!
+//! Running the update again finishes the job: a file already at its new
+//! hash counts as updated (see `classify::from_receipt`), and the scratch
+//! directory a killed update left is removed first ([`remove_stale_scratch`]).
 
-use std::path::Path;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use super::classify::{Action, Change};
 use super::plan::Plan;
 use crate::error::{ExitCode, fail};
-use crate::fsutil::{self, WriteOptions};
+use crate::fsutil;
 use crate::interrupt;
 use crate::receipt::RECEIPT_PATH;
 
 /// The suffix of the new version of a file both sides changed.
 pub const NEW_SUFFIX: &str = ".spawn-elite-new";
+/// The scratch directories' prefix, inside `.spawn-elite/`.
+pub const SCRATCH_PREFIX: &str = "update-";
 
-fn options(executable: bool) -> WriteOptions {
-    WriteOptions {
-        mode: if executable { 0o755 } else { 0o644 },
-        exact_mode: true,
-        replace: true,
+/// `.spawn-elite/`, where the receipt and the scratch directory live.
+fn state_dir(dir: &Path) -> PathBuf {
+    let receipt = dir.join(RECEIPT_PATH);
+    receipt
+        .parent()
+        .map_or_else(|| dir.to_path_buf(), Path::to_path_buf)
+}
+
+/// Remove the scratch directories a killed update left in `.spawn-elite/`.
+pub fn remove_stale_scratch(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(state_dir(dir)) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SCRATCH_PREFIX)
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            std::fs::remove_dir_all(entry.path()).map_err(|e| {
+                fail(
+                    ExitCode::Io,
+                    format!(
+                        "cannot remove {}, left by an interrupted update: {e}; remove it by hand",
+                        entry.path().display()
+                    ),
+                )
+            })?;
+        }
     }
+    Ok(())
+}
+
+/// One file to move into place: its staged copy and its destination.
+struct Staged {
+    from: PathBuf,
+    to: PathBuf,
+}
+
+fn interrupted(done: usize, total: usize) -> anyhow::Error {
+    fail(
+        ExitCode::Interrupted,
+        format!(
+            "interrupted after {done} of {total} changes; every file is either old or new and the receipt is the old one: run spawn-elite update again to finish"
+        ),
+    )
+}
+
+/// Write `bytes` to a new file `path` with exactly `mode`, synced.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.sync_all()
 }
 
 /// Apply `changes` to `dir`, then write the new receipt.
@@ -35,60 +104,117 @@ pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
         .iter()
         .filter(|c| c.action != Action::Unchanged && c.action != Action::Kept)
         .count();
-    let mut done = 0;
+    let state = state_dir(dir);
+    let io = |what: &str, e: std::io::Error| {
+        fail(
+            ExitCode::Io,
+            format!(
+                "cannot {what}: {e}; nothing was changed yet: fix this, then run spawn-elite update again"
+            ),
+        )
+    };
+    std::fs::create_dir_all(&state).map_err(|e| io("create .spawn-elite/", e))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(SCRATCH_PREFIX)
+        .tempdir_in(&state)
+        .map_err(|e| io("create a scratch directory in .spawn-elite/", e))?;
+
+    // 1. Stage every new file, and the receipt.
+    let mut staged = Vec::new();
+    let mut removed = Vec::new();
     for change in changes.iter() {
         if interrupt::requested() {
-            return Err(fail(
-                ExitCode::Interrupted,
-                format!(
-                    "interrupted after {done} of {total} changes; every file is either old or new and the receipt is the old one: run spawn-elite update again to finish"
-                ),
-            ));
+            return Err(interrupted(0, total));
         }
-        let path = dir.join(&change.path);
+        let mut to = dir.join(&change.path);
+        match change.action {
+            Action::Updated | Action::Added | Action::Renamed | Action::Conflict => {}
+            Action::Removed => {
+                removed.push(to);
+                continue;
+            }
+            Action::Unchanged | Action::Kept | Action::Merged => continue,
+        }
+        if let Some(from) = change.from.as_deref() {
+            removed.push(dir.join(from));
+        }
+        let Some(file) = plan.file(&change.path) else {
+            continue;
+        };
+        if change.action == Action::Conflict {
+            let mut beside = to.into_os_string();
+            beside.push(NEW_SUFFIX);
+            to = PathBuf::from(beside);
+        }
+        let from = scratch.path().join(staged.len().to_string());
+        let mode = if file.executable { 0o755 } else { 0o644 };
+        write_new(&from, &file.contents, mode)
+            .map_err(|e| io(&format!("stage the new {}", change.path), e))?;
+        staged.push(Staged { from, to });
+    }
+    let receipt_staged = scratch.path().join("receipt.json");
+    write_new(&receipt_staged, &plan.receipt_bytes(), 0o644)
+        .map_err(|e| io("stage the new receipt", e))?;
+    fsutil::sync_dir(&receipt_staged).map_err(|e| io("sync the scratch directory", e))?;
+
+    // 2. Into place, one rename a file; then the removals.
+    let mut done = 0;
+    for file in &staged {
+        if interrupt::requested() {
+            return Err(interrupted(done, total));
+        }
         let failed = |e: std::io::Error| {
             fail(
                 ExitCode::Io,
                 format!(
                     "cannot update {}: {e}; {done} of {total} changes were made and the receipt is the old one: fix this, then run spawn-elite update again",
-                    change.path
+                    file.to.display()
                 ),
             )
         };
-        match change.action {
-            Action::Updated | Action::Added => {
-                if let Some(file) = plan.file(&change.path) {
-                    if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent).map_err(failed)?;
-                    }
-                    fsutil::write_atomic(&path, &file.contents, options(file.executable))
-                        .map_err(failed)?;
-                }
-            }
-            Action::Removed => {
-                match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
-                    _ => {}
-                }
-                remove_empty_parents(dir, &path);
-            }
-            Action::Conflict => {
-                if let Some(file) = plan.file(&change.path) {
-                    let mut beside = path.clone().into_os_string();
-                    beside.push(NEW_SUFFIX);
-                    let beside = std::path::PathBuf::from(beside);
-                    if let Some(parent) = beside.parent() {
-                        std::fs::create_dir_all(parent).map_err(failed)?;
-                    }
-                    fsutil::write_atomic(&beside, &file.contents, options(file.executable))
-                        .map_err(failed)?;
-                }
-            }
-            Action::Unchanged | Action::Kept | Action::Merged => continue,
+        if let Some(parent) = file.to.parent() {
+            std::fs::create_dir_all(parent).map_err(failed)?;
         }
+        std::fs::rename(&file.from, &file.to).map_err(failed)?;
         done += 1;
     }
-    plan.receipt.write(&dir.join(RECEIPT_PATH))
+    for path in &removed {
+        if interrupt::requested() {
+            return Err(interrupted(done, total));
+        }
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(fail(
+                    ExitCode::Io,
+                    format!(
+                        "cannot remove {}: {e}; {done} of {total} changes were made and the receipt is the old one: fix this, then run spawn-elite update again",
+                        path.display()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        remove_empty_parents(dir, path);
+        done += 1;
+    }
+    for file in &staged {
+        let _ = fsutil::sync_dir(&file.to);
+    }
+
+    // 3. The receipt, last.
+    let receipt = dir.join(RECEIPT_PATH);
+    std::fs::rename(&receipt_staged, &receipt).map_err(|e| {
+        fail(
+            ExitCode::Io,
+            format!(
+                "cannot write receipt {}: {e}; every file is new but the receipt is the old one: fix this, then run spawn-elite update again",
+                receipt.display()
+            ),
+        )
+    })?;
+    let _ = fsutil::sync_dir(&receipt);
+    let _ = scratch.close();
+    Ok(())
 }
 
 /// Remove the directories a removed file leaves empty, up to `root`.

@@ -33,8 +33,18 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Whether the new pristine output is the old one, file for file.
+    /// Whether the new pristine output is the old one, file for file, and
+    /// the receipt already records this set (name, version, digest) and
+    /// these values. A set that renders the same files under a new version
+    /// or digest is not current: the update records it (a pristine commit
+    /// where only the receipt changes), so `--check` and the receipt tell
+    /// the truth.
     pub fn current(&self) -> bool {
+        self.files_current() && self.old.spawn == self.receipt.spawn
+    }
+
+    /// Whether the new pristine files are the old ones (the receipt aside).
+    pub fn files_current(&self) -> bool {
         self.old.files == self.receipt.files
     }
 

@@ -41,6 +41,10 @@ pub fn check(opts: &Options, plan: &Plan) -> Result<()> {
         format!(
             "ok: scaffold is current: template set {to} renders what the receipt records ({from})\n"
         )
+    } else if plan.files_current() {
+        format!(
+            "scaffold is out of date; run spawn-elite update: template set {to} renders the same files as {from}, but the receipt records {from}\n"
+        )
     } else {
         format!(
             "scaffold is out of date; run spawn-elite update: template set {to} changes {} file{} of {from} ({})\n",
@@ -114,14 +118,27 @@ pub fn outcome(opts: &Options, o: &Outcome) -> Result<()> {
             unchanged += 1;
             continue;
         }
-        text.push_str(&format!(
-            "  {:<10}{}\n",
-            change.action.as_str(),
-            change.path
-        ));
+        match &change.from {
+            Some(from) => text.push_str(&format!(
+                "  {:<10}{from} -> {}\n",
+                change.action.as_str(),
+                change.path
+            )),
+            None => text.push_str(&format!(
+                "  {:<10}{}\n",
+                change.action.as_str(),
+                change.path
+            )),
+        }
     }
     if unchanged > 0 {
         text.push_str(&format!("  ({unchanged} files unchanged)\n"));
+    }
+    if o.plan.files_current() {
+        let what = if o.dry_run { "would change" } else { "changed" };
+        text.push_str(&format!(
+            "only the receipt {what}: it records template set {to} (the same files as {from})\n"
+        ));
     }
     if !o.dry_run {
         if let Some(commit) = &o.merge {
