@@ -130,8 +130,11 @@ impl OutboxEntry {
     /// flushed to disk), and return it claimed by this process.
     pub(super) fn queue(self) -> Result<Claim> {
         let dir = outbox_dir()?;
-        let existed = dir.is_dir();
-        if !existed && fs::symlink_metadata(&dir).is_ok() {
+        // One look: another process may create the directory at any moment,
+        // so "not a directory now" and "exists now" must come from one call.
+        let found = fs::metadata(&dir);
+        let existed = found.as_ref().is_ok_and(|m| m.is_dir());
+        if found.is_ok_and(|m| !m.is_dir()) {
             return Err(fail(
                 ExitCode::Io,
                 format!(
