@@ -659,6 +659,49 @@ fn contents(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// HEAD is the update's merge: the user's old head as first parent, a
+/// pristine scaffold as second, and the tree the reference update made.
+/// Usually the very commit of the reference run (dates are fixed); the
+/// comparison is by tree and first parent so that what "fully updated"
+/// means is what is checked, and a mismatch says what differs.
+fn assert_fully_updated(
+    sb: &Sandbox,
+    repo: &Path,
+    old_head: &str,
+    (reference, reference_tree): (&str, &str),
+    trial: u64,
+) {
+    let head = ugit(sb, repo, &["rev-parse", "HEAD"]);
+    if head == reference {
+        return;
+    }
+    eprintln!(
+        "trial {trial}: merge {} is not the reference commit; checking parents and tree",
+        ugit(
+            sb,
+            repo,
+            &["log", "-1", "--format=%H author %ad committer %cd", "HEAD"]
+        )
+    );
+    let parents = ugit(sb, repo, &["rev-list", "--parents", "-n", "1", "HEAD"]);
+    let parents: Vec<&str> = parents.split_whitespace().skip(1).collect();
+    assert_eq!(
+        parents.len(),
+        2,
+        "trial {trial}: HEAD {head} is neither the old head nor a merge"
+    );
+    assert_eq!(
+        parents[0], old_head,
+        "trial {trial}: the merge is not on the user's branch"
+    );
+    assert_eq!(
+        ugit(sb, repo, &["rev-parse", "HEAD^{tree}"]),
+        reference_tree,
+        "trial {trial}: the merge's tree differs from the reference update's; HEAD {}",
+        ugit(sb, repo, &["log", "-1", "--format=%H %ad %cd %s", "HEAD"])
+    );
+}
+
 #[test]
 fn an_update_killed_at_any_instant_leaves_the_branch_untouched_or_merged() {
     let sb = Sandbox::new();
@@ -681,6 +724,7 @@ fn an_update_killed_at_any_instant_leaves_the_branch_untouched_or_merged() {
     let took = started.elapsed();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let merged_head = ugit(&sb, &reference, &["rev-parse", "HEAD"]);
+    let merged_tree = ugit(&sb, &reference, &["rev-parse", "HEAD^{tree}"]);
 
     // 52 trials, one in four a Ctrl-C to the process group, the others a
     // SIGKILL; each on a fresh copy of the prepared repository.
@@ -710,14 +754,14 @@ fn an_update_killed_at_any_instant_leaves_the_branch_untouched_or_merged() {
         if head == old_head {
             untouched += 1;
         } else {
-            assert_eq!(head, merged_head, "trial {trial}: HEAD is neither");
+            assert_fully_updated(&sb, &repo, &old_head, (&merged_head, &merged_tree), trial);
             merged += 1;
         }
         // Finishing the job afterwards works from either state, and leaves
         // no scratch directory behind (in .git or in $TMPDIR).
         let again = update(&sb, &repo, &["--templates", s(&v2), "--no-ledger", "-q"]);
         assert_eq!(again.code, 0, "trial {trial}: {}", again.stderr);
-        assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD"]), merged_head);
+        assert_fully_updated(&sb, &repo, &old_head, (&merged_head, &merged_tree), trial);
         let left = leftovers(&repo.join(".git"), "spawn-elite-update-");
         assert!(
             left.is_empty(),
