@@ -14,7 +14,7 @@
 //! - [`callback`]: signed delivery of a receipt, its outbox, keys, RFC 9421.
 //! - [`receive`]: the receiver that verifies callbacks and logs receipts.
 //! - [`doctor`]: the host's tools.
-//! - [`error`], [`fsutil`], [`interrupt`], [`paths`]: shared plumbing.
+//! - [`error`], [`fsutil`], [`interrupt`], [`output`], [`paths`]: shared plumbing.
 
 pub mod callback;
 pub mod chain;
@@ -25,6 +25,7 @@ pub mod error;
 pub mod fsutil;
 pub mod interrupt;
 pub mod ledger;
+pub mod output;
 pub mod paths;
 pub mod receipt;
 pub mod receive;

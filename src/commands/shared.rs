@@ -1,7 +1,6 @@
-//! What several commands share: writing to stdout, and finding the receipt
-//! a command checks a tree against.
+//! What several commands share: writing to stdout (from [`crate::output`]),
+//! and finding the receipt a command checks a tree against.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -9,18 +8,7 @@ use anyhow::Result;
 use crate::error::{ExitCode, fail};
 use crate::receipt::{RECEIPT_PATH, Receipt};
 
-/// Write to stdout; a failure is an I/O error (exit code 4).
-pub(crate) fn stdout_write(bytes: &[u8]) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(bytes)
-        .and_then(|()| out.flush())
-        .map_err(|e| {
-            fail(
-                ExitCode::Io,
-                format!("cannot write to standard output: {e}"),
-            )
-        })
-}
+pub(crate) use crate::output::stdout_write;
 
 /// `--receipt FILE`, else DIR's own receipt.
 pub(crate) fn receipt_path(dir: &Path, explicit: Option<&Path>) -> PathBuf {

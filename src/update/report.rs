@@ -9,7 +9,7 @@ use super::merge::versions;
 use super::nogit::NEW_SUFFIX;
 use super::plan::Plan;
 use super::{Mode, Options, Outcome};
-use crate::commands::shared::stdout_write;
+use crate::output::stdout_write;
 
 pub fn warn(message: &str) {
     eprintln!("warning: {message}");
