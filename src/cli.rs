@@ -365,6 +365,10 @@ pub struct SpawnArgs {
     #[arg(long, value_name = "RECEIPT")]
     pub from_receipt: Option<PathBuf>,
 
+    /// On a terminal, ask for each key of the type that --set and --values did not give
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
+
     #[command(flatten)]
     pub callback: CallbackArgs,
 }

@@ -1,13 +1,21 @@
 //! `spawn-elite NAME [TYPE]` and `spawn-elite new NAME [TYPE]`: check the
 //! options, resolve the callback, and run the spawn.
 
+use std::io::IsTerminal;
+
 use anyhow::Result;
 
 use crate::cli::SpawnArgs;
-use crate::error::ExitCode;
+use crate::error::{ExitCode, fail};
 use crate::spawn::{self, config::Request, config::SpawnConfig, report};
 
 pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode> {
+    if args.interactive && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(fail(
+            ExitCode::Usage,
+            "-i needs a terminal; pass values with --set KEY=VALUE or --values FILE",
+        ));
+    }
     let request = Request {
         name: name.to_owned(),
         kind: kind.map(str::to_owned),
@@ -24,6 +32,7 @@ pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode>
         templates_digest: args.templates_digest.clone(),
         values: args.values.clone(),
         from_receipt: args.from_receipt.clone(),
+        interactive: args.interactive,
     };
     let config = SpawnConfig::from_request(&request)?;
     for warning in &config.warnings {

@@ -11,6 +11,7 @@ use anyhow::Result;
 use crate::error::{ExitCode, fail};
 use crate::receipt::{Receipt, SpawnInfo};
 use crate::templates::TemplateSet;
+use crate::templates::manifest::KeySpec;
 
 /// One spawn as the user asked for it, before any check: what the command
 /// layer hands the engine.
@@ -38,6 +39,9 @@ pub struct Request {
     pub values: Option<PathBuf>,
     /// `--from-receipt FILE`: replay another spawn.
     pub from_receipt: Option<PathBuf>,
+    /// `-i`: ask on the terminal for every key not given otherwise. The
+    /// command layer has checked that there is a terminal.
+    pub interactive: bool,
 }
 
 /// Everything one spawn needs, already validated.
@@ -113,10 +117,20 @@ impl SpawnConfig {
         if let Some((path, spawn)) = &replay {
             replay_values(&set, path, spawn, &mut values)?;
         }
+        let mut given = Vec::new();
         if let Some(file) = &args.values {
-            file_values(&set, file, &mut values)?;
+            given = file_values(&set, file, &mut values)?;
         }
         let warnings = resolve_sets(&set, &kind, &args.set, &mut values)?;
+        if args.interactive {
+            given.extend(
+                args.set
+                    .iter()
+                    .filter_map(|s| s.split_once('='))
+                    .map(|(k, _)| k.to_owned()),
+            );
+            super::prompt::ask(&set, &kind, &given, &mut values)?;
+        }
         let base = absolute(&base_dir(args.out_dir.as_deref())?)?;
         let target = base.join(name);
         let recorded_elite = replay.as_ref().is_none_or(|(_, s)| s.elite);
@@ -298,11 +312,12 @@ fn replay_values(
 
 /// `--values FILE`: a TOML table or JSON object of keys to strings (whole
 /// numbers are taken as their digits).
+/// Returns the keys the file gives.
 fn file_values(
     set: &TemplateSet,
     file: &Path,
     values: &mut BTreeMap<String, String>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let shown_file = file.display();
     let text = std::fs::read_to_string(file).map_err(|e| {
         fail(
@@ -338,6 +353,7 @@ fn file_values(
             .and_then(|v| v.as_object().cloned())
             .unwrap_or_default()
     };
+    let mut given = Vec::new();
     for (key, value) in table {
         let Some(spec) = set.manifest.keys.iter().find(|k| k.name == key) else {
             return Err(fail(
@@ -370,9 +386,17 @@ fn file_values(
                 ),
             )
         })?;
+        given.push(key.clone());
         values.insert(key, value);
     }
-    Ok(())
+    Ok(given)
+}
+
+/// `value` against `spec`'s rules: on a break, `KEY=VALUE: RULE` for an
+/// "invalid ..." message (`--set` and `-i` both say it).
+pub(crate) fn check_value(spec: &KeySpec, value: &str) -> std::result::Result<(), String> {
+    spec.check(value)
+        .map_err(|rule| format!("{}={}: {rule}", spec.name, shown(value)))
 }
 
 /// `--set KEY=VALUE`, each checked by its key's rules; returns warnings.
@@ -405,12 +429,8 @@ pub(crate) fn resolve_sets(
                 ),
             ));
         };
-        spec.check(value).map_err(|rule| {
-            fail(
-                ExitCode::Usage,
-                format!("invalid --set {key}={}: {rule}", shown(value)),
-            )
-        })?;
+        check_value(spec, value)
+            .map_err(|problem| fail(ExitCode::Usage, format!("invalid --set {problem}")))?;
         let repeated = seen.contains(&key);
         if repeated {
             warnings.push(format!(

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod git;
 pub mod plan;
+pub mod prompt;
 pub mod report;
 pub mod stage;
 

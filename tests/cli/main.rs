@@ -9,6 +9,7 @@ mod callback_tls;
 mod doctor;
 mod httpsig_rfc;
 mod install_sh;
+mod interactive;
 mod ledger;
 mod load_callback;
 mod proof;
