@@ -11,6 +11,7 @@ mod check;
 mod load;
 pub mod manifest;
 mod render;
+mod rules;
 
 use std::collections::BTreeMap;
 use std::path::Path;
