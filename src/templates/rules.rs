@@ -1,0 +1,146 @@
+//! Key rules: the `pattern`, `choices` and `range` a key's values must
+//! pass, each with the message users see when a value breaks it, and how a
+//! manifest's `[[keys.rules]]` tables become them.
+
+use std::ops::Range;
+
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pattern: Option<Spanned<String>>,
+    choices: Option<Vec<String>>,
+    range: Option<[i64; 2]>,
+    message: String,
+}
+
+/// A declarative rule and the message shown when a value breaks it.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub check: Check,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// The whole value must match.
+    Pattern(Regex),
+    Choices(Vec<String>),
+    /// A plain decimal integer (no sign but '-', no leading zero), inclusive.
+    Range(i64, i64),
+}
+
+impl Rule {
+    pub fn accepts(&self, value: &str) -> bool {
+        match &self.check {
+            Check::Pattern(re) => re.is_match(value),
+            Check::Choices(choices) => choices.iter().any(|c| c == value),
+            Check::Range(lo, hi) => {
+                let digits = value.strip_prefix('-').unwrap_or(value);
+                let plain = !digits.is_empty()
+                    && digits.len() <= 18
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && (digits == "0" || !digits.starts_with('0'))
+                    && value != "-0";
+                plain && value.parse::<i64>().is_ok_and(|n| (*lo..=*hi).contains(&n))
+            }
+        }
+    }
+}
+
+/// A pattern as a full match: `\A(?:PATTERN)\z`.
+pub fn anchored(pattern: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!(r"\A(?:{pattern})\z"))
+}
+
+/// The rule a manifest's `[[keys.rules]]` table declares for key `name`, or
+/// `None` when it is unusable; every problem found goes to `report`.
+pub(super) fn resolve(
+    name: &str,
+    r: Spanned<RawRule>,
+    report: &mut dyn FnMut(Range<usize>, String),
+) -> Option<Rule> {
+    let span = r.span();
+    let r = r.into_inner();
+    let given = [r.pattern.is_some(), r.choices.is_some(), r.range.is_some()]
+        .iter()
+        .filter(|g| **g)
+        .count();
+    if given != 1 {
+        report(
+            span,
+            format!("key {name}: each rule needs exactly one of pattern, choices or range"),
+        );
+        return None;
+    }
+    if r.message.trim().is_empty() || r.message.contains('\n') {
+        report(
+            span.clone(),
+            format!(
+                "key {name}: a rule's message must be one non-empty line; it is what users see"
+            ),
+        );
+    }
+    let check = if let Some(p) = r.pattern {
+        match anchored(p.get_ref()) {
+            Ok(re) => Check::Pattern(re),
+            Err(e) => {
+                let detail = e.to_string();
+                let last = detail.lines().last().unwrap_or("").trim().to_owned();
+                report(
+                    p.span(),
+                    format!(
+                        "key {name}: pattern {:?} is not a valid regular expression: {last}",
+                        p.get_ref()
+                    ),
+                );
+                return None;
+            }
+        }
+    } else if let Some(choices) = r.choices {
+        if choices.is_empty() {
+            report(span, format!("key {name}: choices is empty"));
+            return None;
+        }
+        Check::Choices(choices)
+    } else if let Some([lo, hi]) = r.range {
+        if lo > hi {
+            report(
+                span,
+                format!("key {name}: range [{lo}, {hi}] is empty; write [LOW, HIGH]"),
+            );
+            return None;
+        }
+        Check::Range(lo, hi)
+    } else {
+        return None;
+    };
+    Some(Rule {
+        check,
+        message: r.message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_take_plain_decimal_integers_only() {
+        let rule = Rule {
+            check: Check::Range(1024, 65535),
+            message: String::new(),
+        };
+        for good in ["1024", "8080", "65535"] {
+            assert!(rule.accepts(good), "{good}");
+        }
+        for bad in [
+            "80", "0", "65536", "08080", "+8000", "http", "", "-1", " 8000",
+        ] {
+            assert!(!rule.accepts(bad), "{bad}");
+        }
+    }
+}
