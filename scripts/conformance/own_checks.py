@@ -33,7 +33,7 @@ EXPECTED = {
         "AGENTS.md",
         ".env.example",
         ".editorconfig",
-        ".github/CODEOWNERS",
+        "CODEOWNERS",
         "catalog-info.yaml",
     ],
     "service": [
@@ -46,14 +46,14 @@ EXPECTED = {
         "requirements.lock",
         "requirements-dev.lock",
         ".pre-commit-config.yaml",
-        ".github/dependabot.yml",
     ],
     "infra": ["main.tf", "variables.tf", "outputs.tf", "providers.tf", ".tflint.hcl",
-              "terraform.tfvars.example", ".pre-commit-config.yaml", ".github/dependabot.yml"],
+              "terraform.tfvars.example", ".pre-commit-config.yaml"],
     "tool": ["bin/{name}", "lib/common.sh", "tests/{name}.bats", ".pre-commit-config.yaml"],
     "elite/service": [
         ".github/workflows/ci.yml",
         ".github/workflows/release.yml",
+        ".github/dependabot.yml",
         "Dockerfile",
         "Dockerfile.elite",
         "docker-compose.yml",
@@ -68,7 +68,7 @@ EXPECTED = {
         "deployments/kubernetes/base/networkpolicy.yaml",
         "deployments/kubernetes/base/poddisruptionbudget.yaml",
     ],
-    "elite/infra": [".github/workflows/ci.yml"],
+    "elite/infra": [".github/workflows/ci.yml", ".github/dependabot.yml"],
     "elite/tool": [".github/workflows/ci.yml", ".github/dependabot.yml"],
 }
 

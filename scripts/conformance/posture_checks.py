@@ -524,7 +524,7 @@ def check_catalog_info(t: Target) -> None:
     for key in ("lifecycle", "owner"):
         if not spec.get(key):
             findings.append(f"spec.{key} missing")
-    codeowners = t.path / ".github/CODEOWNERS"
+    codeowners = t.path / "CODEOWNERS"
     team = re.search(r"^\*\s+@[^/\s]+/(\S+)", codeowners.read_text(), re.MULTILINE) \
         if codeowners.is_file() else None
     if not team or not str(spec.get("owner", "")).endswith(f"/{team[1]}"):
@@ -534,15 +534,15 @@ def check_catalog_info(t: Target) -> None:
 
 
 def check_codeowners_editorconfig(t: Target) -> None:
-    """.github/CODEOWNERS gives every path an owner; .editorconfig is the
+    """CODEOWNERS gives every path an owner; .editorconfig is the
     root config with LF line ends and a final newline."""
     findings = []
-    codeowners = t.path / ".github/CODEOWNERS"
+    codeowners = t.path / "CODEOWNERS"
     lines = [ln for ln in (codeowners.read_text().splitlines() if codeowners.is_file() else [])
              if ln.strip() and not ln.startswith("#")]
     if not any(re.fullmatch(r"\*\s+(@[A-Za-z0-9-]+(/[A-Za-z0-9_.-]+)?\s*)+", ln)
                for ln in lines):
-        findings.append(".github/CODEOWNERS has no `* @owner` rule for every path")
+        findings.append("CODEOWNERS has no `* @owner` rule for every path")
     editorconfig = t.path / ".editorconfig"
     text = editorconfig.read_text() if editorconfig.is_file() else ""
     for needed in ("root = true", "end_of_line = lf", "insert_final_newline = true"):

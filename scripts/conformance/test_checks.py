@@ -27,8 +27,6 @@ SERVICE = labels("service")
 SERVICE_ELITE = labels("service", elite=True)
 INFRA = labels("infra")
 TOOL = labels("tool")
-# Repos with something for Dependabot to update (a bare tool has nothing).
-WITH_DEPENDENCIES = [label for label in ALL if label != "tool-noelite"]
 
 
 def check(name: str, repos: list[str], venv: bool = False) -> Callable[[F], F]:
@@ -79,7 +77,7 @@ def test_catalog_info(target: Target) -> None:
     posture.check_catalog_info(target)
 
 
-@check("dependabot", WITH_DEPENDENCIES)
+@check("dependabot", ELITE)
 def test_dependabot(target: Target) -> None:
     posture.check_dependabot(target)
 
