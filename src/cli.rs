@@ -200,7 +200,7 @@ pub enum Command {
     Man,
     /// Check this host for the tools spawned repositories use
     ///
-    /// Reports git, python3 (>= 3.10), make, docker, docker compose, terraform
+    /// Reports git, python3 (>= 3.12, what the default templates use), make, docker, docker compose, terraform
     /// (>= 1.6), bats and shellcheck: version, or missing, too old or broken,
     /// and what each is for. spawn-elite itself needs none of them, so doctor
     /// exits 0 even when some are missing; scripts can read --json.

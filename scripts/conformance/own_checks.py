@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+import posture_checks as posture
 from support import Target, fail_if
 
 # Every path a spawn must produce, per layer. `{name}` is the repo name.
@@ -31,6 +32,9 @@ EXPECTED = {
         "Makefile",
         "AGENTS.md",
         ".env.example",
+        ".editorconfig",
+        "CODEOWNERS",
+        "catalog-info.yaml",
     ],
     "service": [
         "main.py",
@@ -39,11 +43,17 @@ EXPECTED = {
         "pyproject.toml",
         "tests/test_main.py",
         ".dockerignore",
+        "requirements.lock",
+        "requirements-dev.lock",
+        ".pre-commit-config.yaml",
     ],
-    "infra": ["main.tf", "variables.tf", "outputs.tf", "providers.tf"],
-    "tool": ["bin/{name}", "lib/common.sh", "tests/{name}.bats"],
+    "infra": ["main.tf", "variables.tf", "outputs.tf", "providers.tf", ".tflint.hcl",
+              "terraform.tfvars.example", ".pre-commit-config.yaml"],
+    "tool": ["bin/{name}", "lib/common.sh", "tests/{name}.bats", ".pre-commit-config.yaml"],
     "elite/service": [
         ".github/workflows/ci.yml",
+        ".github/workflows/release.yml",
+        ".github/dependabot.yml",
         "Dockerfile",
         "Dockerfile.elite",
         "docker-compose.yml",
@@ -53,9 +63,13 @@ EXPECTED = {
         "monitoring/grafana/provisioning/dashboards/service.json",
         "deployments/kubernetes/base/deployment.yaml",
         "deployments/kubernetes/base/kustomization.yaml",
+        "deployments/kubernetes/base/namespace.yaml",
+        "deployments/kubernetes/base/serviceaccount.yaml",
+        "deployments/kubernetes/base/networkpolicy.yaml",
+        "deployments/kubernetes/base/poddisruptionbudget.yaml",
     ],
-    "elite/infra": [".github/workflows/ci.yml"],
-    "elite/tool": [".github/workflows/ci.yml"],
+    "elite/infra": [".github/workflows/ci.yml", ".github/dependabot.yml"],
+    "elite/tool": [".github/workflows/ci.yml", ".github/dependabot.yml"],
 }
 
 TEMPLATE_VARS = (
@@ -121,8 +135,10 @@ SECRET_SHAPES = re.compile(
 DEFAULTED_SECRET = re.compile(
     r"(?i)\$\{[A-Z0-9_]*(PASSWORD|PASSWD|SECRET|TOKEN|KEY)[A-Z0-9_]*:?[-=][^}]+\}"
 )
+# Workflow permission levels (`id-token: write`) and GitHub expressions
+# (`${{ github.token }}`) are not literals either.
 SAFE_VALUE = re.compile(
-    r"""^(|["']{2}|\$\{[^}]*\}|\$\(.*\)|\$[A-Z_]+|true|false|null|~|[0-9]+|<[^>]*>|\.\.\.)$"""
+    r"""^(|["']{2}|\$\{\{[^}]*\}\}|read|write|none|\$\{[^}]*\}|\$\(.*\)|\$[A-Z_]+|true|false|null|~|[0-9]+|<[^>]*>|\.\.\.)$"""
 )
 
 
@@ -304,14 +320,12 @@ def check_dockerignore(t: Target) -> None:
 
 
 def check_pins(t: Target) -> None:
-    """Actions pinned to a version, images tagged (never :latest), tags lowercase."""
+    """Actions pinned by full commit SHA with the release in a comment, on the
+    current release; images tagged (never :latest), tags lowercase."""
     repo = t.path
-    findings = []
+    findings = posture.check_pins(t)
     for wf in sorted((repo / ".github" / "workflows").glob("*.yml")):
         text = wf.read_text()
-        for ref in re.findall(r"uses:\s*(\S+)", text):
-            if not re.search(r"@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$", ref):
-                findings.append(f"{wf.name}: action not pinned to a version: {ref}")
         for tag in re.findall(r"(?:--tag|-t)\s+((?:\$\{\{[^}]*\}\}|[^\s$])+)", text):
             if "github.repository" in tag or tag != tag.lower():
                 findings.append(f"{wf.name}: image tag may be upper-case: {tag}")

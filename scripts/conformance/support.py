@@ -175,6 +175,17 @@ def http_get(url: str) -> tuple[int, str, str]:
         raise CheckFailed(f"{url}: HTTP {err.code}") from err
 
 
+def http_status(url: str, method: str = "GET") -> int:
+    """The status code of a request (any method), errors included."""
+    _loopback_only(url)
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 (loopback)
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
 def wait_for_200(url: str, seconds: float, log: Path | None = None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

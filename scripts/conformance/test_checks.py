@@ -13,6 +13,7 @@ from typing import TypeVar
 import pytest
 
 import own_checks as own
+import posture_checks as posture
 import tool_checks as tools
 from repos import Repos, labels
 from support import Target
@@ -64,6 +65,46 @@ def test_pins(target: Target) -> None:
 @check("yamllint", ALL)
 def test_yamllint(target: Target) -> None:
     tools.check_yamllint(target)
+
+
+@check("codeowners+editorconfig", ALL)
+def test_codeowners_editorconfig(target: Target) -> None:
+    posture.check_codeowners_editorconfig(target)
+
+
+@check("catalog-info", ALL)
+def test_catalog_info(target: Target) -> None:
+    posture.check_catalog_info(target)
+
+
+@check("dependabot", ELITE)
+def test_dependabot(target: Target) -> None:
+    posture.check_dependabot(target)
+
+
+@check("pre-commit", ALL)
+def test_pre_commit(target: Target) -> None:
+    posture.check_pre_commit(target)
+
+
+@check("zizmor", ALL)
+def test_zizmor(target: Target) -> None:
+    posture.check_zizmor(target)
+
+
+@check("workflow-policy", ELITE)
+def test_workflow_policy(target: Target) -> None:
+    posture.check_workflow_policy(target)
+
+
+@check("release-workflow", SERVICE_ELITE)
+def test_release_workflow(target: Target) -> None:
+    posture.check_release_workflow(target)
+
+
+@check("lock", SERVICE)
+def test_lock(target: Target) -> None:
+    posture.check_lock(target)
 
 
 @check("dockerignore", SERVICE)
@@ -179,6 +220,26 @@ def test_promtool(target: Target) -> None:
 @check("compose-schema", SERVICE_ELITE)
 def test_compose_schema(target: Target) -> None:
     tools.check_compose_schema(target)
+
+
+@check("kubernetes-posture", SERVICE_ELITE)
+def test_kubernetes_posture(target: Target) -> None:
+    posture.check_kubernetes_posture(target)
+
+
+@check("dockerfile-posture", SERVICE_ELITE)
+def test_dockerfile_posture(target: Target) -> None:
+    posture.check_dockerfile_posture(target)
+
+
+@check("compose-posture", SERVICE_ELITE)
+def test_compose_posture(target: Target) -> None:
+    posture.check_compose_posture(target)
+
+
+@check("terraform-posture", INFRA)
+def test_terraform_posture(target: Target) -> None:
+    posture.check_terraform_posture(target)
 
 
 @check("compose-config", SERVICE_ELITE)

@@ -23,6 +23,8 @@ from support import (
     expect_prometheus_text,
     fail_if,
     free_port,
+    http_get,
+    http_status,
     run,
     wait_for_200,
     wait_prometheus_up,
@@ -100,11 +102,45 @@ def workflows(t: Target) -> list[str]:
 # --------------------------------------------------------------------- service
 
 
+def declared_python(t: Target) -> str:
+    m = re.search(r"^PYTHON_VERSION := (3\.[0-9]+)$", (t.path / "Makefile").read_text(),
+                  re.MULTILINE)
+    if not m:
+        raise CheckFailed("the Makefile declares no PYTHON_VERSION")
+    return m.group(1)
+
+
 def check_venv_pip(t: Target) -> None:
-    shutil.rmtree(t.path / ".venv", ignore_errors=True)
-    run(["python3", "-m", "venv", ".venv"], t.path)
-    run([t.venv_bin("pip"), "install", "-q", "--disable-pip-version-check",
-         "--only-binary=:all:", "-r", "requirements-dev.txt"], t.path, env=t.env)
+    """`make venv` builds .venv on the declared Python with the hash-checked
+    lock; where that Python is not installed it must fail saying so, and the
+    venv is then made with python3 and the same lock (so the other checks
+    still run). Then `pip check`."""
+    venv = t.path / ".venv"
+    if venv.is_symlink():
+        venv.unlink()  # a broken copy's link to the original venv
+    shutil.rmtree(venv, ignore_errors=True)
+    version = declared_python(t)
+    env = {**t.env, "PIP_ONLY_BINARY": ":all:", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+           "PIP_QUIET": "1"}
+    try:
+        run(["make", "--no-print-directory", "venv"], t.path, env=env)
+        made_by_make = True
+    except CheckFailed as err:
+        if f"Python {version} is required" not in str(err):
+            raise
+        print(f"make venv refused: no Python {version} here; python3 stands in")
+        made_by_make = False
+    if made_by_make:
+        got = run([t.venv_bin("python"), "-c",
+                   "import sys; print('%d.%d' % sys.version_info[:2])"], t.path).strip()
+        if got != version:
+            raise CheckFailed(f"make venv built .venv on Python {got}, the repo declares "
+                              f"{version}")
+    else:
+        shutil.rmtree(venv, ignore_errors=True)
+        run(["python3", "-m", "venv", ".venv"], t.path)
+        run([t.venv_bin("pip"), "install", "--require-hashes", "-r", "requirements-dev.lock"],
+            t.path, env=env)
     run([t.venv_bin("pip"), "check"], t.path)
 
 
@@ -136,10 +172,32 @@ def start_app(t: Target, name: str, python: Path, port: int) -> Path:
 
 
 def check_uvicorn_http(t: Target) -> None:
+    """/health, /ready and /metrics answer; /docs and /openapi.json are off
+    (as in the images) unless ENABLE_DOCS=1; an invented HTTP method is
+    counted under method="other", never as a new label value."""
     port = free_port()
     start_app(t, "uvicorn", t.venv_bin("python"), port)
-    expect_json(f"http://127.0.0.1:{port}/health", {"healthy": True})
-    expect_prometheus_text(f"http://127.0.0.1:{port}/metrics")
+    base = f"http://127.0.0.1:{port}"
+    expect_json(f"{base}/health", {"healthy": True})
+    expect_json(f"{base}/ready", {"ready": True})
+    expect_prometheus_text(f"{base}/metrics")
+    for path in ("/docs", "/openapi.json"):
+        status = http_status(f"{base}{path}")
+        print(f"{path}: {status}")
+        if status != 404:
+            raise CheckFailed(f"{path} answers {status} without ENABLE_DOCS=1 (expected 404)")
+    status = http_status(f"{base}/", method="FOO1")
+    body = http_get(f"{base}/metrics")[2]
+    counted = [ln for ln in body.splitlines() if ln.startswith("http_requests_total{")]
+    print(f"FOO1 / -> {status}; " + "; ".join(counted))
+    if 'method="FOO1"' in body or not any('method="other"' in ln for ln in counted):
+        raise CheckFailed('an invented method is not counted as method="other"')
+    docs_port = free_port()
+    t.procs.start("uvicorn-docs", ["env", "ENABLE_DOCS=1", t.venv_bin("python"), "-m",
+                                   "uvicorn", "main:app", "--host", "127.0.0.1",
+                                   "--port", str(docs_port)], t.path)
+    wait_for_200(f"http://127.0.0.1:{docs_port}/openapi.json", 20)
+    print("ENABLE_DOCS=1 (make dev): /openapi.json answers 200")
 
 
 def check_prometheus_up(t: Target) -> None:

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.6.0"
+  required_version = ">= 1.6, < 2.0"
 
   # No provider is declared yet, so `terraform init -backend=false` and
   # `terraform validate` work offline out of the box. To manage real

@@ -94,7 +94,7 @@ fn text_report_says_what_each_tool_is_for() {
     let out = doctor(dir.path(), &[]);
     assert!(out.success());
     let text = out.stdout;
-    assert!(text.contains("3.9.18 (needs >= 3.10)"), "{text}");
+    assert!(text.contains("3.9.18 (needs >= 3.12)"), "{text}");
     assert!(text.contains("make: it broke"), "{text}");
     assert!(text.contains("tool: make test"), "{text}");
     assert!(

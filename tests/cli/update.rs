@@ -57,7 +57,7 @@ fn export_v1(sb: &Sandbox) -> PathBuf {
 }
 
 /// v2: a changed file at each end (main.py, Makefile's HOST line), a
-/// changed SECURITY.md, a new CODEOWNERS, .yamllint removed,
+/// changed SECURITY.md, a new MAINTAINERS, .yamllint removed,
 /// docs/README.md renamed to docs/INDEX.md, and port's default 8000 → 9000.
 fn make_v2(sb: &Sandbox, v1: &Path) -> PathBuf {
     let v2 = sb.path().join("set-v2");
@@ -75,7 +75,7 @@ fn make_v2(sb: &Sandbox, v1: &Path) -> PathBuf {
         &v2.join("base/SECURITY.md.j2"),
         "\nv2: security@acme.test\n",
     );
-    fs::write(v2.join("base/CODEOWNERS"), "* @acme/platform\n").expect("write");
+    fs::write(v2.join("base/MAINTAINERS"), "* @acme/platform\n").expect("write");
     fs::remove_file(v2.join("base/.yamllint")).expect("rm");
     fs::rename(
         v2.join("base/docs/README.md.j2"),
@@ -87,7 +87,7 @@ fn make_v2(sb: &Sandbox, v1: &Path) -> PathBuf {
     v2
 }
 
-/// v3 from v2: CODEOWNERS changes.
+/// v3 from v2: MAINTAINERS changes.
 fn make_v3(sb: &Sandbox, v2: &Path) -> PathBuf {
     let v3 = sb.path().join("set-v3");
     copy_dir(v2, &v3);
@@ -96,7 +96,7 @@ fn make_v3(sb: &Sandbox, v2: &Path) -> PathBuf {
         "version = \"2.0.0\"",
         "version = \"3.0.0\"",
     );
-    fs::write(v3.join("base/CODEOWNERS"), "* @acme/platform @acme/sre\n").expect("write");
+    fs::write(v3.join("base/MAINTAINERS"), "* @acme/platform @acme/sre\n").expect("write");
     v3
 }
 
@@ -143,8 +143,8 @@ fn edit_as_user(repo: &Path) {
     append(&repo.join("README.md"), "\nOur own notes.\n");
     replace_in(
         &repo.join("main.py"),
-        "status, health and Prometheus metrics endpoints.",
-        "status, health and metrics endpoints (ours).",
+        "status, health, readiness and Prometheus metrics.",
+        "status, health, readiness and metrics (ours).",
     );
     replace_in(
         &repo.join("Makefile"),
@@ -162,7 +162,7 @@ fn v2_tree(v1_tree: &[String]) -> Vec<String> {
         .filter(|p| *p != ".yamllint" && *p != "docs/README.md")
         .cloned()
         .collect();
-    t.extend(["CODEOWNERS".to_owned(), "docs/INDEX.md".to_owned()]);
+    t.extend(["MAINTAINERS".to_owned(), "docs/INDEX.md".to_owned()]);
     t.sort();
     t
 }
@@ -207,7 +207,7 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
         "  merged    main.py\n",
         "  conflict  Makefile\n",
         "  conflict  SECURITY.md\n",
-        "  added     CODEOWNERS\n",
+        "  added     MAINTAINERS\n",
         "  renamed   docs/README.md -> docs/INDEX.md\n",
         "  removed   .yamllint\n",
     ] {
@@ -325,7 +325,7 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
     assert_eq!(
         status,
         [
-            "A  CODEOWNERS",
+            "A  MAINTAINERS",
             "D  .yamllint",
             "DU SECURITY.md",
             "M  .spawn-elite/receipt.json",
@@ -340,7 +340,7 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
         "{makefile}"
     );
     let main = read(&b.join("main.py"));
-    assert!(main.contains("metrics endpoints (ours)."), "{main}");
+    assert!(main.contains("readiness and metrics (ours)."), "{main}");
     assert!(main.ends_with("# v2: served by acme\n"), "{main}");
     assert!(read(&b.join("README.md")).ends_with("Our own notes.\n"));
     let mut expected = v2_tree(&v1_tree);
@@ -435,7 +435,7 @@ fn each_update_finds_its_base_after_user_commits_and_in_a_fresh_clone() {
     );
     assert_eq!(ugit(&sb, &clone, &["rev-parse", "HEAD^2^"]), pristine2);
     assert_eq!(
-        read(&clone.join("CODEOWNERS")),
+        read(&clone.join("MAINTAINERS")),
         "* @acme/platform @acme/sre\n"
     );
     let main = read(&clone.join("main.py"));
@@ -872,7 +872,7 @@ fn a_receipt_mode_update_killed_at_any_instant_leaves_each_file_old_or_new() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(
         again.stdout.contains("  updated   main.py\n")
-            && again.stdout.contains("  added     CODEOWNERS\n"),
+            && again.stdout.contains("  added     MAINTAINERS\n"),
         "{}",
         again.stdout
     );
