@@ -6,6 +6,7 @@ pub mod completions;
 pub mod doctor;
 pub mod keygen;
 pub mod ledger;
+pub mod names;
 pub mod prove;
 pub mod receipt;
 pub mod receive;
@@ -56,7 +57,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Receive(args)) => receive::run(&args),
         None => match cli.name {
             Some(name) => {
-                crate::cli::refuse_command_like(&name)?;
+                names::refuse_command_like(&name)?;
                 spawn::run(&name, cli.kind.as_deref(), &cli.spawn)
             }
             None => {

@@ -1,8 +1,15 @@
-//! The command line, and nothing else: every clap type lives here; what the
-//! values mean is decided by `commands/` and the engine modules.
+//! The command line, and nothing else: every clap type lives here (the
+//! signing, delivery and receiver options in [`callback`]); what the values
+//! mean is decided by `commands/` and the engine modules.
+
+mod callback;
+
+pub use callback::{
+    CallbackArgs, CallbackCommand, DeliveryArgs, FlushArgs, KeygenArgs, ReceiveArgs, RetryArgs,
+    SendArgs, parse_attempts, parse_duration,
+};
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
@@ -396,77 +403,6 @@ fn exit_with_hint(err: clap::Error) -> ! {
     std::process::exit(err.exit_code());
 }
 
-/// Words the command line keeps for itself, so that a command added later
-/// (or one users expect, like `update`) is never taken as a repository
-/// name: `spawn-elite NAME` refuses them, `spawn-elite new NAME` does not.
-pub const RESERVED_NAMES: &[&str] = &[
-    "add",
-    "config",
-    "help",
-    "info",
-    "init",
-    "install",
-    "list",
-    "remove",
-    "self-update",
-    "show",
-    "status",
-    "uninstall",
-    "upgrade",
-    "version",
-];
-
-/// Refuse a NAME given without `new` that looks like a mistyped subcommand
-/// (within 2 edits of one, 1 for names of up to 4 letters, which are
-/// otherwise near every short word) or is a reserved word: the user almost
-/// certainly did not mean to create a repository. `new NAME` skips this.
-pub fn refuse_command_like(name: &str) -> Result<(), crate::error::Failure> {
-    let command = Cli::command();
-    let nearest = command
-        .get_subcommands()
-        .map(|sub| sub.get_name())
-        .chain(["help"])
-        .map(|sub| (edit_distance(name, sub), sub))
-        .filter(|(d, sub)| *d <= if sub.len() <= 4 { 1 } else { 2 })
-        .min_by_key(|(d, _)| *d);
-    let anyway = format!("To spawn a repository with this name use `spawn-elite new {name}`");
-    let message = match nearest {
-        Some((_, sub)) => format!("did you mean `{sub}`? {anyway}"),
-        None if RESERVED_NAMES.contains(&name) => anyway,
-        None => return Ok(()),
-    };
-    Err(crate::error::Failure {
-        code: crate::error::ExitCode::Usage,
-        message,
-        source: None,
-    })
-}
-
-/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 /// Whether `err` is what a subcommand says when given what a spawn takes:
 /// spawn options or a second positional (an unknown argument or nested
 /// subcommand), or a type where the subcommand wanted another value
@@ -485,183 +421,6 @@ fn names_clash(err: &clap::Error) -> bool {
     }
 }
 
-/// `spawn-elite keygen`: create an Ed25519 key pair for signed callbacks.
-#[derive(Args, Debug, Clone)]
-pub struct KeygenArgs {
-    /// Where to write the private key (PKCS#8 PEM, mode 0600); the public
-    /// key goes to PATH.pub. Default: $XDG_DATA_HOME/spawn-elite/keys/callback.pem
-    #[arg(short = 'o', long = "output", value_name = "PATH")]
-    pub output: Option<PathBuf>,
-}
-
-/// `spawn-elite receive`: verify signed callbacks and log the receipts.
-#[derive(Args, Debug, Clone)]
-pub struct ReceiveArgs {
-    /// Address to listen on (port 0 picks a free port; the address is printed)
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
-    pub listen: String,
-    /// Directory of trusted public keys (*.pub, SPKI PEM), looked up by key id
-    #[arg(long, value_name = "DIR")]
-    pub trust: PathBuf,
-    /// Hash-chained JSONL log of accepted receipts
-    /// (default: $XDG_DATA_HOME/spawn-elite/received.jsonl)
-    #[arg(long, value_name = "FILE")]
-    pub log: Option<PathBuf>,
-    /// The URL senders sign for, when it is not the listen address (e.g. behind
-    /// a proxy): its host[:port] must be the signed authority and, if it has a
-    /// path, the signed path [default: this receiver's own addresses, any path]
-    #[arg(long, value_name = "URL")]
-    pub public_url: Option<String>,
-    /// Largest accepted body in bytes (413 above it)
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-    pub max_body: usize,
-    /// Requests checked and logged at once (signature checks, log writes)
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub workers: u16,
-    /// Connections held open at once; more wait until one closes
-    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u16).range(1..=16384))]
-    pub max_connections: u16,
-    /// Seconds a client has to send a request's headers, and again its body
-    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=300))]
-    pub read_timeout: u16,
-}
-
-/// Spawn flags for the callback; the spawn command flattens this in.
-#[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Signed callback")]
-pub struct CallbackArgs {
-    /// After a successful spawn, POST the signed receipt to URL
-    #[arg(long = "callback", value_name = "URL")]
-    pub callback: Option<String>,
-    /// Ed25519 private key (PKCS#8 PEM from `spawn-elite keygen`) that signs the callback
-    #[arg(long = "key", value_name = "PATH", requires = "callback")]
-    pub key: Option<PathBuf>,
-    /// Key id to put in the signature (default: the key's fingerprint)
-    #[arg(long = "key-id", value_name = "ID", requires = "callback")]
-    pub key_id: Option<String>,
-    #[command(flatten)]
-    pub delivery: DeliveryArgs,
-}
-
-/// Timeout and retry flags, as given. The environment overrides
-/// (`SPAWN_ELITE_CALLBACK_*`) are read when the flags are resolved, not by
-/// clap: clap counts a set variable as a given flag and prints it in every
-/// usage line. `callback flush` takes only these; everything else comes
-/// from the queued entry.
-#[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Delivery")]
-pub struct RetryArgs {
-    /// Time allowed to connect, per attempt [default: 5s] [env: SPAWN_ELITE_CALLBACK_CONNECT_TIMEOUT]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub connect_timeout: Option<Duration>,
-    /// Time allowed for a whole attempt, connect to response [default: 30s] [env: SPAWN_ELITE_CALLBACK_TIMEOUT]
-    #[arg(long = "callback-timeout", value_name = "DURATION", value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
-    /// Attempts before the callback is queued in the outbox (1-100) [default: 4] [env: SPAWN_ELITE_CALLBACK_ATTEMPTS]
-    #[arg(long, value_name = "N", value_parser = parse_attempts)]
-    pub attempts: Option<u32>,
-    /// Wait before the first retry; doubles each retry, with jitter [default: 500ms] [env: SPAWN_ELITE_CALLBACK_BACKOFF]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub backoff: Option<Duration>,
-    /// Longest wait between attempts; a longer Retry-After queues the callback instead [default: 60s] [env: SPAWN_ELITE_CALLBACK_MAX_BACKOFF]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub max_backoff: Option<Duration>,
-}
-
-/// How hard to try (timeouts, retries) and whom to trust (TLS).
-#[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Delivery")]
-pub struct DeliveryArgs {
-    #[command(flatten)]
-    pub retry: RetryArgs,
-    /// PEM file of CA certificates to trust instead of the platform's [env: SSL_CERT_FILE]
-    // SSL_CERT_FILE is read by the callback engine, not by clap: clap would
-    // count a set variable as a given flag and print it in usage lines.
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// Allow plain http:// to hosts other than loopback (the receipt and signature travel in clear)
-    #[arg(long)]
-    pub allow_insecure_http: bool,
-}
-
-/// `spawn-elite callback …`
-// Parsed once per run: boxing `Send` would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Subcommand, Debug, Clone)]
-pub enum CallbackCommand {
-    /// Send one receipt by hand (queued in the outbox if it cannot be delivered)
-    Send(SendArgs),
-    /// Resend every callback queued in the outbox; delivered ones are removed
-    Flush(FlushArgs),
-    /// Show what is queued in the outbox: file, URL, root, attempts, last error
-    List,
-    /// Remove one entry from the outbox (it is not sent); says where its receipt is
-    Drop {
-        /// The entry: a path or file name shown by `spawn-elite callback list`
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-    },
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct SendArgs {
-    /// Receipt file (.spawn-elite/receipt.json, or from `spawn-elite receipt`)
-    #[arg(long, value_name = "FILE")]
-    pub receipt: PathBuf,
-    /// Where to POST it
-    #[arg(long, value_name = "URL")]
-    pub url: String,
-    /// Ed25519 private key (PKCS#8 PEM)
-    #[arg(long, value_name = "PATH")]
-    pub key: PathBuf,
-    /// Key id to put in the signature (default: the key's fingerprint)
-    #[arg(long = "key-id", value_name = "ID")]
-    pub key_id: Option<String>,
-    /// Print the exact request and signature base instead of sending
-    #[arg(long)]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub delivery: DeliveryArgs,
-}
-
-/// The URL, key, key id, CA file and `--allow-insecure-http` of each entry
-/// are those it was queued with; only timeouts and retries are set here.
-#[derive(Args, Debug, Clone)]
-pub struct FlushArgs {
-    #[command(flatten)]
-    pub retry: RetryArgs,
-}
-
-/// `10s`, `500ms`, `2m`, or a bare number of seconds (may be fractional).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; write e.g. 10s, 500ms or 2m"))?;
-    if !v.is_finite() || v < 0.0 || v * scale > 86_400.0 {
-        return Err(format!("{s:?} is out of range (0 to 24h)"));
-    }
-    Ok(Duration::from_secs_f64(v * scale))
-}
-
-/// A number of callback attempts, 1 to 100.
-pub fn parse_attempts(s: &str) -> Result<u32, String> {
-    match s.trim().parse::<u32>() {
-        Ok(n) if (1..=100).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?} is not a number of attempts from 1 to 100")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -671,52 +430,5 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn edit_distance_counts_a_swap_as_one() {
-        use super::edit_distance;
-        assert_eq!(edit_distance("verfy", "verify"), 1);
-        assert_eq!(edit_distance("nwe", "new"), 1);
-        assert_eq!(edit_distance("web", "new"), 2);
-        assert_eq!(edit_distance("", "man"), 3);
-        assert_eq!(edit_distance("doctor", "doctor"), 0);
-    }
-
-    #[test]
-    fn command_like_names_are_refused_and_others_pass() {
-        use super::refuse_command_like;
-        let refused = |n: &str| refuse_command_like(n).err().map(|f| f.message);
-        assert_eq!(
-            refused("verfy").as_deref(),
-            Some(
-                "did you mean `verify`? To spawn a repository with this name use `spawn-elite new verfy`"
-            )
-        );
-        assert_eq!(
-            refused("ledgr").as_deref(),
-            Some(
-                "did you mean `ledger`? To spawn a repository with this name use `spawn-elite new ledgr`"
-            )
-        );
-        assert!(refused("status").is_some_and(|m| m.starts_with("To spawn")));
-        assert!(refused("updte").is_some_and(|m| m.starts_with("did you mean `update`?")));
-        assert!(refused("helo").is_some_and(|m| m.starts_with("did you mean `help`?")));
-        for name in ["my-svc", "web", "api", "billing", "payments", "a", "svc2"] {
-            assert_eq!(refused(name), None, "{name}");
-        }
-    }
-
-    #[test]
-    fn durations_accept_units_and_reject_nonsense() {
-        use super::parse_duration;
-        use std::time::Duration;
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("2d").is_err());
     }
 }

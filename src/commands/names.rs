@@ -1,0 +1,115 @@
+//! A NAME given without `new` that looks like a subcommand: `spawn-elite
+//! verfy` must not create a repository called "verfy".
+
+use clap::CommandFactory as _;
+
+use crate::cli::Cli;
+use crate::error::{ExitCode, Failure};
+
+/// Words the command line keeps for itself, so that a command added later
+/// (or one users expect, like `update`) is never taken as a repository
+/// name: `spawn-elite NAME` refuses them, `spawn-elite new NAME` does not.
+pub const RESERVED_NAMES: &[&str] = &[
+    "add",
+    "config",
+    "help",
+    "info",
+    "init",
+    "install",
+    "list",
+    "remove",
+    "self-update",
+    "show",
+    "status",
+    "uninstall",
+    "upgrade",
+    "version",
+];
+
+/// Refuse a NAME given without `new` that looks like a mistyped subcommand
+/// (within 2 edits of one, 1 for names of up to 4 letters, which are
+/// otherwise near every short word) or is a reserved word: the user almost
+/// certainly did not mean to create a repository. `new NAME` skips this.
+pub fn refuse_command_like(name: &str) -> Result<(), Failure> {
+    let command = Cli::command();
+    let nearest = command
+        .get_subcommands()
+        .map(|sub| sub.get_name())
+        .chain(["help"])
+        .map(|sub| (edit_distance(name, sub), sub))
+        .filter(|(d, sub)| *d <= if sub.len() <= 4 { 1 } else { 2 })
+        .min_by_key(|(d, _)| *d);
+    let anyway = format!("To spawn a repository with this name use `spawn-elite new {name}`");
+    let message = match nearest {
+        Some((_, sub)) => format!("did you mean `{sub}`? {anyway}"),
+        None if RESERVED_NAMES.contains(&name) => anyway,
+        None => return Ok(()),
+    };
+    Err(Failure {
+        code: ExitCode::Usage,
+        message,
+        source: None,
+    })
+}
+
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn edit_distance_counts_a_swap_as_one() {
+        use super::edit_distance;
+        assert_eq!(edit_distance("verfy", "verify"), 1);
+        assert_eq!(edit_distance("nwe", "new"), 1);
+        assert_eq!(edit_distance("web", "new"), 2);
+        assert_eq!(edit_distance("", "man"), 3);
+        assert_eq!(edit_distance("doctor", "doctor"), 0);
+    }
+
+    #[test]
+    fn command_like_names_are_refused_and_others_pass() {
+        use super::refuse_command_like;
+        let refused = |n: &str| refuse_command_like(n).err().map(|f| f.message);
+        assert_eq!(
+            refused("verfy").as_deref(),
+            Some(
+                "did you mean `verify`? To spawn a repository with this name use `spawn-elite new verfy`"
+            )
+        );
+        assert_eq!(
+            refused("ledgr").as_deref(),
+            Some(
+                "did you mean `ledger`? To spawn a repository with this name use `spawn-elite new ledgr`"
+            )
+        );
+        assert!(refused("status").is_some_and(|m| m.starts_with("To spawn")));
+        assert!(refused("updte").is_some_and(|m| m.starts_with("did you mean `update`?")));
+        assert!(refused("helo").is_some_and(|m| m.starts_with("did you mean `help`?")));
+        for name in ["my-svc", "web", "api", "billing", "payments", "a", "svc2"] {
+            assert_eq!(refused(name), None, "{name}");
+        }
+    }
+}
