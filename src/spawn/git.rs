@@ -110,6 +110,21 @@ fn has_identity(dir: &Path) -> bool {
     set("user.name") && set("user.email")
 }
 
+/// `-c user.name=… -c user.email=…` naming spawn-elite, for a commit in
+/// `dir` when the user's config names no identity (their config is never
+/// changed); empty when it does. Spawns and updates both use it.
+pub(crate) fn fallback_identity_args(dir: &Path) -> Vec<String> {
+    if has_identity(dir) {
+        return Vec::new();
+    }
+    vec![
+        "-c".into(),
+        format!("user.name={FALLBACK_NAME}"),
+        "-c".into(),
+        format!("user.email={FALLBACK_EMAIL}"),
+    ]
+}
+
 /// The commit `HEAD` names, read from the files of the repository that was
 /// just made (`HEAD`, then the loose ref it points to) instead of asking a
 /// git process; `None` when they do not hold one plainly, as with the
@@ -182,17 +197,11 @@ pub fn init_and_commit(dir: &Path, config: &SpawnConfig) -> Result<GitOutcome> {
         checked(cmd.output(), "commit")
     };
     if let Err(err) = commit(&[]) {
-        if has_identity(dir) {
+        let fallback = fallback_identity_args(dir);
+        if fallback.is_empty() {
             return Err(err);
         }
-        // Used only when the user has no identity configured; their
-        // config is never changed.
-        commit(&[
-            "-c".into(),
-            format!("user.name={FALLBACK_NAME}"),
-            "-c".into(),
-            format!("user.email={FALLBACK_EMAIL}"),
-        ])?;
+        commit(&fallback)?;
     }
     let commit = match head_commit(dir) {
         Some(id) => id,

@@ -14,11 +14,8 @@ use super::base::TRAILER;
 use super::plan::Plan;
 use crate::error::{ExitCode, fail};
 use crate::receipt::RECEIPT_PATH;
+use crate::spawn::git::fallback_identity_args;
 use crate::spawn::stage;
-
-/// Used only when the user has no identity configured; their config is never changed.
-const FALLBACK_NAME: &str = "spawn-elite";
-const FALLBACK_EMAIL: &str = "spawn-elite@localhost";
 
 /// git, isolated from a surrounding repository's environment (a hook).
 fn git(dir: &Path) -> Command {
@@ -217,37 +214,6 @@ pub fn cat_blobs(dir: &Path, oids: &[&str]) -> Result<Vec<Vec<u8>>> {
     Ok(blobs)
 }
 
-/// Whether the user's config names both an author and an email.
-fn has_identity(dir: &Path) -> bool {
-    let Ok(out) = git(dir)
-        .args(["config", "--get-regexp", r"^user\.(name|email)$"])
-        .output()
-    else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let set = |key: &str| {
-        text.lines().any(|l| {
-            l.split_once(' ')
-                .is_some_and(|(k, v)| k == key && !v.trim().is_empty())
-        })
-    };
-    set("user.name") && set("user.email")
-}
-
-fn identity_args(dir: &Path) -> Vec<String> {
-    if has_identity(dir) {
-        Vec::new()
-    } else {
-        vec![
-            "-c".into(),
-            format!("user.name={FALLBACK_NAME}"),
-            "-c".into(),
-            format!("user.email={FALLBACK_EMAIL}"),
-        ]
-    }
-}
-
 /// `SOURCE_DATE_EPOCH` fixes commit dates too, as for a spawn.
 fn dated(cmd: &mut Command) -> &mut Command {
     if let Some(secs) = std::env::var("SOURCE_DATE_EPOCH")
@@ -352,7 +318,7 @@ pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str) -> Result<String> {
             .env("GIT_WORK_TREE", &tree_dir)
             .env("GIT_INDEX_FILE", &index)
             .args(["-c", "core.autocrlf=false", "-c", "core.filemode=true"])
-            .args(identity_args(dir))
+            .args(fallback_identity_args(dir))
             .args(args);
         checked(dated(&mut cmd).output(), describe).map(|o| o.stdout)
     };
@@ -407,7 +373,7 @@ pub fn merge(dir: &Path, plan: &Plan, pristine: &str) -> Result<Merged> {
     let mut cmd = git(dir);
     cmd.stdout(Stdio::null())
         .stderr(log)
-        .args(identity_args(dir))
+        .args(fallback_identity_args(dir))
         .args([
             "merge",
             "--no-ff",
