@@ -27,8 +27,9 @@ pub enum GitOutcome {
 
 /// A git command isolated from the environment of whatever launched us: when
 /// spawn-elite runs inside another repository's hook, `GIT_DIR` and friends
-/// would otherwise point the commands at that repository.
-fn git(dir: &Path) -> Command {
+/// would otherwise point the commands at that repository. Spawns and updates
+/// both start their git processes here.
+pub(crate) fn git(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     cmd.current_dir(dir)
         .env_remove("GIT_DIR")

@@ -17,16 +17,11 @@ use crate::receipt::RECEIPT_PATH;
 use crate::spawn::git::fallback_identity_args;
 use crate::spawn::stage;
 
-/// git, isolated from a surrounding repository's environment (a hook).
+/// git, isolated from a surrounding repository's environment (a hook) as
+/// for a spawn, and never reading the terminal.
 fn git(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.current_dir(dir)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_OBJECT_DIRECTORY")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null());
+    let mut cmd = crate::spawn::git::git(dir);
+    cmd.stdin(Stdio::null());
     cmd
 }
 
