@@ -258,27 +258,7 @@ fn scratch(git_dir: &Path) -> std::io::Result<tempfile::TempDir> {
 /// updates of one repository at the same time are not supported (git's own
 /// merge would refuse the second anyway).
 pub fn remove_stale_scratch(dir: &Path) -> Result<()> {
-    let git_dir = git_dir(dir)?;
-    let Ok(entries) = std::fs::read_dir(&git_dir) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with(SCRATCH_PREFIX)
-            && entry.file_type().is_ok_and(|t| t.is_dir())
-        {
-            std::fs::remove_dir_all(entry.path()).map_err(|e| {
-                fail(
-                    ExitCode::Io,
-                    format!(
-                        "cannot remove {}, left by an interrupted update: {e}; remove it by hand",
-                        entry.path().display()
-                    ),
-                )
-            })?;
-        }
-    }
-    Ok(())
+    super::remove_scratch_dirs(&git_dir(dir)?, SCRATCH_PREFIX)
 }
 
 /// Build the new pristine commit, a child of `base`, and return its id. The

@@ -305,3 +305,29 @@ pub fn checked_dir(dir: &Path) -> Result<PathBuf> {
         )
     })
 }
+
+/// Remove the directories named `PREFIX…` in `parent`: the scratch
+/// directories a killed update left behind (in the git directory with git,
+/// in `.spawn-elite/` without). Two updates of one repository at the same
+/// time are not supported.
+fn remove_scratch_dirs(parent: &std::path::Path, prefix: &str) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(prefix)
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            std::fs::remove_dir_all(entry.path()).map_err(|e| {
+                crate::error::fail(
+                    crate::error::ExitCode::Io,
+                    format!(
+                        "cannot remove {}, left by an interrupted update: {e}; remove it by hand",
+                        entry.path().display()
+                    ),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}

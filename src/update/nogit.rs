@@ -47,28 +47,7 @@ fn state_dir(dir: &Path) -> PathBuf {
 
 /// Remove the scratch directories a killed update left in `.spawn-elite/`.
 pub fn remove_stale_scratch(dir: &Path) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(state_dir(dir)) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(SCRATCH_PREFIX)
-            && entry.file_type().is_ok_and(|t| t.is_dir())
-        {
-            std::fs::remove_dir_all(entry.path()).map_err(|e| {
-                fail(
-                    ExitCode::Io,
-                    format!(
-                        "cannot remove {}, left by an interrupted update: {e}; remove it by hand",
-                        entry.path().display()
-                    ),
-                )
-            })?;
-        }
-    }
-    Ok(())
+    super::remove_scratch_dirs(&state_dir(dir), SCRATCH_PREFIX)
 }
 
 /// One file to move into place: its staged copy and its destination.
