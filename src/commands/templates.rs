@@ -60,7 +60,7 @@ pub fn list(dir: Option<&Path>, json: bool) -> Result<ExitCode> {
                     .iter()
                     .map(|r| match &r.check {
                         Check::Pattern(re) => {
-                            json!({"pattern": pattern_text(re.as_str()), "message": r.message})
+                            json!({"pattern": re.as_str(), "message": r.message})
                         }
                         Check::Choices(c) => json!({"choices": c, "message": r.message}),
                         Check::Range(lo, hi) => json!({"range": [lo, hi], "message": r.message}),
@@ -123,14 +123,6 @@ pub fn list(dir: Option<&Path>, json: bool) -> Result<ExitCode> {
         println!("{path:width$}  {}", kinds.join(", "));
     }
     Ok(ExitCode::Success)
-}
-
-/// A key's pattern as the manifest wrote it, without the anchors added to it.
-fn pattern_text(anchored: &str) -> &str {
-    anchored
-        .strip_prefix(r"\A(?:")
-        .and_then(|p| p.strip_suffix(r")\z"))
-        .unwrap_or(anchored)
 }
 
 pub fn export(dir: &Path, force: bool) -> Result<ExitCode> {

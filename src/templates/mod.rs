@@ -274,7 +274,25 @@ fn internal_set_error(problems: &[Problem]) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests {
+    use super::rules::Check;
     use super::*;
+
+    /// A spawn from the embedded set skips these checks (see
+    /// `TemplateSet::assemble`), so they must hold here.
+    #[test]
+    fn the_embedded_sets_patterns_compile_and_its_defaults_pass_their_rules() {
+        let set = TemplateSet::embedded().expect("embedded set");
+        let patterns = set
+            .manifest
+            .keys
+            .iter()
+            .flat_map(|k| &k.rules)
+            .filter(|r| matches!(r.check, Check::Pattern(_)))
+            .count();
+        assert!(patterns >= 5, "the embedded set has {patterns} patterns");
+        assert_eq!(set.manifest.pattern_problems(), Vec::new());
+        assert_eq!(set.manifest.default_problems(), Vec::new());
+    }
 
     /// Today's `--set` rules, now in the embedded manifest.
     #[test]

@@ -3,6 +3,7 @@
 //! manifest's `[[keys.rules]]` tables become them.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use regex::Regex;
 use serde::Deserialize;
@@ -27,7 +28,7 @@ pub struct Rule {
 #[derive(Debug, Clone)]
 pub enum Check {
     /// The whole value must match.
-    Pattern(Regex),
+    Pattern(Pattern),
     Choices(Vec<String>),
     /// A plain decimal integer (no sign but '-', no leading zero), inclusive.
     Range(i64, i64),
@@ -36,7 +37,7 @@ pub enum Check {
 impl Rule {
     pub fn accepts(&self, value: &str) -> bool {
         match &self.check {
-            Check::Pattern(re) => re.is_match(value),
+            Check::Pattern(p) => p.is_match(value),
             Check::Choices(choices) => choices.iter().any(|c| c == value),
             Check::Range(lo, hi) => {
                 let digits = value.strip_prefix('-').unwrap_or(value);
@@ -51,9 +52,68 @@ impl Rule {
     }
 }
 
-/// A pattern as a full match: `\A(?:PATTERN)\z`.
-pub fn anchored(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!(r"\A(?:{pattern})\z"))
+/// A rule's pattern as a full match, `\A(?:PATTERN)\z`: its syntax is
+/// checked when the manifest is read, and it is compiled when a value is
+/// first checked against it. Compiling costs far more than checking the
+/// syntax (1.5 ms for the embedded `(?s).{1,200}`, most of a spawn's own
+/// work), and a spawn that sets no key with a pattern needs none of them.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    source: String,
+    anchored: String,
+    /// `None` when it does not compile, which [`Pattern::compile`] reports
+    /// for sets read from disk before they are used (the embedded set's
+    /// patterns are compiled by its tests).
+    compiled: OnceLock<Option<Regex>>,
+}
+
+impl Pattern {
+    /// `pattern` as a full match, or the last line of the reason its
+    /// syntax is wrong.
+    pub fn parse(pattern: &str) -> Result<Pattern, String> {
+        let anchored = format!(r"\A(?:{pattern})\z");
+        regex_syntax::Parser::new()
+            .parse(&anchored)
+            .map_err(|e| last_line(&e.to_string()))?;
+        Ok(Pattern {
+            source: pattern.to_owned(),
+            anchored,
+            compiled: OnceLock::new(),
+        })
+    }
+
+    /// The pattern as the manifest wrote it, without the anchors.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Compile it now, or say why it cannot be (a pattern whose syntax is
+    /// right can still be too large).
+    pub fn compile(&self) -> Result<(), String> {
+        self.regex()
+            .map(|_| ())
+            .ok_or_else(|| match Regex::new(&self.anchored) {
+                Err(e) => last_line(&e.to_string()),
+                Ok(_) => "it cannot be compiled".to_owned(),
+            })
+    }
+
+    /// Whether all of `value` matches; a pattern that cannot be compiled
+    /// matches nothing.
+    pub fn is_match(&self, value: &str) -> bool {
+        self.regex().is_some_and(|re| re.is_match(value))
+    }
+
+    fn regex(&self) -> Option<&Regex> {
+        self.compiled
+            .get_or_init(|| Regex::new(&self.anchored).ok())
+            .as_ref()
+    }
+}
+
+fn last_line(detail: &str) -> String {
+    let last = detail.lines().last().unwrap_or("").trim();
+    last.strip_suffix('.').unwrap_or(last).to_owned()
 }
 
 /// The rule a manifest's `[[keys.rules]]` table declares for key `name`, or
@@ -85,11 +145,9 @@ pub(super) fn resolve(
         );
     }
     let check = if let Some(p) = r.pattern {
-        match anchored(p.get_ref()) {
-            Ok(re) => Check::Pattern(re),
-            Err(e) => {
-                let detail = e.to_string();
-                let last = detail.lines().last().unwrap_or("").trim().to_owned();
+        match Pattern::parse(p.get_ref()) {
+            Ok(pattern) => Check::Pattern(pattern),
+            Err(last) => {
                 report(
                     p.span(),
                     format!(

@@ -461,6 +461,17 @@ fn each_broken_set_is_reported_with_file_and_line_and_never_spawned() {
             "spawn-elite.toml:15: key owner: pattern \"[a-z+\" is not a valid regular expression",
         ),
         (
+            "a pattern too large to compile",
+            |d| {
+                replace_in(
+                    &d.join("spawn-elite.toml"),
+                    "'[a-z]+'",
+                    "'(?:[a-z]{1000}){1000}'",
+                )
+            },
+            "spawn-elite.toml:11: key owner: pattern \"(?:[a-z]{1000}){1000}\" cannot be used: Compiled regex exceeds size limit of 10485760 bytes; simplify it",
+        ),
+        (
             "a layer with no files",
             |d| {
                 replace_in(

@@ -12,7 +12,7 @@ use std::fmt;
 
 use globset::GlobSet;
 
-pub use super::rules::{Check, Rule, anchored};
+pub use super::rules::{Check, Pattern, Rule};
 
 /// The manifest's name at the root of every set.
 pub const MANIFEST: &str = "spawn-elite.toml";
@@ -241,11 +241,40 @@ impl Manifest {
         }
     }
 
+    /// The patterns whose syntax is right but that cannot be compiled (too
+    /// large); compiling them here spares the spawn from compiling them again.
+    pub fn pattern_problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for key in &self.keys {
+            for rule in &key.rules {
+                if let Check::Pattern(p) = &rule.check
+                    && let Err(why) = p.compile()
+                {
+                    out.push(key.at.problem(format!(
+                        "key {}: pattern {:?} cannot be used: {why}; simplify it",
+                        key.name,
+                        p.as_str()
+                    )));
+                }
+            }
+        }
+        out
+    }
+
     /// Every problem of the keys' defaults: each must pass its own rules for
     /// every type it applies to.
     pub fn default_problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         for key in &self.keys {
+            // A pattern that cannot be used is its own problem (see
+            // `pattern_problems`), not also a default that breaks it.
+            let unusable = key
+                .rules
+                .iter()
+                .any(|r| matches!(&r.check, Check::Pattern(p) if p.compile().is_err()));
+            if unusable {
+                continue;
+            }
             for t in &self.types {
                 if !key.applies_to(&t.name) {
                     continue;
