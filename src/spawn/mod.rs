@@ -41,7 +41,15 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<E
     let mut pending = None;
     let spawned = stage::write_repository(config, &files, |staging| {
         let receipt = Receipt::of_tree(staging, Some(spawn_info(config)), config.now)?;
-        receipt.write(&staging.join(RECEIPT_PATH))?;
+        // One more staged file: the stage makes it durable with the rest.
+        stage::write_file(
+            staging,
+            &PlannedFile {
+                path: RECEIPT_PATH.to_owned(),
+                contents: receipt.to_json_bytes(),
+                executable: false,
+            },
+        )?;
         // Queued before the repository is moved into place, so that a kill
         // at any instant after that leaves the callback queued or delivered.
         pending = callback.map(|cb| {

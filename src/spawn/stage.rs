@@ -212,12 +212,63 @@ fn nurse(config: &SpawnConfig) -> std::io::Result<(StagingDir, File)> {
     Ok((StagingDir { path, armed: true }, lock))
 }
 
-/// Flush the staged repository to disk before it is renamed into place, so
-/// that after a power cut the repository is whole or absent, never there
-/// with empty files. On Linux one `syncfs` of the staging directory's
-/// filesystem (measured as cheap as not syncing at all, where syncing each
-/// file cost 2-3 times the spawn; see docs/RELIABILITY.md); elsewhere each
-/// file and directory, in parallel.
+/// Flushes the staged repository to disk before it is renamed into place,
+/// so that after a power cut the repository is whole or absent, never there
+/// with empty files.
+///
+/// On Linux a flush is one `syncfs` of the staging directory's filesystem,
+/// whose cost grows with what is unflushed. So while git works, flushes run
+/// behind it on a thread ([`Durability::flush_behind`]: the files while
+/// `git init` and `git add` run, then git's objects while `git commit`
+/// runs), and the last flush ([`Durability::finish`]) has only the commit
+/// left to write. Every flush's error fails the spawn: an error a flush
+/// reports is reported once, so none may be dropped.
+struct Durability {
+    dir: PathBuf,
+    behind: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Durability {
+    fn new(dir: &Path) -> Self {
+        Durability {
+            dir: dir.to_path_buf(),
+            behind: None,
+        }
+    }
+
+    /// Start flushing what is written so far, on a thread, after the
+    /// previous such flush has ended (its error is returned here).
+    fn flush_behind(&mut self) -> std::io::Result<()> {
+        self.wait()?;
+        #[cfg(target_os = "linux")]
+        {
+            let dir = self.dir.clone();
+            self.behind = Some(std::thread::spawn(move || make_durable(&dir)));
+        }
+        Ok(())
+    }
+
+    fn wait(&mut self) -> std::io::Result<()> {
+        match self.behind.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the flush thread panicked"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Everything written in the staging directory is on disk when this
+    /// returns `Ok`.
+    fn finish(mut self) -> std::io::Result<()> {
+        self.wait()?;
+        make_durable(&self.dir)
+    }
+}
+
+/// Flush the staged repository: on Linux one `syncfs` of its filesystem
+/// (measured as cheap as not syncing at all, where syncing each file cost
+/// 2-3 times the spawn; see docs/RELIABILITY.md); elsewhere each file and
+/// directory, in parallel.
 fn make_durable(dir: &Path) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
@@ -341,6 +392,16 @@ pub fn remove_stale(base: &Path, say: &mut dyn FnMut(&str)) -> Vec<PathBuf> {
     removed
 }
 
+fn flush_failed(e: std::io::Error) -> anyhow::Error {
+    fail(
+        ExitCode::Io,
+        format!(
+            "cannot flush the new repository to disk: {}; nothing was created",
+            describe_io(&e)
+        ),
+    )
+}
+
 /// The OS's reason alone: some errors carry the path of our hidden staging
 /// directory, which would only confuse.
 fn describe_io(err: &std::io::Error) -> String {
@@ -436,10 +497,13 @@ pub fn write_repository(
     check_interrupted()?;
     before_commit(staging.dir.path())?;
 
+    let mut durability = Durability::new(staging.dir.path());
     let git = if config.git {
         check_interrupted()?;
+        durability.flush_behind().map_err(flush_failed)?;
+        let mut after_add = || durability.flush_behind().map_err(flush_failed);
         // Ctrl-C reaches git too and makes it fail: report the cause, not the symptom.
-        let outcome = git::init_and_commit(staging.dir.path(), config);
+        let outcome = git::init_and_commit(staging.dir.path(), config, &mut after_add);
         check_interrupted()?;
         Some(outcome?)
     } else {
@@ -447,15 +511,7 @@ pub fn write_repository(
     };
 
     check_interrupted()?;
-    make_durable(staging.dir.path()).map_err(|e| {
-        fail(
-            ExitCode::Io,
-            format!(
-                "cannot flush the new repository to disk: {}; nothing was created",
-                describe_io(&e)
-            ),
-        )
-    })?;
+    durability.finish().map_err(flush_failed)?;
     match fsutil::rename_no_replace(staging.dir.path(), &config.target) {
         Ok(()) => {
             staging.base.keep = true;
