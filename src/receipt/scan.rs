@@ -40,6 +40,11 @@ const WINDOW: usize = 1 << 20;
 const PARALLEL_FILE_MIN: u64 = 4 << 20;
 /// Trees with fewer files finish before a progress bar would be readable.
 const PROGRESS_MIN_FILES: usize = 2000;
+/// Trees with fewer files are hashed on the calling thread: starting the
+/// thread pool costs more than a spawned repository's few dozen files take
+/// to hash, and its idle threads then spin on the CPUs git needs next (a
+/// file of over [`PARALLEL_FILE_MIN`] is still hashed across threads).
+const PARALLEL_MIN_FILES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scanned {
@@ -171,14 +176,16 @@ fn hash_all(pending: &[Pending]) -> Result<Vec<Scanned>> {
     } else {
         ProgressBar::hidden()
     };
-    let out = pending
-        .par_iter()
-        .map(|p| {
-            let scanned = hash_one(p)?;
-            bar.inc(1);
-            Ok(scanned)
-        })
-        .collect::<Result<Vec<_>>>();
+    let one = |p: &Pending| {
+        let scanned = hash_one(p)?;
+        bar.inc(1);
+        Ok(scanned)
+    };
+    let out = if pending.len() < PARALLEL_MIN_FILES {
+        pending.iter().map(one).collect::<Result<Vec<_>>>()
+    } else {
+        pending.par_iter().map(one).collect::<Result<Vec<_>>>()
+    };
     bar.finish_and_clear();
     out
 }

@@ -3,8 +3,8 @@
 
 use std::ffi::OsStr;
 use std::io::ErrorKind;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
 use anyhow::Result;
 
@@ -56,15 +56,17 @@ where
     checked(cmd.output(), describe)
 }
 
+fn cannot_run(e: std::io::Error, describe: &str) -> anyhow::Error {
+    fail(
+        ExitCode::Git,
+        format!("cannot run git to {describe}: {e}; fix git or pass --no-git"),
+    )
+}
+
 /// A finished git process as its output, or as an error naming the step
 /// that failed.
 fn checked(output: std::io::Result<Output>, describe: &str) -> Result<Output> {
-    let output = output.map_err(|e| {
-        fail(
-            ExitCode::Git,
-            format!("cannot run git to {describe}: {e}; fix git or pass --no-git"),
-        )
-    })?;
+    let output = output.map_err(|e| cannot_run(e, describe))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         // Up to three lines: git often says what failed on one line and why
@@ -146,23 +148,71 @@ fn head_commit(dir: &Path) -> Option<String> {
     (hex && matches!(id.len(), 40 | 64)).then(|| id.to_owned())
 }
 
-/// `git init` on branch main, add everything, one commit: three git
-/// processes. Only when the commit fails is the user's identity asked
-/// for, and the commit made again with spawn-elite's own if they have none.
-/// `after_add` runs between the add and the commit (the stage starts
-/// flushing what git has written so far, while the commit runs).
-pub fn init_and_commit(
+/// A `git init` running in the background while the templates are
+/// rendered and the files written (it only makes `.git`, so it needs none
+/// of them). Dropped before [`Init::commit`], it kills and reaps git, so
+/// that nothing writes in the staging directory once the spawn has given up
+/// on it.
+pub struct Init {
+    dir: PathBuf,
+    /// `None` when git is not installed.
+    child: Option<Child>,
+}
+
+/// Start `git init` on branch main in `dir`: the first of the spawn's three
+/// git processes.
+pub fn start_init(dir: &Path) -> Result<Init> {
+    let started = git(dir)
+        .args(["-c", "init.defaultBranch=main", "init", "--quiet"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let child = match started {
+        Ok(child) => Some(child),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => return Err(cannot_run(e, "initialise the repository")),
+    };
+    Ok(Init {
+        dir: dir.to_path_buf(),
+        child,
+    })
+}
+
+impl Drop for Init {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Init {
+    /// Wait for `git init`, then add everything and commit: three git
+    /// processes in all. Only when the commit fails is the user's identity
+    /// asked for, and the commit made again with spawn-elite's own if they
+    /// have none. `after_add` runs between the add and the commit (the
+    /// stage starts flushing what git has written so far, while the commit
+    /// runs).
+    pub fn commit(
+        mut self,
+        config: &SpawnConfig,
+        after_add: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<GitOutcome> {
+        let Some(child) = self.child.take() else {
+            return Ok(GitOutcome::NotInstalled);
+        };
+        checked(child.wait_with_output(), "initialise the repository")?;
+        add_and_commit(&self.dir, config, after_add)
+    }
+}
+
+fn add_and_commit(
     dir: &Path,
     config: &SpawnConfig,
     after_add: &mut dyn FnMut() -> Result<()>,
 ) -> Result<GitOutcome> {
-    let init = git(dir)
-        .args(["-c", "init.defaultBranch=main", "init", "--quiet"])
-        .output();
-    if matches!(&init, Err(e) if e.kind() == ErrorKind::NotFound) {
-        return Ok(GitOutcome::NotInstalled);
-    }
-    checked(init, "initialise the repository")?;
     // init.defaultBranch covers git >= 2.28; older ones need the branch named.
     let head = std::fs::read_to_string(dir.join(".git/HEAD")).unwrap_or_default();
     if head.trim() != "ref: refs/heads/main" {

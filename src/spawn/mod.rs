@@ -32,14 +32,17 @@ use report::Report;
 /// `callback` must already be checked ([`CallbackOptions::check`]), so a bad
 /// key or URL fails before anything is written.
 pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<ExitCode> {
-    let files = plan::plan(config)?;
     if config.dry_run {
-        return dry_run(config, &files, callback);
+        return dry_run(config, &plan::plan(config)?, callback);
     }
     interrupt::install();
+    // The staging directory first, so that `git init` runs in it while the
+    // templates are rendered.
+    let stage = stage::begin(config)?;
+    let files = plan::plan(config)?;
     let mut made = None;
     let mut pending = None;
-    let spawned = stage::write_repository(config, &files, |staging| {
+    let spawned = stage.write(&files, |staging| {
         let receipt = Receipt::of_tree(staging, Some(spawn_info(config)), config.now)?;
         // One more staged file: the stage makes it durable with the rest.
         stage::write_file(

@@ -472,20 +472,61 @@ pub fn write_file(root: &Path, file: &PlannedFile) -> Result<()> {
     Ok(())
 }
 
-/// Write `files` as a new repository at `config.target`.
-///
-/// `before_commit` runs on the staged tree after the files are written and
-/// before git sees them: the receipt is written there so that it is part of
-/// the initial commit.
-pub fn write_repository(
+/// A spawn's locked staging directory, with `git init` already running in
+/// it; dropped without [`Stage::write`], it leaves nothing behind.
+pub struct Stage<'a> {
+    config: &'a SpawnConfig,
+    // Declared before `staging`, so dropped before it: git is stopped
+    // before the staging directory is removed.
+    init: Option<git::Init>,
+    staging: Staging,
+}
+
+/// Make the staging directory for `config.target` and start `git init` in
+/// it, so that git works while the templates are rendered.
+pub fn begin(config: &SpawnConfig) -> Result<Stage<'_>> {
+    refuse_existing(&config.target)?;
+    let staging = stage_in(config)?;
+    let init = if config.git {
+        Some(git::start_init(staging.dir.path())?)
+    } else {
+        None
+    };
+    remove_stale(&config.base, &mut |line| super::report::warn(line));
+    Ok(Stage {
+        config,
+        init,
+        staging,
+    })
+}
+
+impl Stage<'_> {
+    /// Write `files` as the new repository at `config.target`.
+    ///
+    /// `before_commit` runs on the staged tree after the files are written
+    /// and before git sees them: the receipt is written there so that it is
+    /// part of the initial commit.
+    pub fn write(
+        self,
+        files: &[PlannedFile],
+        before_commit: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Spawned> {
+        let Stage {
+            config,
+            init,
+            mut staging,
+        } = self;
+        write_staged(config, init, &mut staging, files, before_commit)
+    }
+}
+
+fn write_staged(
     config: &SpawnConfig,
+    init: Option<git::Init>,
+    staging: &mut Staging,
     files: &[PlannedFile],
     before_commit: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<Spawned> {
-    refuse_existing(&config.target)?;
-    let mut staging = stage_in(config)?;
-    remove_stale(&config.base, &mut |line| super::report::warn(line));
-
     let bar = progress(config, files.len() as u64);
     for file in files {
         check_interrupted()?;
@@ -498,12 +539,12 @@ pub fn write_repository(
     before_commit(staging.dir.path())?;
 
     let mut durability = Durability::new(staging.dir.path());
-    let git = if config.git {
+    let git = if let Some(init) = init {
         check_interrupted()?;
         durability.flush_behind().map_err(flush_failed)?;
         let mut after_add = || durability.flush_behind().map_err(flush_failed);
         // Ctrl-C reaches git too and makes it fail: report the cause, not the symptom.
-        let outcome = git::init_and_commit(staging.dir.path(), config, &mut after_add);
+        let outcome = init.commit(config, &mut after_add);
         check_interrupted()?;
         Some(outcome?)
     } else {

@@ -839,3 +839,46 @@ fn the_digest_test_vector_matches_the_independent_script() {
         "# {{ name }}\n"
     );
 }
+
+/// A template that fails only for some values fails the spawn while it is
+/// rendered, after the staging directory is made and `git init` started in
+/// it: the spawn names the template and leaves nothing, not even the
+/// `--out-dir` directories it made.
+#[test]
+fn a_template_failing_at_render_time_leaves_nothing_behind() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("set");
+    mini_set(&dir);
+    fs::write(
+        dir.join("app/README.md.j2"),
+        "# {{ name }}\n{% if owner == \"boom\" %}{{ 1 // 0 }}{% endif %}\n",
+    )
+    .unwrap();
+    let base = sb.path().join("new/base");
+    let spawn = sb.run([
+        "zz",
+        "app",
+        "--templates",
+        s(&dir),
+        "--set",
+        "owner=boom",
+        "--out-dir",
+        s(&base),
+    ]);
+    spawn.assert_error(
+        2,
+        "app/README.md.j2:2: invalid operation: unable to calculate 1 // 0",
+    );
+    assert!(
+        !sb.path().join("new").exists(),
+        "the spawn made new/base and left it"
+    );
+
+    // The same set spawns for other values.
+    let ok = sb.run(["zz", "app", "--templates", s(&dir), "--out-dir", s(&base)]);
+    assert!(ok.success(), "{}", ok.stderr);
+    assert_eq!(
+        fs::read_to_string(base.join("zz/README.md")).unwrap(),
+        "# zz\n"
+    );
+}
