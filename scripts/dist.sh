@@ -12,9 +12,9 @@
 #        scripts/dist.sh --sums                 only rewrite dist/SHA256SUMS
 #
 # The binary is built with Cargo's `dist` profile (fat LTO, one codegen unit,
-# stripped; see Cargo.toml), into target/TARGET/dist/. Archive names carry no
-# version, so a "latest release" URL always points at the newest build. Set
-# SOURCE_DATE_EPOCH for reproducible archive timestamps.
+# optimised for size, stripped; see Cargo.toml), into target/TARGET/dist/.
+# Archive names carry no version, so a "latest release" URL always points at
+# the newest build. Set SOURCE_DATE_EPOCH for reproducible timestamps.
 set -eu
 
 prog=spawn-elite

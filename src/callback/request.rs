@@ -3,6 +3,7 @@
 //! the dry run that prints them instead of sending.
 
 use std::fs;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow};
@@ -82,7 +83,14 @@ fn build_agent(d: &DeliveryOptions) -> Result<Agent> {
         .timeout_connect(Some(d.retry.connect_timeout))
         .timeout_global(Some(d.retry.timeout))
         .user_agent(concat!("spawn-elite/", env!("CARGO_PKG_VERSION")))
-        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        .tls_config(
+            TlsConfig::builder()
+                .root_certs(roots)
+                .unversioned_rustls_crypto_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .build(),
+        )
         .build();
     Ok(Agent::new_with_config(config))
 }
