@@ -1,48 +1,79 @@
 #!/usr/bin/env bash
-# Benchmark: one full elite `service` spawn against its floor, measured in the
-# same hyperfine run. Prints both medians and their ratio.
+# Benchmark: one full elite `service` spawn against its floor. Prints both
+# medians and their ratio.
 #
-#   bash scripts/bench-spawn.sh [RUNS]          RUNS defaults to 50
+#   bash scripts/bench-spawn.sh [RUNS]          RUNS per arm, default 60
 #   PROFILE=dist bash scripts/bench-spawn.sh    the binary users download
 #                                               (default: PROFILE=release)
 #   BIN=/path/to/spawn-elite bash scripts/bench-spawn.sh
 #                                               that binary; builds nothing
+#   BASELINE=/path/to/older/spawn-elite bash scripts/bench-spawn.sh
+#                                               adds a third arm: that binary,
+#                                               spawning the same way
+#   ROUNDS=6 bash scripts/bench-spawn.sh        rounds the runs are split in
+#   BENCH_DIR=/dev/shm bash scripts/bench-spawn.sh
+#                                               where both arms write (default:
+#                                               a temporary directory in TMPDIR)
 #
 # The two arms, each timed from start to exit:
 #
 #   spawn-elite  sh -c 'spawn-elite bench-svc --out-dir OUT --quiet'
 #                render the templates, write the tree, write the receipt,
 #                git init/add/commit it (three git processes, as the floor
-#                runs), append to the ledger.
+#                runs), flush it to disk, append to the ledger.
 #   floor        sh -c 'mkdir -p OUT && cp -r REF/bench-svc OUT/ &&
 #                       cd OUT/bench-svc && git init -q && git add -A &&
 #                       git commit -qm scaffold'
 #                copy the same tree (what a spawn writes, made once up front
 #                with --no-git) and commit it with three git processes.
+#                The floor does not flush to disk: a spawn does, and pays it.
 #
 # Both arms run the same way: hyperfine with --shell=none starts one `sh -c`,
 # which runs the arm's commands, so neither pays for a shell the other does
-# not. Before every run OUT is removed (not timed). Both arms see the same
+# not. Before every run OUT and the ledger are removed (not timed), so every
+# spawn appends to an empty ledger, as the floor keeps none: a ledger grows by
+# one line a spawn, and its whole chain is checked before each append (about
+# 2.8 us a line: 2.8 ms at 1000 lines), which would otherwise slow the
+# spawn-elite arm a little more with every run. Both arms see the same
 # environment: a throwaway HOME with a git identity, and no system git config.
+#
+# The runs are split into ROUNDS hyperfine commands, the arms' order
+# reversed every round, so that a machine that slows down or speeds up
+# mid-benchmark (shared or virtual hosts) weighs on every arm alike. The
+# medians are over all runs of an arm; each round's ratio is printed too.
+#
+# Where the arms write matters. On a disk, every run's writes reach the
+# device sooner or later, and a host that limits a virtual machine's disk
+# (as CI and cloud hosts do) slows whichever run meets the limit: figures
+# drift by a factor of 3 or more within minutes. A tmpfs (BENCH_DIR=/dev/shm)
+# measures the processes and their work alone, steadily, but a flush to it
+# costs nothing, so it leaves out the durability a spawn pays for on disk.
+# Report which one a figure comes from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs="${1:-50}"
+runs="${1:-60}"
+rounds="${ROUNDS:-6}"
 profile="${PROFILE:-release}"
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
+absolute() {
+  case $1 in
+    /*) echo "$1" ;;
+    *) echo "$PWD/$1" ;;
+  esac
+}
 if [ -n "${BIN:-}" ]; then
-  bin="$BIN"
+  bin="$(absolute "$BIN")"
   profile="given"
 else
   cargo build --profile "$profile" --locked --quiet
-  bin="${CARGO_TARGET_DIR:-$PWD/target}/$profile/spawn-elite"
+  bin="$(absolute "${CARGO_TARGET_DIR:-target}/$profile/spawn-elite")"
 fi
-case $bin in
-  /*) ;;
-  *) bin="$PWD/$bin" ;;
-esac
+baseline="${BASELINE:+$(absolute "$BASELINE")}"
+per_round=$(( (runs + rounds - 1) / rounds ))
+[ "$per_round" -ge 2 ] || { echo "bench-spawn: RUNS/ROUNDS must be at least 2" >&2; exit 2; }
 
-work="$(mktemp -d)"
+work="$(mktemp -d ${BENCH_DIR:+-p "$BENCH_DIR"})"
 trap 'rm -rf "$work"' EXIT
 export HOME="$work/home" XDG_DATA_HOME="$work/data" GIT_CONFIG_NOSYSTEM=1
 mkdir -p "$HOME"
@@ -51,17 +82,44 @@ git config --global user.name bench && git config --global user.email bench@loca
 # The reference tree the floor copies: exactly what a spawn writes, minus .git.
 "$bin" bench-svc --out-dir "$work/ref" --no-git --quiet
 
-spawn_arm="$bin bench-svc --out-dir $work/out --quiet"
-floor_arm="mkdir -p $work/out && cp -r $work/ref/bench-svc $work/out/ && cd $work/out/bench-svc && git init -q && git add -A && git commit -qm scaffold"
+arms=(
+  "spawn-elite" "sh -c '$bin bench-svc --out-dir $work/out --quiet'"
+  "floor" "sh -c 'mkdir -p $work/out && cp -r $work/ref/bench-svc $work/out/ && cd $work/out/bench-svc && git init -q && git add -A && git commit -qm scaffold'"
+)
+if [ -n "$baseline" ]; then
+  arms+=("baseline" "sh -c '$baseline bench-svc --out-dir $work/out --quiet'")
+fi
 
-hyperfine --runs "$runs" --warmup 3 --shell=none --export-json "$work/result.json" \
-  --prepare "rm -rf $work/out" \
-  -n "spawn-elite" "sh -c '$spawn_arm'" \
-  -n "floor" "sh -c '$floor_arm'"
+for round in $(seq 1 "$rounds"); do
+  args=()
+  n=$(( ${#arms[@]} / 2 ))
+  for i in $(seq 0 $(( n - 1 ))); do
+    # Odd rounds in the listed order, even rounds reversed.
+    if [ $(( round % 2 )) -eq 1 ]; then j=$i; else j=$(( n - 1 - i )); fi
+    args+=(-n "${arms[$((2 * j))]}" "${arms[$((2 * j + 1))]}")
+  done
+  echo "round $round/$rounds ..." >&2
+  hyperfine --runs "$per_round" --warmup 2 --shell=none --style none \
+    --export-json "$work/round-$round.json" \
+    --prepare "rm -rf $work/out $work/data" "${args[@]}" >/dev/null
+done
 
-python3 - "$work/result.json" "$profile" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-ours, floor = r["spawn-elite"]["median"], r["floor"]["median"]
-print(f"median ({sys.argv[2]} binary): spawn-elite {ours*1000:.1f} ms, floor {floor*1000:.1f} ms, ratio {ours/floor:.2f}x")
+python3 - "$profile" "$work"/round-*.json <<'PY'
+import json, statistics, sys
+profile, files = sys.argv[1], sys.argv[2:]
+times, per_round = {}, []
+for f in sorted(files, key=lambda p: int(p.rsplit("-", 1)[1].split(".")[0])):
+    r = {x["command"]: x["times"] for x in json.load(open(f))["results"]}
+    for arm, t in r.items():
+        times.setdefault(arm, []).extend(t)
+    per_round.append(statistics.median(r["spawn-elite"]) / statistics.median(r["floor"]))
+med = {arm: statistics.median(t) * 1000 for arm, t in times.items()}
+print("per-round ratio spawn-elite/floor: " + " ".join(f"{x:.2f}" for x in per_round))
+line = (f"median ({profile} binary, {len(times['floor'])} runs per arm, in {sys.argv[2].rsplit('/', 2)[0]}): "
+        f"spawn-elite {med['spawn-elite']:.1f} ms, floor {med['floor']:.1f} ms, "
+        f"ratio {med['spawn-elite'] / med['floor']:.2f}x")
+if "baseline" in med:
+    line += (f"; baseline {med['baseline']:.1f} ms, ratio {med['baseline'] / med['floor']:.2f}x, "
+             f"spawn-elite/baseline {med['spawn-elite'] / med['baseline']:.2f}x")
+print(line)
 PY
