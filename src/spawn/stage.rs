@@ -520,6 +520,9 @@ impl Stage<'_> {
     }
 }
 
+/// The body of [`Stage::write`], apart so that `init`, consumed or dropped
+/// here, is always gone (git stopped) before `staging`, which the caller
+/// owns, can be dropped and its directory removed.
 fn write_staged(
     config: &SpawnConfig,
     init: Option<git::Init>,

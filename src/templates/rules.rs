@@ -61,10 +61,10 @@ impl Rule {
 pub struct Pattern {
     source: String,
     anchored: String,
-    /// `None` when it does not compile, which [`Pattern::compile`] reports
-    /// for sets read from disk before they are used (the embedded set's
-    /// patterns are compiled by its tests).
-    compiled: OnceLock<Option<Regex>>,
+    /// The regex, or why it does not compile, which [`Pattern::compile`]
+    /// reports for sets read from disk before they are used (the embedded
+    /// set's patterns are compiled by its tests).
+    compiled: OnceLock<Result<Regex, String>>,
 }
 
 impl Pattern {
@@ -90,24 +90,21 @@ impl Pattern {
     /// Compile it now, or say why it cannot be (a pattern whose syntax is
     /// right can still be too large).
     pub fn compile(&self) -> Result<(), String> {
-        self.regex()
-            .map(|_| ())
-            .ok_or_else(|| match Regex::new(&self.anchored) {
-                Err(e) => last_line(&e.to_string()),
-                Ok(_) => "it cannot be compiled".to_owned(),
-            })
+        self.regex().map(|_| ()).map_err(str::to_owned)
     }
 
     /// Whether all of `value` matches; a pattern that cannot be compiled
     /// matches nothing.
     pub fn is_match(&self, value: &str) -> bool {
-        self.regex().is_some_and(|re| re.is_match(value))
+        self.regex().is_ok_and(|re| re.is_match(value))
     }
 
-    fn regex(&self) -> Option<&Regex> {
+    /// Compiled once, on the first call; the same outcome after that.
+    fn regex(&self) -> Result<&Regex, &str> {
         self.compiled
-            .get_or_init(|| Regex::new(&self.anchored).ok())
+            .get_or_init(|| Regex::new(&self.anchored).map_err(|e| last_line(&e.to_string())))
             .as_ref()
+            .map_err(String::as_str)
     }
 }
 
