@@ -1,5 +1,6 @@
 //! Writing files so that a crash or a concurrent writer never leaves half of
-//! one: the one atomic-write routine, and a rename that never replaces.
+//! one: the one atomic-write routine, a rename that never replaces, and the
+//! one writer of a planned file (a spawn's, an update's, a receipt's).
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -97,6 +98,55 @@ impl Drop for TempFile {
     }
 }
 
+/// One file of a repository to be: its relative path (`/` separators), its
+/// bytes, and whether it is executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    /// Relative path with `/` separators.
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub executable: bool,
+}
+
+impl PlannedFile {
+    /// The one rule for a planned file's permission bits: 0755 when it is
+    /// executable, else 0644 (receipts record them as 100755 and 100644).
+    pub fn mode(&self) -> u32 {
+        mode_of(self.executable)
+    }
+}
+
+/// 0755 for an executable file, else 0644.
+pub fn mode_of(executable: bool) -> u32 {
+    if executable { 0o755 } else { 0o644 }
+}
+
+/// Write `file` under `root`, creating its directories; the file must not
+/// exist yet. Its mode is exactly [`PlannedFile::mode`], whatever the umask.
+/// Not flushed: the caller decides when its tree is made durable.
+pub fn write_planned(root: &Path, file: &PlannedFile) -> std::io::Result<File> {
+    let path = root.join(&file.path);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    write_new(&path, &file.contents, file.mode())
+}
+
+/// Create `path` (never an existing file or symlink), write `bytes` and set
+/// `mode` exactly; the open file is returned for the caller to flush.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<File> {
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    out.write_all(bytes)?;
+    // The umask may have removed bits; the executable bit is part of what
+    // we promise (and of the receipt), so it is set exactly.
+    out.set_permissions(fs::Permissions::from_mode(mode))?;
+    Ok(out)
+}
+
 /// `.NAME.RANDOM.tmp` in `path`'s directory, created new.
 fn create_temp_beside(path: &Path, mode: u32) -> std::io::Result<(PathBuf, File)> {
     let dir = parent_of(path);
@@ -186,6 +236,20 @@ pub fn write_new_locked(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
         return Err(e);
     }
     Ok(file)
+}
+
+/// The OS's reason alone: some errors carry the path of our hidden staging
+/// directory, which would only confuse.
+pub fn describe_io(err: &std::io::Error) -> String {
+    match err.kind() {
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::StorageFull => "no space left on device".into(),
+        ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
+        _ => match err.raw_os_error() {
+            Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+            None => err.kind().to_string(),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -19,12 +19,14 @@
 pub mod callback;
 pub mod chain;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod doctor;
 pub mod error;
 pub mod fsutil;
 pub mod interrupt;
 pub mod ledger;
+pub mod ops;
 pub mod output;
 pub mod paths;
 pub mod receipt;

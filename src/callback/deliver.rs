@@ -258,12 +258,12 @@ pub(super) fn send_with_retries(
                     None => backoff_for(r, attempt - 1),
                 };
                 if !d.quiet {
-                    eprintln!(
+                    crate::output::progress(&format!(
                         "callback attempt {attempt}/{} to {} failed: {reason}; retrying in {} ms",
                         r.attempts,
                         p.target.url,
                         wait.as_millis()
-                    );
+                    ));
                 }
                 if !interrupt::sleep(wait) {
                     return Err(Undelivered {

@@ -220,10 +220,10 @@ pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     if let Ok(meta) = fs::metadata(path) {
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
-            eprintln!(
-                "warning: private key {shown} is readable by group or others (mode {:o}); run `chmod 600 {shown}`",
+            crate::output::warn(&format!(
+                "private key {shown} is readable by group or others (mode {:o}); run `chmod 600 {shown}`",
                 mode & 0o777
-            );
+            ));
         }
     }
     SigningKey::from_pkcs8_pem(text).map_err(|e| {

@@ -178,11 +178,11 @@ impl Pending {
                 let outbox_file = claim.path().to_path_buf();
                 claim.entry.record(&failed);
                 if let Err(e) = claim.update() {
-                    eprintln!(
-                        "warning: could not record the attempt in {}: {}; it stays queued as it was",
+                    crate::output::warn(&format!(
+                        "could not record the attempt in {}: {}; it stays queued as it was",
                         outbox_file.display(),
                         describe(&e)
-                    );
+                    ));
                 }
                 let reason = failed.reason;
                 Ok(if failed.interrupted {
@@ -255,37 +255,64 @@ pub fn queue_for_spawn(
     Pending::queue(receipt_json, merkle_root, Some(receipt_path), opts, true)
 }
 
-/// After a successful spawn: deliver the queued receipt, tell the user, and
-/// say whether the callback is still pending (exit code 7), interrupted
-/// (130, still queued) or lost (4), with the outcome as JSON. Never fails:
-/// the spawn is done and the receipt is in the repository whatever happens.
-pub fn after_spawn(mut pending: Pending, quiet: bool) -> (ExitCode, serde_json::Value) {
+/// A line for standard error about a callback: a note, a warning or an
+/// error, printed by the command layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Info(String),
+    Warning(String),
+    Error(String),
+}
+
+/// What became of a spawn's or an update's callback.
+#[derive(Debug, Clone)]
+pub struct AfterSpawn {
+    /// Still pending (exit code 7), interrupted (130, still queued), lost
+    /// (4), or delivered (0).
+    pub code: ExitCode,
+    /// The outcome for `--json`.
+    pub json: serde_json::Value,
+    /// What to tell the user, in order.
+    pub notes: Vec<Note>,
+}
+
+/// After a successful spawn: deliver the queued receipt and say what became
+/// of it. Never fails: the spawn is done and the receipt is in the
+/// repository whatever happens.
+pub fn after_spawn(mut pending: Pending, quiet: bool) -> AfterSpawn {
     let to_json = |d: &Delivery| serde_json::to_value(d).unwrap_or(serde_json::Value::Null);
     pending.opts.delivery.quiet = quiet;
     let url = pending.opts.url.clone();
     let receipt = pending.receipt_path.clone();
+    let mut notes = Vec::new();
     match pending.send() {
         Ok(d) => {
             match &d {
                 Delivery::Delivered(delivered) => {
                     if !quiet {
-                        eprintln!("{}", d.message(&url));
+                        notes.push(Note::Info(d.message(&url)));
                     }
                     if let Some(w) = &delivered.warning {
-                        eprintln!("warning: {w}");
+                        notes.push(Note::Warning(w.clone()));
                     }
                 }
-                Delivery::Queued { .. } => eprintln!("warning: {}", d.message(&url)),
-                Delivery::Interrupted { .. } => eprintln!("{}", d.message(&url)),
+                Delivery::Queued { .. } => notes.push(Note::Warning(d.message(&url))),
+                Delivery::Interrupted { .. } => notes.push(Note::Info(d.message(&url))),
             }
-            (d.exit_code(), to_json(&d))
+            AfterSpawn {
+                code: d.exit_code(),
+                json: to_json(&d),
+                notes,
+            }
         }
         Err(e) => {
             let reason = describe(&e);
-            eprintln!("error: {reason}");
-            let report =
-                serde_json::json!({"outcome": "failed", "reason": reason, "receipt": receipt});
-            (code_of(&e), report)
+            notes.push(Note::Error(reason.clone()));
+            AfterSpawn {
+                code: code_of(&e),
+                json: serde_json::json!({"outcome": "failed", "reason": reason, "receipt": receipt}),
+                notes,
+            }
         }
     }
 }

@@ -18,11 +18,11 @@ pub fn run(cmd: &CallbackCommand) -> Result<ExitCode> {
         CallbackCommand::Send(a) => send(a),
         CallbackCommand::Flush(a) => flush(&a.retry),
         CallbackCommand::List => {
-            print!("{}", outbox::list()?);
+            crate::output::stdout_write(outbox::list()?.to_string().as_bytes())?;
             Ok(ExitCode::Success)
         }
         CallbackCommand::Drop { file } => {
-            println!("{}", outbox::drop_entry(file)?);
+            crate::output::stdout_line(&outbox::drop_entry(file)?.to_string())?;
             Ok(ExitCode::Success)
         }
     }
@@ -44,7 +44,11 @@ fn send(a: &SendArgs) -> Result<ExitCode> {
         delivery_options(&a.delivery)?,
     );
     if a.dry_run {
-        print!("{}", callback::dry_run(&receipt, &root, &opts)?);
+        crate::output::stdout_write(
+            callback::dry_run(&receipt, &root, &opts)?
+                .to_string()
+                .as_bytes(),
+        )?;
         return Ok(ExitCode::Success);
     }
     let receipt_path = std::path::absolute(&a.receipt).ok();
@@ -54,7 +58,7 @@ fn send(a: &SendArgs) -> Result<ExitCode> {
     let outcome = callback::deliver(&receipt, &root, receipt_path.as_deref(), &opts)?;
     match &outcome {
         Delivery::Delivered(d) => {
-            println!("{}", outcome.message(&opts.url));
+            crate::output::stdout_line(&outcome.message(&opts.url))?;
             if let Some(w) = &d.warning {
                 eprintln!("warning: {w}");
             }
@@ -71,16 +75,16 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
     interrupt::install();
     let report = outbox::flush(&retry)?;
     for f in &report.delivered {
-        println!("delivered {}", f.display());
+        crate::output::stdout_line(&format!("delivered {}", f.display()))?;
     }
     for (f, why) in &report.abandoned {
-        println!("removed {}: {why}", f.display());
+        crate::output::stdout_line(&format!("removed {}: {why}", f.display()))?;
     }
     for f in &report.busy {
-        println!(
+        crate::output::stdout_line(&format!(
             "skipped {}: another process is sending it right now",
             f.display()
-        );
+        ))?;
     }
     for w in &report.warnings {
         eprintln!("warning: {w}");
@@ -115,7 +119,7 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
             report.busy.len()
         ));
     }
-    println!("{summary}");
+    crate::output::stdout_line(&summary)?;
     if report.interrupted {
         eprintln!(
             "interrupted: what was not delivered is still queued in the outbox; resend with `spawn-elite callback flush`"
@@ -216,5 +220,17 @@ fn pick<T>(
             ExitCode::Usage,
             format!("environment variable {var} is not UTF-8; fix it or unset it"),
         )),
+    }
+}
+
+/// What became of a spawn's or an update's callback, one line each on
+/// standard error.
+pub(crate) fn print_notes(notes: &[callback::Note]) {
+    for note in notes {
+        match note {
+            callback::Note::Info(line) => crate::output::progress(line),
+            callback::Note::Warning(line) => crate::output::warn(line),
+            callback::Note::Error(line) => crate::output::error(line),
+        }
     }
 }

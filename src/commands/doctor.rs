@@ -11,14 +11,14 @@ pub fn run(json: bool) -> Result<ExitCode> {
     // Staging directories of spawns that were killed are litter in the
     // default base; a spawn into another --out-dir removes those there.
     if let Ok(base) = crate::spawn::config::default_base() {
-        crate::spawn::stage::remove_stale(&base, &mut |line| crate::spawn::report::warn(line));
+        crate::spawn::stage::remove_stale(&base, &mut |line| crate::output::warn(line));
     }
-    report(&doctor::check_all(), json);
+    report(&doctor::check_all(), json)?;
     Ok(ExitCode::Success)
 }
 
-/// Print the report. Always succeeds: see the module documentation.
-fn report(results: &[(&Tool, Status)], as_json: bool) {
+/// Print the report: only a failed write to stdout fails it.
+fn report(results: &[(&Tool, Status)], as_json: bool) -> Result<()> {
     if as_json {
         let tools: Vec<_> = results
             .iter()
@@ -39,18 +39,15 @@ fn report(results: &[(&Tool, Status)], as_json: bool) {
             .map(|(t, _)| t.name)
             .collect();
         let value = json!({ "tools": tools, "missing": missing });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-        return;
+        crate::output::stdout_line(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
+        return Ok(());
     }
 
-    println!(
+    crate::output::stdout_line(&format!(
         "spawn-elite {}: tools the spawned repositories use on this host",
         env!("CARGO_PKG_VERSION")
-    );
-    println!();
+    ))?;
+    crate::output::stdout_line("")?;
     let name_width = results.iter().map(|(t, _)| t.name.len()).max().unwrap_or(0);
     for (tool, status) in results {
         let version = match status {
@@ -59,26 +56,27 @@ fn report(results: &[(&Tool, Status)], as_json: bool) {
             Status::Missing => "-".to_string(),
             Status::Broken(reason) => reason.clone(),
         };
-        println!(
+        crate::output::stdout_line(&format!(
             "  {:<7}  {:<name_width$}  {:<24}  {}",
             status.word(),
             tool.name,
             version,
             tool.needed_for
-        );
+        ))?;
     }
-    println!();
+    crate::output::stdout_line("")?;
     let unusable: Vec<_> = results
         .iter()
         .filter(|(_, s)| !s.usable())
         .map(|(t, _)| t.name)
         .collect();
     if unusable.is_empty() {
-        println!("Everything the spawned repositories use is here.");
+        crate::output::stdout_line("Everything the spawned repositories use is here.")?;
     } else {
-        println!(
+        crate::output::stdout_line(&format!(
             "Not usable here: {}. spawn-elite itself still works; only what is listed beside them will not work here.",
             unusable.join(", ")
-        );
+        ))?;
     }
+    Ok(())
 }

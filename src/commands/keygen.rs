@@ -13,8 +13,8 @@ pub fn run(args: &KeygenArgs) -> Result<ExitCode> {
         None => keys::default_key_path()?,
     };
     let g = keys::generate(&path)?;
-    println!("private key: {}", g.private_path.display());
-    println!("public key:  {}", g.public_path.display());
-    println!("key id:      {}", g.key_id);
+    crate::output::stdout_line(&format!("private key: {}", g.private_path.display()))?;
+    crate::output::stdout_line(&format!("public key:  {}", g.public_path.display()))?;
+    crate::output::stdout_line(&format!("key id:      {}", g.key_id))?;
     Ok(ExitCode::Success)
 }

@@ -20,7 +20,7 @@ pub fn run(dir: &Path, out: Option<&Path>, force: bool) -> Result<ExitCode> {
             format!("{} exists; pass --force to replace it", path.display()),
         ));
     }
-    let receipt = Receipt::of_tree(dir, None, crate::spawn::config::now()?)?;
+    let receipt = Receipt::of_tree(dir, None, crate::clock::Clock::from_env()?.now())?;
     match out {
         Some(path) => {
             receipt.write(path)?;

@@ -37,12 +37,12 @@ pub fn run(args: &ReceiveArgs) -> Result<ExitCode> {
             opts.trust.display()
         );
     }
-    println!(
+    crate::output::stdout_line(&format!(
         "listening on http://{} ({} trusted key{})",
         r.addr(),
         r.keys(),
         if r.keys() == 1 { "" } else { "s" }
-    );
+    ))?;
     let _ = std::io::stdout().flush();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));

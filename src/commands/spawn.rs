@@ -1,13 +1,23 @@
 //! `spawn-elite NAME [TYPE]` and `spawn-elite new NAME [TYPE]`: check the
-//! options, resolve the callback, and run the spawn.
+//! options, resolve the callback, run the spawn, and print what it made —
+//! the summary, then what became of the callback; or, with `--json`, one
+//! object at the end that includes the callback's outcome.
 
 use std::io::IsTerminal;
 
 use anyhow::Result;
+use serde_json::json;
 
+use super::callback::print_notes;
 use crate::cli::SpawnArgs;
+use crate::clock::Clock;
 use crate::error::{ExitCode, fail};
-use crate::spawn::{self, config::Request, config::SpawnConfig, report};
+use crate::ops::record;
+use crate::output::{self, stdout_json, stdout_write, warn};
+use crate::receipt::RECEIPT_PATH;
+use crate::spawn::git::GitOutcome;
+use crate::spawn::{self, Outcome, config::Request, config::SpawnConfig};
+use crate::templates::PlannedFile;
 
 pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode> {
     if args.interactive && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
@@ -34,14 +44,143 @@ pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode>
         from_receipt: args.from_receipt.clone(),
         interactive: args.interactive,
     };
-    let config = SpawnConfig::from_request(&request)?;
+    let config = SpawnConfig::from_request(&request, Clock::from_env()?)?;
     for warning in &config.warnings {
-        report::warn(warning);
+        warn(warning);
     }
     // A bad callback key or URL fails before anything is written.
     let callback = super::callback::spawn_options(&args.callback)?;
     if let Some(cb) = &callback {
         cb.check()?;
     }
-    spawn::run(&config, callback.as_ref())
+    if config.dry_run {
+        let preview = spawn::preview(&config)?;
+        print_plan(&config, &preview.files)?;
+        if let Some(cb) = &callback {
+            let receipt = &preview.receipt;
+            let request =
+                crate::callback::dry_run(&receipt.to_json_bytes(), receipt.merkle_root(), cb)?;
+            stdout_write(request.as_bytes())?;
+        }
+        return Ok(ExitCode::Success);
+    }
+    let mut outcome = spawn::run(&config, callback.as_ref())?;
+    for warning in outcome.warnings.iter().chain(&outcome.recorded.warnings) {
+        warn(warning);
+    }
+    if !config.json {
+        print_summary(&config, &outcome, None)?;
+    }
+    let delivered = outcome.recorded.deliver(config.quiet);
+    if let Some(d) = &delivered {
+        print_notes(&d.notes);
+    }
+    if config.json {
+        print_summary(&config, &outcome, delivered.as_ref().map(|d| &d.json))?;
+    }
+    Ok(record::exit_code(delivered.as_ref()))
+}
+
+/// Git-style, as in receipts, so the two can be compared by eye or by script.
+fn mode_text(file: &PlannedFile) -> &'static str {
+    if file.executable { "100755" } else { "100644" }
+}
+
+fn files_json(files: &[PlannedFile]) -> Vec<serde_json::Value> {
+    files
+        .iter()
+        .map(|f| json!({"path": f.path, "size": f.contents.len(), "mode": mode_text(f)}))
+        .collect()
+}
+
+/// `--dry-run`: the exact file list, sizes and modes, and where it would go.
+fn print_plan(config: &SpawnConfig, files: &[PlannedFile]) -> Result<()> {
+    if config.json {
+        return stdout_json(&json!({
+            "name": config.name,
+            "type": config.kind,
+            "path": config.target,
+            "dry_run": true,
+            "files": files_json(files),
+        }));
+    }
+    let total: usize = files.iter().map(|f| f.contents.len()).sum();
+    let mut text = format!(
+        "Would create {} repository {} at {} ({} files, {} bytes); nothing was written:\n",
+        config.kind,
+        config.name,
+        config.target.display(),
+        files.len(),
+        total
+    );
+    for file in files {
+        text.push_str(&format!(
+            "  {} {:>7}  {}\n",
+            mode_text(file),
+            file.contents.len(),
+            file.path
+        ));
+    }
+    stdout_write(text.as_bytes())
+}
+
+/// What a finished spawn made, with the callback's outcome for `--json`.
+fn print_summary(
+    config: &SpawnConfig,
+    outcome: &Outcome,
+    callback: Option<&serde_json::Value>,
+) -> Result<()> {
+    let commit = match &outcome.git {
+        Some(GitOutcome::Committed { commit }) => Some(commit.as_str()),
+        _ => None,
+    };
+    let files = &outcome.files;
+    if config.json {
+        return stdout_json(&json!({
+            "name": config.name,
+            "type": config.kind,
+            "path": outcome.path,
+            "elite": config.elite,
+            "commit": commit,
+            "receipt": {
+                "path": outcome.path.join(RECEIPT_PATH),
+                "merkle_root": outcome.receipt.merkle_root(),
+            },
+            "ledger": outcome.recorded.ledger,
+            "callback": callback,
+            "files": files_json(files),
+        }));
+    }
+    if config.quiet {
+        return Ok(());
+    }
+    let mut text = format!(
+        "Created {} repository {} at {}\n",
+        config.kind,
+        config.name,
+        outcome.path.display()
+    );
+    match commit {
+        Some(commit) => text.push_str(&format!(
+            "  {} files, initial commit {} on main\n",
+            files.len(),
+            &commit[..commit.len().min(12)]
+        )),
+        None => text.push_str(&format!("  {} files, no git repository\n", files.len())),
+    }
+    text.push_str(&format!(
+        "  receipt {RECEIPT_PATH}, Merkle root {}\n\nNext steps:\n  cd {}\n",
+        outcome.receipt.merkle_root(),
+        outcome.path.display()
+    ));
+    let steps = config
+        .set
+        .manifest
+        .type_spec(&config.kind)
+        .map(|t| t.next_steps(config.elite))
+        .unwrap_or_default();
+    for step in steps {
+        text.push_str(&format!("  {step}\n"));
+    }
+    output::stdout_write(text.as_bytes())
 }

@@ -91,36 +91,36 @@ pub fn list(dir: Option<&Path>, json: bool) -> Result<ExitCode> {
             "keys": keys,
             "files": files,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::output::stdout_line(&serde_json::to_string_pretty(&out)?)?;
         return Ok(ExitCode::Success);
     }
-    println!(
+    crate::output::stdout_line(&format!(
         "# set {} {} ({}), digest {}",
         m.name,
         m.version,
         set.source.as_str(),
         set.digest()
-    );
-    println!("# types (default {}):", m.default_type);
+    ))?;
+    crate::output::stdout_line(&format!("# types (default {}):", m.default_type))?;
     for t in &m.types {
-        println!("#   {:<12} {}", t.name, t.description);
+        crate::output::stdout_line(&format!("#   {:<12} {}", t.name, t.description))?;
     }
-    println!("# keys (--set KEY=VALUE):");
+    crate::output::stdout_line("# keys (--set KEY=VALUE):")?;
     for k in &m.keys {
         let only = k
             .types
             .as_ref()
             .map(|t| format!(" [{}]", t.join(", ")))
             .unwrap_or_default();
-        println!(
+        crate::output::stdout_line(&format!(
             "#   {:<16} default {:?}{only}: {}",
             k.name, k.default, k.description
-        );
+        ))?;
     }
-    println!("# files:");
+    crate::output::stdout_line("# files:")?;
     let width = rows.iter().map(|(path, _)| path.len()).max().unwrap_or(0);
     for (path, kinds) in &rows {
-        println!("{path:width$}  {}", kinds.join(", "));
+        crate::output::stdout_line(&format!("{path:width$}  {}", kinds.join(", ")))?;
     }
     Ok(ExitCode::Success)
 }
@@ -166,18 +166,18 @@ pub fn export(dir: &Path, force: bool) -> Result<ExitCode> {
         fsutil::write_atomic(&target, bytes, WriteOptions::DATA).map_err(|e| io(&target, e))?;
     }
     let set = TemplateSet::embedded()?;
-    println!(
+    crate::output::stdout_line(&format!(
         "Exported template set {} {} ({} files) to {}",
         set.manifest.name,
         set.manifest.version,
         files.len(),
         dir.display()
-    );
-    println!("  digest {}", set.digest());
-    println!(
+    ))?;
+    crate::output::stdout_line(&format!("  digest {}", set.digest()))?;
+    crate::output::stdout_line(&format!(
         "  edit it, then: spawn-elite templates check {0} && spawn-elite NAME --templates {0}",
         dir.display()
-    );
+    ))?;
     Ok(ExitCode::Success)
 }
 
@@ -199,7 +199,7 @@ pub fn check(dir: &Path) -> Result<ExitCode> {
         return Ok(ExitCode::Usage);
     }
     let m = &set.manifest;
-    println!(
+    crate::output::stdout_line(&format!(
         "ok: template set {} {} in {}: {} types each rendered with and without elite, {} keys, {} files; digest {}",
         m.name,
         m.version,
@@ -208,6 +208,6 @@ pub fn check(dir: &Path) -> Result<ExitCode> {
         m.keys.len(),
         set.file_paths().len(),
         set.digest()
-    );
+    ))?;
     Ok(ExitCode::Success)
 }

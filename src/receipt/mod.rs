@@ -8,16 +8,19 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::clock;
 use crate::error::{ExitCode, fail, fail_with};
-use crate::fsutil::{self, WriteOptions};
+use crate::fsutil::{self, PlannedFile, WriteOptions};
 
 pub mod drift;
 pub mod merkle;
+pub mod meta;
+pub mod path;
 pub mod proof;
 pub mod scan;
 
 use merkle::{Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
-pub use scan::RECEIPT_PATH;
+pub use meta::RECEIPT_PATH;
 
 /// A receipt without a `spawn` section: the same in both versions, so it is
 /// written as v1, which every release reads.
@@ -91,7 +94,11 @@ pub struct Receipt {
 impl Receipt {
     /// Hash every file under `dir` (see `scan::scan` for what is left out).
     pub fn of_tree(dir: &Path, spawn: Option<SpawnInfo>, created: jiff::Timestamp) -> Result<Self> {
-        Self::of_scanned(scan::scan(dir)?, spawn, created)
+        Ok(Self::of_scanned(
+            scan::scan(dir)?,
+            spawn,
+            clock::stamp(created),
+        ))
     }
 
     /// A receipt of `dir` without the files `skip` accepts (never read), and
@@ -102,7 +109,10 @@ impl Receipt {
         created: jiff::Timestamp,
     ) -> Result<(Self, usize)> {
         let (scanned, skipped) = scan::scan_skipping(dir, skip)?;
-        Ok((Self::of_scanned(scanned, None, created)?, skipped))
+        Ok((
+            Self::of_scanned(scanned, None, clock::stamp(created)),
+            skipped,
+        ))
     }
 
     /// Whether `path` is one of the receipt's entries.
@@ -112,11 +122,38 @@ impl Receipt {
             .is_ok()
     }
 
-    fn of_scanned(
-        scanned: Vec<scan::Scanned>,
-        spawn: Option<SpawnInfo>,
-        created: jiff::Timestamp,
-    ) -> Result<Self> {
+    /// The receipt of `files` as they will be written: the same leaves,
+    /// order and fields as [`Receipt::of_tree`] of them on disk, without
+    /// writing or reading anything. Metadata files among them are left out,
+    /// as a scan leaves them out. `created` is written as it is given.
+    pub fn of_planned(files: &[PlannedFile], spawn: Option<SpawnInfo>, created: String) -> Self {
+        let mut covered: Vec<&PlannedFile> = files
+            .iter()
+            .filter(|f| !meta::is_uncovered(&f.path))
+            .collect();
+        covered.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        let scanned = covered
+            .into_iter()
+            .map(|f| scan::Scanned {
+                path: f.path.clone(),
+                mode: if f.executable { MODE_EXEC } else { MODE_FILE },
+                size: f.contents.len() as u64,
+                blake3: *blake3::hash(&f.contents).as_bytes(),
+            })
+            .collect();
+        Self::of_scanned(scanned, spawn, created)
+    }
+
+    /// The receipt as the file it is written to in a repository.
+    pub fn as_planned(&self) -> PlannedFile {
+        PlannedFile {
+            path: RECEIPT_PATH.to_owned(),
+            contents: self.to_json_bytes(),
+            executable: false,
+        }
+    }
+
+    fn of_scanned(scanned: Vec<scan::Scanned>, spawn: Option<SpawnInfo>, created: String) -> Self {
         let leaves: Vec<Hash> = scanned
             .iter()
             .map(|f| merkle::leaf_hash(&f.path, f.mode, &f.blake3))
@@ -130,18 +167,18 @@ impl Receipt {
                 blake3: hex(&f.blake3),
             })
             .collect::<Vec<_>>();
-        Ok(Receipt {
+        Receipt {
             format: if spawn.is_some() { FORMAT_V2 } else { FORMAT }.to_owned(),
             tool: Tool {
                 name: env!("CARGO_PKG_NAME").to_owned(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             },
             spawn,
-            created: created.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            created,
             merkle_root: hex(&merkle::root(&leaves)),
             leaf_count: files.len() as u64,
             files,
-        })
+        }
     }
 
     pub fn merkle_root(&self) -> &str {
@@ -279,7 +316,7 @@ impl Receipt {
         }
         let mut leaves = Vec::with_capacity(self.files.len());
         for (i, f) in self.files.iter().enumerate() {
-            if let Some(why) = path_problem(&f.path) {
+            if let Some(why) = path::problem(&f.path, path::Scope::Covered) {
                 return Err(invalid(format!("has a bad path {:?}: {why}", f.path)));
             }
             if i > 0 && self.files[i - 1].path.as_bytes() >= f.path.as_bytes() {
@@ -398,32 +435,6 @@ fn damage_remedy(path: &Path) -> String {
         }
         _ => USER_FILE_REMEDY.to_owned(),
     }
-}
-
-/// Why a path cannot appear in a receipt, if it cannot.
-fn path_problem(path: &str) -> Option<&'static str> {
-    if path.is_empty() {
-        return Some("it is empty");
-    }
-    if path.starts_with('/') {
-        return Some("it is absolute");
-    }
-    if path.contains('\0') {
-        return Some("it contains a NUL byte");
-    }
-    if path
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Some("it has an empty, '.' or '..' component");
-    }
-    if path == ".git" || path.starts_with(".git/") {
-        return Some("receipts never cover .git");
-    }
-    if path == RECEIPT_PATH {
-        return Some("a receipt cannot cover itself");
-    }
-    None
 }
 
 pub fn mode_str(mode: u32) -> &'static str {

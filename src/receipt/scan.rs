@@ -27,9 +27,7 @@ use walkdir::WalkDir;
 
 use crate::error::{ExitCode, fail};
 use crate::receipt::merkle::{Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
-
-/// Where the receipt of a spawned repository lives, relative to its root.
-pub const RECEIPT_PATH: &str = ".spawn-elite/receipt.json";
+use crate::receipt::meta;
 
 const BUF_LEN: usize = 256 << 10;
 /// What a large file is read and hashed in: large enough for
@@ -62,7 +60,8 @@ struct Pending {
 
 /// Every file, executable and symlink under `dir`, sorted by path bytes.
 ///
-/// `.git` at the top is git's own state, and the receipt cannot cover itself,
+/// `.git` at the top is git's own state, and the metadata files
+/// ([`meta::FILES`]) are not covered by the receipt,
 /// so both are left out. Symlinks are recorded, never followed, so a link
 /// pointing outside the tree reveals nothing about what it points to.
 pub fn scan(dir: &Path) -> Result<Vec<Scanned>> {
@@ -131,7 +130,7 @@ fn list(dir: &Path, skip: &(dyn Fn(&str) -> bool + Sync)) -> Result<(Vec<Pending
                 ),
             ));
         };
-        if rel == RECEIPT_PATH {
+        if meta::is_uncovered(rel) {
             continue;
         }
         if skip(rel) {

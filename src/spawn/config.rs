@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::clock::Clock;
 use crate::error::{ExitCode, fail};
 use crate::receipt::{Receipt, SpawnInfo};
-use crate::templates::TemplateSet;
-use crate::templates::manifest::KeySpec;
+use crate::templates::values::{self, shown};
+use crate::templates::{Render, TemplateSet};
 
 /// One spawn as the user asked for it, before any check: what the command
 /// layer hands the engine.
@@ -69,12 +70,12 @@ pub struct SpawnConfig {
     pub warnings: Vec<String>,
     /// The moment of the spawn: `SOURCE_DATE_EPOCH` when set, so that output
     /// can be reproduced byte for byte.
-    pub now: jiff::Timestamp,
+    pub clock: Clock,
 }
 
 impl SpawnConfig {
     /// Check every part of `args`; the positional TYPE or `--type` may name the type.
-    pub fn from_request(args: &Request) -> Result<SpawnConfig> {
+    pub fn from_request(args: &Request, clock: Clock) -> Result<SpawnConfig> {
         let name = args.name.as_str();
         validate_name(name)?;
         let replay = match &args.from_receipt {
@@ -113,15 +114,15 @@ impl SpawnConfig {
             },
         };
         set.type_spec(&kind)?;
-        let mut values = defaults(&set, &kind);
+        let mut values = values::defaults(&set, &kind);
         if let Some((path, spawn)) = &replay {
-            replay_values(&set, path, spawn, &mut values)?;
+            values::replay_values(&set, path, spawn, &mut values)?;
         }
         let mut given = Vec::new();
         if let Some(file) = &args.values {
-            given = file_values(&set, file, &mut values)?;
+            given = values::file_values(&set, file, &mut values)?;
         }
-        let warnings = resolve_sets(&set, &kind, &args.set, &mut values)?;
+        let warnings = values::resolve_sets(&set, &kind, &args.set, &mut values)?;
         if args.interactive {
             given.extend(
                 args.set
@@ -148,8 +149,19 @@ impl SpawnConfig {
             ledger: !args.no_ledger,
             values,
             warnings,
-            now: now()?,
+            clock,
         })
+    }
+
+    /// What the templates see for this spawn.
+    pub fn render(&self) -> Render<'_> {
+        Render {
+            name: &self.name,
+            kind: &self.kind,
+            elite: self.elite,
+            now: self.clock.now(),
+            values: &self.values,
+        }
     }
 }
 
@@ -243,211 +255,6 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-/// Long or multi-line values are shown escaped and cut, so that an error
-/// about a value stays on one readable line.
-fn shown(value: &str) -> String {
-    let cut: String = value.chars().take(40).collect();
-    if cut.len() < value.len() {
-        format!("{:?}...", cut)
-    } else {
-        format!("{cut:?}")
-    }
-}
-
-/// Every key of the set with its default for `kind`.
-pub(crate) fn defaults(set: &TemplateSet, kind: &str) -> BTreeMap<String, String> {
-    set.manifest
-        .keys
-        .iter()
-        .map(|k| {
-            let value = k.default_for(kind).unwrap_or_else(|_| k.default.clone());
-            (k.name.clone(), value)
-        })
-        .collect()
-}
-
-fn valid_keys(set: &TemplateSet) -> String {
-    set.manifest
-        .keys
-        .iter()
-        .map(|k| k.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The values a replayed receipt records, checked against today's set.
-fn replay_values(
-    set: &TemplateSet,
-    path: &Path,
-    spawn: &SpawnInfo,
-    values: &mut BTreeMap<String, String>,
-) -> Result<()> {
-    for (key, value) in &spawn.options {
-        let Some(spec) = set.manifest.keys.iter().find(|k| &k.name == key) else {
-            return Err(fail(
-                ExitCode::Usage,
-                format!(
-                    "receipt {} records key {}, which template set {} does not declare (valid keys are {}); pass the set it was spawned from with --templates",
-                    path.display(),
-                    shown(key),
-                    set.manifest.name,
-                    valid_keys(set)
-                ),
-            ));
-        };
-        spec.check(value).map_err(|rule| {
-            fail(
-                ExitCode::Usage,
-                format!(
-                    "invalid {key}={} recorded in receipt {}: {rule}",
-                    shown(value),
-                    path.display()
-                ),
-            )
-        })?;
-        values.insert(key.clone(), value.clone());
-    }
-    Ok(())
-}
-
-/// `--values FILE`: a TOML table or JSON object of keys to strings (whole
-/// numbers are taken as their digits).
-/// Returns the keys the file gives.
-fn file_values(
-    set: &TemplateSet,
-    file: &Path,
-    values: &mut BTreeMap<String, String>,
-) -> Result<Vec<String>> {
-    let shown_file = file.display();
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        fail(
-            ExitCode::Usage,
-            format!(
-                "cannot read --values {shown_file}: {e}; pass a TOML or JSON file of KEY = VALUE"
-            ),
-        )
-    })?;
-    let is_json = file.extension().is_some_and(|e| e == "json");
-    let table: serde_json::Map<String, serde_json::Value> = if is_json {
-        serde_json::from_str(&text).map_err(|e| {
-            fail(
-                ExitCode::Usage,
-                format!("--values {shown_file} is not a JSON object of keys: {e}"),
-            )
-        })?
-    } else {
-        let parsed: toml::Table = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map_or(1, |s| crate::templates::manifest::line_of(&text, s.start));
-            fail(
-                ExitCode::Usage,
-                format!(
-                    "{shown_file}:{line}: --values is not valid TOML: {}; write KEY = \"VALUE\" lines (or pass a .json file)",
-                    e.message().trim_end().replace('\n', " ")
-                ),
-            )
-        })?;
-        serde_json::to_value(parsed)
-            .ok()
-            .and_then(|v| v.as_object().cloned())
-            .unwrap_or_default()
-    };
-    let mut given = Vec::new();
-    for (key, value) in table {
-        let Some(spec) = set.manifest.keys.iter().find(|k| k.name == key) else {
-            return Err(fail(
-                ExitCode::Usage,
-                format!(
-                    "unknown key {} in --values {shown_file}: valid keys are {}",
-                    shown(&key),
-                    valid_keys(set)
-                ),
-            ));
-        };
-        let value = match value {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-            _ => {
-                return Err(fail(
-                    ExitCode::Usage,
-                    format!(
-                        "{key} in --values {shown_file} is not a string or a whole number; quote it"
-                    ),
-                ));
-            }
-        };
-        spec.check(&value).map_err(|rule| {
-            fail(
-                ExitCode::Usage,
-                format!(
-                    "invalid {key}={} in --values {shown_file}: {rule}",
-                    shown(&value)
-                ),
-            )
-        })?;
-        given.push(key.clone());
-        values.insert(key, value);
-    }
-    Ok(given)
-}
-
-/// `value` against `spec`'s rules: on a break, `KEY=VALUE: RULE` for an
-/// "invalid ..." message (`--set` and `-i` both say it).
-pub(crate) fn check_value(spec: &KeySpec, value: &str) -> std::result::Result<(), String> {
-    spec.check(value)
-        .map_err(|rule| format!("{}={}: {rule}", spec.name, shown(value)))
-}
-
-/// `--set KEY=VALUE`, each checked by its key's rules; returns warnings.
-pub(crate) fn resolve_sets(
-    set: &TemplateSet,
-    kind: &str,
-    sets: &[String],
-    values: &mut BTreeMap<String, String>,
-) -> Result<Vec<String>> {
-    let mut warnings = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for item in sets {
-        let Some((key, value)) = item.split_once('=') else {
-            return Err(fail(
-                ExitCode::Usage,
-                format!(
-                    "--set {} has no '=': write --set KEY=VALUE with KEY one of {}",
-                    shown(item),
-                    valid_keys(set)
-                ),
-            ));
-        };
-        let Some(spec) = set.manifest.keys.iter().find(|k| k.name == key) else {
-            return Err(fail(
-                ExitCode::Usage,
-                format!(
-                    "unknown --set key {}: valid keys are {}",
-                    shown(key),
-                    valid_keys(set)
-                ),
-            ));
-        };
-        check_value(spec, value)
-            .map_err(|problem| fail(ExitCode::Usage, format!("invalid --set {problem}")))?;
-        let repeated = seen.contains(&key);
-        if repeated {
-            warnings.push(format!(
-                "--set {key} is given more than once; the last value, {}, wins",
-                shown(value)
-            ));
-        }
-        seen.push(key);
-        // Said once per key, however often it is given.
-        if !spec.applies_to(kind) && !repeated {
-            warnings.push(format!("--set {key} has no effect on a {kind} repository"));
-        }
-        values.insert(key.to_owned(), value.to_owned());
-    }
-    Ok(warnings)
-}
-
 /// Where a spawn without `--out-dir` goes: `$VAULTMESH_REPOS`, else
 /// `$HOME/repos`.
 pub fn default_base() -> Result<PathBuf> {
@@ -490,25 +297,6 @@ fn absolute(path: &Path) -> Result<PathBuf> {
             ),
         )
     })
-}
-
-/// `SOURCE_DATE_EPOCH` is the reproducible-builds convention; honouring it
-/// lets tests and release pipelines get identical bytes from identical input.
-pub fn now() -> Result<jiff::Timestamp> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) => text
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .and_then(|secs| jiff::Timestamp::from_second(secs).ok())
-            .ok_or_else(|| {
-                fail(
-                    ExitCode::Usage,
-                    format!("SOURCE_DATE_EPOCH='{text}' is not a number of seconds since 1970; fix or unset it"),
-                )
-            }),
-        Err(_) => Ok(jiff::Timestamp::now()),
-    }
 }
 
 #[cfg(test)]

@@ -1,20 +1,14 @@
 //! The one git operation a spawn needs: a fresh repository with a single
 //! commit holding every generated file.
 
-use std::ffi::OsStr;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 
 use anyhow::Result;
 
-use super::config::SpawnConfig;
-use crate::error::{ExitCode, fail};
-
-/// The identity of the commit when the user has none configured; their
-/// config is never changed.
-const FALLBACK_NAME: &str = "spawn-elite";
-const FALLBACK_EMAIL: &str = "spawn-elite@localhost";
+use crate::clock::Clock;
+use crate::ops::git::{self, Git};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GitOutcome {
@@ -25,107 +19,8 @@ pub enum GitOutcome {
     NotInstalled,
 }
 
-/// A git command isolated from the environment of whatever launched us: when
-/// spawn-elite runs inside another repository's hook, `GIT_DIR` and friends
-/// would otherwise point the commands at that repository. Spawns and updates
-/// both start their git processes here.
-pub(crate) fn git(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.current_dir(dir)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_OBJECT_DIRECTORY")
-        .env("GIT_TERMINAL_PROMPT", "0");
-    cmd
-}
-
-fn run<I, S>(
-    dir: &Path,
-    args: I,
-    describe: &str,
-    configure: impl FnOnce(&mut Command),
-) -> Result<Output>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = git(dir);
-    cmd.args(args);
-    configure(&mut cmd);
-    checked(cmd.output(), describe)
-}
-
-fn cannot_run(e: std::io::Error, describe: &str) -> anyhow::Error {
-    fail(
-        ExitCode::Git,
-        format!("cannot run git to {describe}: {e}; fix git or pass --no-git"),
-    )
-}
-
-/// A finished git process as its output, or as an error naming the step
-/// that failed.
-fn checked(output: std::io::Result<Output>, describe: &str) -> Result<Output> {
-    let output = output.map_err(|e| cannot_run(e, describe))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        // Up to three lines: git often says what failed on one line and why
-        // on the next (e.g. "gpg failed to sign the data" / "failed to write commit object").
-        let lines: Vec<&str> = stderr
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .take(3)
-            .collect();
-        let reason = if lines.is_empty() {
-            "no message".to_owned()
-        } else {
-            lines.join(" / ")
-        };
-        return Err(fail(
-            ExitCode::Git,
-            format!(
-                "git failed to {describe}: {}; nothing was created, fix git or pass --no-git",
-                reason.trim()
-            ),
-        ));
-    }
-    Ok(output)
-}
-
-/// Whether the user's config names both an author and an email, asked in
-/// one process. Asked only after a commit failed: a commit that succeeds
-/// had an identity.
-fn has_identity(dir: &Path) -> bool {
-    let Ok(out) = git(dir)
-        .args(["config", "--get-regexp", r"^user\.(name|email)$"])
-        .output()
-    else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let set = |key: &str| {
-        text.lines().any(|l| {
-            l.split_once(' ')
-                .is_some_and(|(k, v)| k == key && !v.trim().is_empty())
-        })
-    };
-    set("user.name") && set("user.email")
-}
-
-/// `-c user.name=… -c user.email=…` naming spawn-elite, for a commit in
-/// `dir` when the user's config names no identity (their config is never
-/// changed); empty when it does. Spawns and updates both use it.
-pub(crate) fn fallback_identity_args(dir: &Path) -> Vec<String> {
-    if has_identity(dir) {
-        return Vec::new();
-    }
-    vec![
-        "-c".into(),
-        format!("user.name={FALLBACK_NAME}"),
-        "-c".into(),
-        format!("user.email={FALLBACK_EMAIL}"),
-    ]
+fn git(dir: &Path) -> Git<'_> {
+    Git::new(dir, git::SPAWN)
 }
 
 /// The commit `HEAD` names, read from the files of the repository that was
@@ -163,6 +58,7 @@ pub struct Init {
 /// git processes.
 pub fn start_init(dir: &Path) -> Result<Init> {
     let started = git(dir)
+        .command()
         .args(["-c", "init.defaultBranch=main", "init", "--quiet"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -171,7 +67,7 @@ pub fn start_init(dir: &Path) -> Result<Init> {
     let child = match started {
         Ok(child) => Some(child),
         Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(e) => return Err(cannot_run(e, "initialise the repository")),
+        Err(e) => return Err(git(dir).cannot_run(e, "initialise the repository")),
     };
     Ok(Init {
         dir: dir.to_path_buf(),
@@ -197,49 +93,41 @@ impl Init {
     /// runs).
     pub fn commit(
         mut self,
-        config: &SpawnConfig,
+        kind: &str,
+        elite: bool,
+        clock: &Clock,
         after_add: &mut dyn FnMut() -> Result<()>,
     ) -> Result<GitOutcome> {
         let Some(child) = self.child.take() else {
             return Ok(GitOutcome::NotInstalled);
         };
-        checked(child.wait_with_output(), "initialise the repository")?;
-        add_and_commit(&self.dir, config, after_add)
+        git(&self.dir).checked(child.wait_with_output(), "initialise the repository")?;
+        add_and_commit(&self.dir, kind, elite, clock, after_add)
     }
 }
 
 fn add_and_commit(
     dir: &Path,
-    config: &SpawnConfig,
+    kind: &str,
+    elite: bool,
+    clock: &Clock,
     after_add: &mut dyn FnMut() -> Result<()>,
 ) -> Result<GitOutcome> {
+    let git = git(dir);
     // init.defaultBranch covers git >= 2.28; older ones need the branch named.
     let head = std::fs::read_to_string(dir.join(".git/HEAD")).unwrap_or_default();
     if head.trim() != "ref: refs/heads/main" {
-        run(
-            dir,
-            ["symbolic-ref", "HEAD", "refs/heads/main"],
+        git.output(
+            &["symbolic-ref", "HEAD", "refs/heads/main"],
             "name the branch main",
-            |_| {},
         )?;
     }
-    run(dir, ["add", "--all"], "add the generated files", |_| {})?;
+    git.output(&["add", "--all"], "add the generated files")?;
     after_add()?;
 
-    let message = format!(
-        "feat: initial repository scaffold\n\nType: {}\nGenerated by spawn-elite {}{}.\n",
-        config.kind,
-        env!("CARGO_PKG_VERSION"),
-        if config.elite {
-            " with elite files"
-        } else {
-            ""
-        },
-    );
-    let stamp =
-        std::env::var_os("SOURCE_DATE_EPOCH").map(|_| format!("@{} +0000", config.now.as_second()));
+    let message = git::initial_message(kind, elite);
     let commit = |identity: &[String]| {
-        let mut cmd = git(dir);
+        let mut cmd = git.command();
         // No automatic gc or maintenance for a repository of one commit:
         // git would start it detached after the commit, for nothing.
         // useConfigOnly: an identity git would guess from the user and host
@@ -248,14 +136,13 @@ fn add_and_commit(
             .args(["-c", "user.useConfigOnly=true"])
             .args(identity)
             .args(["commit", "--quiet", "--no-verify", "-m", &message]);
-        if let Some(stamp) = &stamp {
-            cmd.env("GIT_AUTHOR_DATE", stamp)
-                .env("GIT_COMMITTER_DATE", stamp);
-        }
-        checked(cmd.output(), "commit")
+        git.checked(git::dated(&mut cmd, clock).output(), "commit")
     };
+    // Only when the commit fails is the user's identity asked for (a
+    // commit that succeeds had one), and the commit made again with
+    // spawn-elite's own if they have none.
     if let Err(err) = commit(&[]) {
-        let fallback = fallback_identity_args(dir);
+        let fallback = git.fallback_identity_args();
         if fallback.is_empty() {
             return Err(err);
         }
@@ -263,10 +150,7 @@ fn add_and_commit(
     }
     let commit = match head_commit(dir) {
         Some(id) => id,
-        None => {
-            let head = run(dir, ["rev-parse", "HEAD"], "read the new commit", |_| {})?;
-            String::from_utf8_lossy(&head.stdout).trim().to_owned()
-        }
+        None => git::text(&git.output(&["rev-parse", "HEAD"], "read the new commit")?),
     };
     Ok(GitOutcome::Committed { commit })
 }

@@ -12,8 +12,7 @@ use dialoguer::console::{Term, style};
 use crate::error::{ExitCode, fail};
 use crate::interrupt;
 use crate::templates::TemplateSet;
-
-use super::config::check_value;
+use crate::templates::values::check_value;
 
 /// Ask for every key of `kind`, in manifest order, that is not in `given`;
 /// each answer (or the current value, on an empty answer) goes into `values`.

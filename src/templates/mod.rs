@@ -12,6 +12,7 @@ mod load;
 pub mod manifest;
 mod render;
 mod rules;
+pub mod values;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::error::{ExitCode, fail};
-use crate::receipt::hex;
+use crate::receipt::{SpawnInfo, TemplatesInfo, hex};
 pub use load::embedded_files;
 use load::{RawEntry, embedded_entries, merkle_digest, read_dir_entries, toml_has_table};
 pub use manifest::{KeySpec, MANIFEST, Manifest, Problem, TypeSpec};
@@ -33,13 +34,35 @@ const EMBEDDED_SHOWN: &str = "embedded:";
 /// and nodes of the Merkle tree use 0x00 and 0x01).
 const EXTENDS_DOMAIN: u8 = 0x02;
 
-/// One file of the repository to be, fully rendered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedFile {
-    /// Relative path with `/` separators.
-    pub path: String,
-    pub contents: Vec<u8>,
-    pub executable: bool,
+pub use crate::fsutil::PlannedFile;
+
+/// One rendering of a type: what the templates see, besides the set.
+#[derive(Debug, Clone, Copy)]
+pub struct Render<'a> {
+    /// The repository's name.
+    pub name: &'a str,
+    /// The type, one the set declares.
+    pub kind: &'a str,
+    pub elite: bool,
+    /// `{{ year }}` and `{{ date }}`.
+    pub now: jiff::Timestamp,
+    /// Every key's value, after defaults and what the user gave.
+    pub values: &'a BTreeMap<String, String>,
+}
+
+impl Render<'_> {
+    /// What a receipt records of this rendering of `set`, so that it can be
+    /// repeated (`--from-receipt`) or updated.
+    pub fn spawn_info(&self, set: &TemplateSet) -> SpawnInfo {
+        SpawnInfo {
+            name: self.name.to_owned(),
+            kind: self.kind.to_owned(),
+            options: self.values.clone(),
+            template_digest: None,
+            templates: Some(set.info()),
+            elite: self.elite,
+        }
+    }
 }
 
 /// Where a set came from, as receipts record it.
@@ -191,6 +214,24 @@ impl TemplateSet {
 
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The set as a receipt records it: source, name, version, digest.
+    pub fn info(&self) -> TemplatesInfo {
+        TemplatesInfo {
+            source: self.source.as_str().to_owned(),
+            name: self.manifest.name.clone(),
+            version: self.manifest.version.clone(),
+            digest: self.digest().to_owned(),
+        }
+    }
+
+    /// Every file of one rendering of a type, sorted by path: all of it in
+    /// memory before anything is written, so that a failure leaves nothing
+    /// half-done.
+    pub fn render_type(&self, r: &Render<'_>) -> Result<Vec<PlannedFile>> {
+        let ctx = context(r.name, r.kind, r.elite, r.now, r.values);
+        self.render(r.kind, r.elite, r.name, &ctx)
     }
 
     /// Problems found while loading: a set with any is not spawned from.

@@ -16,13 +16,10 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use super::merge::{cat_blobs, git_ok, git_output};
-use crate::receipt::{RECEIPT_PATH, Receipt, hex};
+use super::merge::git;
+use crate::ops::git::{INITIAL_SUBJECT, PRISTINE_TRAILER};
+use crate::receipt::{RECEIPT_PATH, Receipt, hex, meta};
 
-/// The commit message trailer that marks a pristine commit an update built.
-pub const TRAILER: &str = "Spawn-Elite-Pristine";
-/// The subject of the commit a spawn makes.
-pub const INITIAL_SUBJECT: &str = "feat: initial repository scaffold";
 /// How many candidates are checked before giving up.
 const MAX_CANDIDATES: usize = 64;
 
@@ -38,16 +35,16 @@ pub struct Base {
 /// The newest pristine commit reachable from HEAD, if any.
 pub fn find(dir: &std::path::Path) -> Result<Option<Base>> {
     // An unborn HEAD (no commit yet) has no history to search.
-    if !git_ok(dir, &["rev-parse", "--verify", "--quiet", "HEAD"]) {
+    let git = git(dir);
+    if !git.ok(&["rev-parse", "--verify", "--quiet", "HEAD"]) {
         return Ok(None);
     }
-    let list = git_output(
-        dir,
+    let list = git.output(
         &[
             "rev-list",
             "--topo-order",
             "HEAD",
-            &format!("--grep=^{TRAILER}: "),
+            &format!("--grep=^{PRISTINE_TRAILER}: "),
             &format!("--grep=^{INITIAL_SUBJECT}$"),
         ],
         "list the commits of HEAD's history",
@@ -63,8 +60,8 @@ pub fn find(dir: &std::path::Path) -> Result<Option<Base>> {
 
 /// `commit` as a base, if its tree is exactly what its receipt lists.
 fn check(dir: &std::path::Path, commit: &str) -> Result<Option<Base>> {
-    let listing = git_output(
-        dir,
+    let git = git(dir);
+    let listing = git.output(
         &["ls-tree", "-r", "-z", "--full-tree", commit],
         "list a commit's files",
     )?;
@@ -85,17 +82,23 @@ fn check(dir: &std::path::Path, commit: &str) -> Result<Option<Base>> {
         return Ok(None);
     };
     let oids: Vec<&str> = entries.iter().map(|(_, _, oid)| oid.as_str()).collect();
-    let contents = cat_blobs(dir, &oids)?;
+    let contents = git.cat_blobs(&oids, "read the pristine files")?;
     let origin = format!("{}:{RECEIPT_PATH}", &commit[..commit.len().min(12)]);
     let Ok(receipt) = Receipt::parse(&contents[receipt_at], &origin) else {
         return Ok(None);
     };
-    if receipt.spawn.is_none() || receipt.files.len() + 1 != entries.len() {
+    // Every file but the metadata (the receipt, and whatever else
+    // `receipt::meta` says the receipt does not cover) must be listed.
+    let covered = entries
+        .iter()
+        .filter(|(p, _, _)| !meta::is_uncovered(p))
+        .count();
+    if receipt.spawn.is_none() || receipt.files.len() != covered {
         return Ok(None);
     }
     let mut files = BTreeMap::new();
     for ((path, mode, _), content) in entries.into_iter().zip(contents) {
-        if path == RECEIPT_PATH {
+        if meta::is_uncovered(&path) {
             continue;
         }
         let Ok(i) = receipt

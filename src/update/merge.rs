@@ -2,88 +2,22 @@
 //! pristine commit built with plumbing (a temporary index, never the user's
 //! index or work tree), and the merge, which is `git merge` itself.
 
-use std::ffi::OsStr;
-use std::io::{ErrorKind, Read as _, Write as _};
+use std::io::{Read as _, Seek as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use anyhow::Result;
 
-use super::base::TRAILER;
 use super::plan::Plan;
+use crate::clock::Clock;
 use crate::error::{ExitCode, fail};
-use crate::receipt::RECEIPT_PATH;
-use crate::spawn::git::fallback_identity_args;
-use crate::spawn::stage;
+use crate::fsutil;
+use crate::ops::git::{self, Git, text};
 
-/// git, isolated from a surrounding repository's environment (a hook) as
-/// for a spawn, and never reading the terminal.
-fn git(dir: &Path) -> Command {
-    let mut cmd = crate::spawn::git::git(dir);
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-/// Whether git runs at all.
-pub fn git_available(dir: &Path) -> bool {
-    match git(dir).arg("--version").output() {
-        Err(e) if e.kind() == ErrorKind::NotFound => false,
-        other => other.is_ok_and(|o| o.status.success()),
-    }
-}
-
-/// Whether `git ARGS` succeeds.
-pub fn git_ok(dir: &Path, args: &[&str]) -> bool {
-    git(dir)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// The stdout of `git ARGS`, or an error naming what failed.
-pub fn git_output<S: AsRef<OsStr>>(dir: &Path, args: &[S], describe: &str) -> Result<Vec<u8>> {
-    let output = git(dir).args(args).output();
-    checked(output, describe).map(|o| o.stdout)
-}
-
-fn checked(output: std::io::Result<Output>, describe: &str) -> Result<Output> {
-    let output = output.map_err(|e| {
-        fail(
-            ExitCode::Git,
-            format!("cannot run git to {describe}: {e}; install or fix git"),
-        )
-    })?;
-    if !output.status.success() {
-        return Err(fail(
-            ExitCode::Git,
-            format!(
-                "git failed to {describe}: {}; the repository was left unchanged",
-                stderr_lines(&output.stderr)
-            ),
-        ));
-    }
-    Ok(output)
-}
-
-/// Up to three non-empty lines of git's stderr, on one line.
-fn stderr_lines(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(3)
-        .collect();
-    if lines.is_empty() {
-        "no message".to_owned()
-    } else {
-        lines.join(" / ")
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim().to_owned()
+/// git in the repository being updated.
+pub fn git(dir: &Path) -> Git<'_> {
+    Git::new(dir, git::UPDATE)
 }
 
 /// Refuse (exit 2, nothing changed) a work tree with uncommitted changes to
@@ -117,7 +51,7 @@ pub fn refuse_unready(dir: &Path) -> Result<()> {
             "git revert --continue` or `git revert --abort",
         ),
     ] {
-        let path = git_output(dir, &["rev-parse", "--git-path", state], "read git's state")?;
+        let path = git(dir).output(&["rev-parse", "--git-path", state], "read git's state")?;
         let path = PathBuf::from(text(&path));
         if dir.join(path).exists() {
             return Err(fail(
@@ -128,8 +62,7 @@ pub fn refuse_unready(dir: &Path) -> Result<()> {
             ));
         }
     }
-    let status = git_output(
-        dir,
+    let status = git(dir).output(
         &["status", "--porcelain", "--untracked-files=no"],
         "read the work tree's status",
     )?;
@@ -148,80 +81,6 @@ pub fn refuse_unready(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The contents of the blobs `oids`, in order, read by one `git cat-file`.
-pub fn cat_blobs(dir: &Path, oids: &[&str]) -> Result<Vec<Vec<u8>>> {
-    let failed = |e: std::io::Error| {
-        fail(
-            ExitCode::Git,
-            format!("cannot run git to read the pristine files: {e}; install or fix git"),
-        )
-    };
-    let mut child = git(dir)
-        .args(["cat-file", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(failed)?;
-    let input: String = oids.iter().map(|o| format!("{o}\n")).collect();
-    let mut stdin = child.stdin.take();
-    // Written from a thread: git answers while it reads, and a full pipe
-    // on either side must not stop the other.
-    let writer = std::thread::spawn(move || {
-        if let Some(stdin) = stdin.as_mut() {
-            let _ = stdin.write_all(input.as_bytes());
-        }
-        drop(stdin);
-    });
-    let mut out = Vec::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        stdout.read_to_end(&mut out).map_err(failed)?;
-    }
-    let _ = writer.join();
-    let status = child.wait().map_err(failed)?;
-    let bad = || {
-        fail(
-            ExitCode::Git,
-            "git cat-file gave an unexpected answer while reading the pristine files; check the repository with `git fsck`",
-        )
-    };
-    if !status.success() {
-        return Err(bad());
-    }
-    let mut blobs = Vec::with_capacity(oids.len());
-    let mut at = 0;
-    for _ in oids {
-        let end = out[at..].iter().position(|&b| b == b'\n').ok_or_else(bad)? + at;
-        let header = String::from_utf8_lossy(&out[at..end]).into_owned();
-        let size: usize = header
-            .rsplit(' ')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)?;
-        let start = end + 1;
-        let stop = start + size;
-        if !header.contains(" blob ") || out.get(stop) != Some(&b'\n') {
-            return Err(bad());
-        }
-        blobs.push(out[start..stop].to_vec());
-        at = stop + 1;
-    }
-    Ok(blobs)
-}
-
-/// `SOURCE_DATE_EPOCH` fixes commit dates too, as for a spawn.
-fn dated(cmd: &mut Command) -> &mut Command {
-    if let Some(secs) = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-    {
-        let stamp = format!("@{secs} +0000");
-        cmd.env("GIT_AUTHOR_DATE", &stamp)
-            .env("GIT_COMMITTER_DATE", &stamp);
-    }
-    cmd
-}
-
 /// "acme 1.0.0" for messages.
 pub fn versions(plan: &Plan) -> (String, String) {
     let o = &plan.old_templates;
@@ -237,8 +96,7 @@ pub const SCRATCH_PREFIX: &str = "spawn-elite-update-";
 
 /// The repository's git directory, absolute.
 pub fn git_dir(dir: &Path) -> Result<PathBuf> {
-    Ok(PathBuf::from(text(&git_output(
-        dir,
+    Ok(PathBuf::from(text(&git(dir).output(
         &["rev-parse", "--absolute-git-dir"],
         "find the git directory",
     )?)))
@@ -265,7 +123,7 @@ pub fn remove_stale_scratch(dir: &Path) -> Result<()> {
 /// files go through a scratch directory (in the git directory) and a
 /// temporary index; the user's index, work tree and refs are not touched
 /// (only new objects are written).
-pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str) -> Result<String> {
+pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str, clock: &Clock) -> Result<String> {
     let io = |e: std::io::Error| {
         fail(
             ExitCode::Io,
@@ -278,24 +136,22 @@ pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str) -> Result<String> {
     let scratch = scratch(&git_dir).map_err(io)?;
     let tree_dir = scratch.path().join("tree");
     std::fs::create_dir(&tree_dir).map_err(io)?;
-    for file in &plan.files {
-        stage::write_file(&tree_dir, file)?;
+    for file in plan.files.iter().chain([&plan.receipt_file()]) {
+        fsutil::write_planned(&tree_dir, file).map_err(io)?;
     }
-    let receipt = tree_dir.join(RECEIPT_PATH);
-    if let Some(parent) = receipt.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    std::fs::write(&receipt, plan.receipt_bytes()).map_err(io)?;
     let index = scratch.path().join("index");
+    let identity = git(dir).fallback_identity_args();
     let plumbing = |args: &[&str], describe: &str| -> Result<Vec<u8>> {
-        let mut cmd = git(&tree_dir);
+        let git = git(&tree_dir);
+        let mut cmd = git.command();
         cmd.env("GIT_DIR", &git_dir)
             .env("GIT_WORK_TREE", &tree_dir)
             .env("GIT_INDEX_FILE", &index)
             .args(["-c", "core.autocrlf=false", "-c", "core.filemode=true"])
-            .args(fallback_identity_args(dir))
+            .args(&identity)
             .args(args);
-        checked(dated(&mut cmd).output(), describe).map(|o| o.stdout)
+        git.checked(git::dated(&mut cmd, clock).output(), describe)
+            .map(|o| o.stdout)
     };
     plumbing(
         &["add", "--all", "--force", "--", "."],
@@ -303,10 +159,7 @@ pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str) -> Result<String> {
     )?;
     let tree = text(&plumbing(&["write-tree"], "write the pristine tree")?);
     let (from, to) = versions(plan);
-    let message = format!(
-        "chore: pristine scaffold from template set {to}\n\nThe files template set {to} renders for this repository, as a child of\nthe pristine scaffold of {from}; spawn-elite update merges it.\n\n{TRAILER}: {}\n",
-        plan.receipt.merkle_root
-    );
+    let message = git::pristine_message(&from, &to, &plan.receipt.merkle_root);
     let commit = plumbing(
         &["commit-tree", &tree, "-p", base, "-m", &message],
         "commit the pristine scaffold",
@@ -329,11 +182,10 @@ pub enum Merged {
 /// spawn-elite (which waits) but not git, so git is never stopped between
 /// writing the work tree and committing; if spawn-elite itself is killed,
 /// git still finishes. Either way the branch ends untouched or merged.
-pub fn merge(dir: &Path, plan: &Plan, pristine: &str) -> Result<Merged> {
+pub fn merge(dir: &Path, plan: &Plan, pristine: &str, clock: &Clock) -> Result<Merged> {
     let (from, to) = versions(plan);
-    let message = format!(
-        "chore: update scaffold from template set {from} to {to}\n\nMerged by spawn-elite update; the second parent is the pristine scaffold\nof {to}.\n"
-    );
+    let message = git::merge_message(&from, &to);
+    let git = git(dir);
     // Not pipes: if spawn-elite is killed, git must not die of SIGPIPE
     // while it writes what it did; its messages go to a file instead.
     let log = tempfile::tempfile().map_err(|e| {
@@ -345,10 +197,10 @@ pub fn merge(dir: &Path, plan: &Plan, pristine: &str) -> Result<Merged> {
         )
     })?;
     let mut log_reader = log.try_clone()?;
-    let mut cmd = git(dir);
+    let mut cmd = git.command();
     cmd.stdout(Stdio::null())
         .stderr(log)
-        .args(fallback_identity_args(dir))
+        .args(git.fallback_identity_args())
         .args([
             "merge",
             "--no-ff",
@@ -359,23 +211,15 @@ pub fn merge(dir: &Path, plan: &Plan, pristine: &str) -> Result<Merged> {
             pristine,
         ])
         .process_group(0);
-    let status = dated(&mut cmd).status().map_err(|e| {
-        fail(
-            ExitCode::Git,
-            format!("cannot run git to merge: {e}; install or fix git"),
-        )
-    })?;
+    let status = git::dated(&mut cmd, clock)
+        .status()
+        .map_err(|e| git.cannot_run(e, "merge"))?;
     if status.success() {
-        let head = text(&git_output(
-            dir,
-            &["rev-parse", "HEAD"],
-            "read the merge commit",
-        )?);
+        let head = text(&git.output(&["rev-parse", "HEAD"], "read the merge commit")?);
         return Ok(Merged::Clean(head));
     }
-    if git_ok(dir, &["rev-parse", "--verify", "--quiet", "MERGE_HEAD"]) {
-        let unmerged = git_output(
-            dir,
+    if git.ok(&["rev-parse", "--verify", "--quiet", "MERGE_HEAD"]) {
+        let unmerged = git.output(
             &["diff", "--name-only", "-z", "--diff-filter=U"],
             "list the conflicts",
         )?;
@@ -392,9 +236,9 @@ pub fn merge(dir: &Path, plan: &Plan, pristine: &str) -> Result<Merged> {
         ExitCode::Git,
         format!(
             "git merge failed: {}; the branch was left unchanged (the pristine scaffold is commit {pristine})",
-            stderr_lines(&{
+            git::stderr_lines(&{
                 let mut text = Vec::new();
-                let _ = std::io::Seek::rewind(&mut log_reader);
+                let _ = log_reader.rewind();
                 let _ = log_reader.read_to_end(&mut text);
                 text
             })
@@ -413,6 +257,7 @@ pub fn merges_cleanly(dir: &Path, base: &[u8], ours: &[u8], theirs: &[u8]) -> Re
         paths.push(path);
     }
     let status = git(dir)
+        .command()
         .arg("merge-file")
         .arg("-p")
         .arg("--quiet")

@@ -3,8 +3,8 @@
 //! account of it; the pipeline, in order:
 //!
 //! - `plan`: read the receipt, resolve type, elite flag and values against
-//!   the current set, render in memory (the spawn's own planning), and make
-//!   the new receipt of that pristine output.
+//!   the current set, render in memory (as a spawn does, through the
+//!   template set), and make the new receipt of that pristine output.
 //! - `base`: with git, find the newest pristine commit in HEAD's history
 //!   (the initial scaffold, or the pristine side of the last update) and
 //!   check its tree against the receipt inside it.
@@ -15,29 +15,31 @@
 //!   plumbing in a temporary index, then `git merge`: git does the merge.
 //! - `nogit`: without history, the receipt alone decides; conflicts are
 //!   written beside the file as `PATH.spawn-elite-new`.
-//! - `report`: what is printed, as text or JSON.
+//!
+//! Then the record step every spawn shares (`ops::record`): the ledger line
+//! and the callback. The command layer prints the [`Outcome`].
 
 pub mod base;
 pub mod classify;
 pub mod merge;
 pub mod nogit;
 pub mod plan;
-pub mod report;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::callback::{self, CallbackOptions};
+use crate::callback::CallbackOptions;
+use crate::clock::Clock;
 use crate::error::{ExitCode, fail};
 use crate::interrupt;
-use crate::ledger::{self, UpdateRecord};
-use crate::receipt::RECEIPT_PATH;
+use crate::ledger::UpdateRecord;
+use crate::ops::record::{self, Event, Recorded};
 use classify::{Action, Change};
 use plan::Plan;
 
 /// One update as the command line asked for it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub dir: PathBuf,
     /// `--templates DIR`: the set to update to (else the embedded one).
@@ -49,6 +51,8 @@ pub struct Options {
     pub json: bool,
     pub quiet: bool,
     pub ledger: bool,
+    /// The time of the update, for its ledger line and its commits.
+    pub clock: Clock,
 }
 
 /// How the difference is applied.
@@ -84,8 +88,11 @@ pub struct Outcome {
     pub merge: Option<String>,
     /// Why git mode was not used, when the repository has a `.git`.
     pub fallback: Option<String>,
-    pub ledger: Option<PathBuf>,
-    pub callback: Option<serde_json::Value>,
+    /// The ledger line and the callback still to be delivered; `None`
+    /// when nothing was applied (a dry run, or nothing to do).
+    pub recorded: Option<Recorded>,
+    /// What the user should know, though the update went on.
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -103,26 +110,18 @@ impl Outcome {
     }
 }
 
-/// `update --check`: exit 0 when the receipt's pristine output is what the
-/// current set renders, 1 when it is behind.
-pub fn check(opts: &Options) -> Result<ExitCode> {
-    let plan = plan::plan(opts)?;
-    report::check(opts, &plan)?;
-    Ok(if plan.current() {
-        ExitCode::Success
-    } else {
-        ExitCode::Drift
-    })
+/// `update --check`: the plan alone; current or not is
+/// [`Plan::current`].
+pub fn check(opts: &Options) -> Result<Plan> {
+    plan::plan(opts)
 }
 
-/// One update, start to end.
-pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<ExitCode> {
+/// One update, start to end; with `--dry-run`, what it would do.
+pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome> {
     interrupt::install();
     let plan = plan::plan(opts)?;
-    for warning in &plan.warnings {
-        report::warn(warning);
-    }
-    let git_repo = opts.dir.join(".git").exists() && merge::git_available(&opts.dir);
+    let mut warnings = plan.warnings.clone();
+    let git_repo = opts.dir.join(".git").exists() && merge::git(&opts.dir).available();
     if !opts.dry_run {
         // What a killed update left: its scratch directories (never part
         // of the tree; see merge::remove_stale_scratch, nogit::remove_stale_scratch).
@@ -146,9 +145,7 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<ExitCod
     } else {
         None
     };
-    if let Some(why) = &fallback {
-        report::warn(why);
-    }
+    warnings.extend(fallback.clone());
     let mode = if found.is_some() {
         Mode::Git
     } else {
@@ -168,66 +165,41 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<ExitCod
         pristine: None,
         merge: None,
         fallback,
-        ledger: None,
-        callback: None,
+        recorded: None,
+        warnings,
     };
     if opts.dry_run || outcome.current() {
-        report::outcome(opts, &outcome)?;
-        return Ok(ExitCode::Success);
+        return Ok(outcome);
     }
     if interrupt::requested() {
         return Err(interrupted());
     }
     // Queued before anything changes, so that from the moment the new
     // receipt is in place its callback is queued or delivered.
-    let pending = callback.map(|cb| {
-        let receipt = &outcome.plan.receipt;
-        let at = outcome.dir.join(RECEIPT_PATH);
-        callback::queue_for_spawn(&receipt.to_json_bytes(), receipt.merkle_root(), &at, cb)
-    });
+    let record = record::begin(&outcome.plan.receipt, &outcome.dir, callback);
     let applied = match &found {
-        Some(base) => apply_git(&mut outcome, base),
+        Some(base) => apply_git(&mut outcome, base, &opts.clock),
         None => nogit::apply(&opts.dir, &outcome.plan, &mut outcome.changes),
     };
     if let Err(e) = applied {
-        if let Some(p) = pending {
-            p.abandon();
-        }
+        record.abandon();
         return Err(e);
     }
-    if opts.ledger {
-        outcome.ledger = record(&outcome);
-    }
-    let conflicts = !outcome.conflicts().is_empty();
-    let mut code = if conflicts {
-        ExitCode::Conflicts
-    } else {
-        ExitCode::Success
-    };
-    if !opts.json {
-        report::outcome(opts, &outcome)?;
-    }
-    if let Some(p) = pending {
-        let (delivered, json) = callback::after_spawn(p, opts.quiet);
-        outcome.callback = Some(json);
-        if !conflicts {
-            code = delivered;
-        }
-    }
-    if opts.json {
-        report::outcome(opts, &outcome)?;
-    }
-    Ok(code)
+    let event = opts
+        .ledger
+        .then(|| Event::Update(Box::new(update_record(&outcome, &opts.clock))));
+    outcome.recorded = Some(record.finish(event));
+    Ok(outcome)
 }
 
 /// Git mode: the pristine commit, then the merge.
-fn apply_git(outcome: &mut Outcome, base: &base::Base) -> Result<()> {
-    let pristine = merge::pristine_commit(&outcome.dir, &outcome.plan, &base.commit)?;
+fn apply_git(outcome: &mut Outcome, base: &base::Base, clock: &Clock) -> Result<()> {
+    let pristine = merge::pristine_commit(&outcome.dir, &outcome.plan, &base.commit, clock)?;
     outcome.pristine = Some(pristine.clone());
     if interrupt::requested() {
         return Err(interrupted());
     }
-    let merged = merge::merge(&outcome.dir, &outcome.plan, &pristine)?;
+    let merged = merge::merge(&outcome.dir, &outcome.plan, &pristine, clock)?;
     match merged {
         merge::Merged::Clean(commit) => {
             outcome.merge = Some(commit);
@@ -255,26 +227,16 @@ fn apply_git(outcome: &mut Outcome, base: &base::Base) -> Result<()> {
     Ok(())
 }
 
-/// The ledger line; a ledger that cannot be written is a warning, as for a spawn.
-fn record(outcome: &Outcome) -> Option<PathBuf> {
+/// What the ledger line of an update records besides its receipt.
+fn update_record(outcome: &Outcome, clock: &Clock) -> UpdateRecord {
     let plan = &outcome.plan;
-    let update = UpdateRecord {
+    UpdateRecord {
         old_merkle_root: plan.old.merkle_root.clone(),
         old_templates: plan.old_templates.clone(),
         new_templates: plan.new_templates.clone(),
         conflicts: outcome.conflicts().len() as u64,
-        updated: crate::spawn::config::now()
-            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-            .unwrap_or_else(|_| plan.receipt.created.clone()),
-    };
-    ledger::append_update(&plan.receipt, &outcome.dir, update)
-        .inspect_err(|e| {
-            eprintln!(
-                "warning: {}; the update is complete but not in the ledger (pass --no-ledger to skip it)",
-                crate::error::describe(e)
-            )
-        })
-        .ok()
+        updated: clock.stamp(),
+    }
 }
 
 fn interrupted() -> anyhow::Error {

@@ -19,8 +19,6 @@
 //! hash counts as updated (see `classify::from_receipt`), and the scratch
 //! directory a killed update left is removed first ([`remove_stale_scratch`]).
 
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -30,24 +28,19 @@ use super::plan::Plan;
 use crate::error::{ExitCode, fail};
 use crate::fsutil;
 use crate::interrupt;
-use crate::receipt::RECEIPT_PATH;
+use crate::receipt::{RECEIPT_PATH, meta};
 
 /// The suffix of the new version of a file both sides changed.
 pub const NEW_SUFFIX: &str = ".spawn-elite-new";
-/// The scratch directories' prefix, inside `.spawn-elite/`.
-pub const SCRATCH_PREFIX: &str = "update-";
 
 /// `.spawn-elite/`, where the receipt and the scratch directory live.
 fn state_dir(dir: &Path) -> PathBuf {
-    let receipt = dir.join(RECEIPT_PATH);
-    receipt
-        .parent()
-        .map_or_else(|| dir.to_path_buf(), Path::to_path_buf)
+    dir.join(meta::DIR)
 }
 
 /// Remove the scratch directories a killed update left in `.spawn-elite/`.
 pub fn remove_stale_scratch(dir: &Path) -> Result<()> {
-    super::remove_scratch_dirs(&state_dir(dir), SCRATCH_PREFIX)
+    super::remove_scratch_dirs(&state_dir(dir), meta::SCRATCH_PREFIX)
 }
 
 /// One file to move into place: its staged copy and its destination.
@@ -67,14 +60,7 @@ fn interrupted(done: usize, total: usize) -> anyhow::Error {
 
 /// Write `bytes` to a new file `path` with exactly `mode`, synced.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    file.sync_all()
+    fsutil::write_new(path, bytes, mode)?.sync_all()
 }
 
 /// Apply `changes` to `dir`, then write the new receipt.
@@ -94,7 +80,7 @@ pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
     };
     std::fs::create_dir_all(&state).map_err(|e| io("create .spawn-elite/", e))?;
     let scratch = tempfile::Builder::new()
-        .prefix(SCRATCH_PREFIX)
+        .prefix(meta::SCRATCH_PREFIX)
         .tempdir_in(&state)
         .map_err(|e| io("create a scratch directory in .spawn-elite/", e))?;
 
@@ -126,13 +112,13 @@ pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
             to = PathBuf::from(beside);
         }
         let from = scratch.path().join(staged.len().to_string());
-        let mode = if file.executable { 0o755 } else { 0o644 };
-        write_new(&from, &file.contents, mode)
+        write_new(&from, &file.contents, file.mode())
             .map_err(|e| io(&format!("stage the new {}", change.path), e))?;
         staged.push(Staged { from, to });
     }
     let receipt_staged = scratch.path().join("receipt.json");
-    write_new(&receipt_staged, &plan.receipt_bytes(), 0o644)
+    let receipt_file = plan.receipt_file();
+    write_new(&receipt_staged, &receipt_file.contents, receipt_file.mode())
         .map_err(|e| io("stage the new receipt", e))?;
     fsutil::sync_dir(&receipt_staged).map_err(|e| io("sync the scratch directory", e))?;
 

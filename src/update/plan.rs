@@ -1,21 +1,14 @@
 //! What the current set renders for a spawned repository: the receipt's
 //! type, elite flag and values (changed by `--set`), rendered in memory by
-//! the spawn's own planning, with the receipt of that pristine output.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! the template set, as a spawn renders, with the receipt of that pristine
+//! output.
 
 use anyhow::Result;
 
 use super::Options;
 use crate::error::{ExitCode, fail};
-use crate::receipt::merkle::{self, MODE_EXEC, MODE_FILE};
-use crate::receipt::{
-    FORMAT_V2, FileEntry, RECEIPT_PATH, Receipt, SpawnInfo, TemplatesInfo, Tool, hex, mode_str,
-};
-use crate::spawn::config::{SpawnConfig, defaults, resolve_sets};
-use crate::spawn::plan as spawn_plan;
-use crate::templates::{PlannedFile, TemplateSet};
+use crate::receipt::{RECEIPT_PATH, Receipt, TemplatesInfo, meta};
+use crate::templates::{PlannedFile, Render, TemplateSet, values};
 
 /// The old pristine output (as the repository's receipt describes it) and
 /// the new one (rendered now).
@@ -51,6 +44,11 @@ impl Plan {
     /// The new receipt's bytes, as committed and written.
     pub fn receipt_bytes(&self) -> Vec<u8> {
         self.receipt.to_json_bytes()
+    }
+
+    /// The new receipt, as the file it is written to.
+    pub fn receipt_file(&self) -> PlannedFile {
+        self.receipt.as_planned()
     }
 
     pub fn file(&self, path: &str) -> Option<&PlannedFile> {
@@ -113,7 +111,8 @@ pub fn plan(opts: &Options) -> Result<Plan> {
             ),
         )
     })?;
-    let (values, warnings) = values(&set, &spawn, &opts.set)?;
+    let (values, warnings) = values::carried(&set, &spawn, &opts.set)?;
+    // Only checked: `created` is carried from receipt to receipt as it is.
     let created: jiff::Timestamp = old.created.parse().map_err(|_| {
         fail(
             ExitCode::InvalidReceipt,
@@ -123,43 +122,21 @@ pub fn plan(opts: &Options) -> Result<Plan> {
             ),
         )
     })?;
-    let new_templates = TemplatesInfo {
-        source: set.source.as_str().to_owned(),
-        name: set.manifest.name.clone(),
-        version: set.manifest.version.clone(),
-        digest: set.digest().to_owned(),
-    };
-    let config = SpawnConfig {
-        name: spawn.name.clone(),
-        kind: spawn.kind.clone(),
-        set: Arc::new(set),
-        base: opts.dir.clone(),
-        target: opts.dir.clone(),
+    let new_templates = set.info();
+    let render = Render {
+        name: &spawn.name,
+        kind: &spawn.kind,
         elite: spawn.elite,
-        git: false,
-        dry_run: true,
-        json: opts.json,
-        quiet: opts.quiet,
-        ledger: opts.ledger,
-        values,
-        warnings: Vec::new(),
         // The render's clock is the spawn's: `created` is carried from
         // receipt to receipt, so `{{ date }}` and `{{ year }}` never change
         // by an update, and an unchanged set renders the same bytes.
         now: created,
+        values: &values,
     };
-    let mut files = spawn_plan::plan(&config)?;
-    files.retain(|f| f.path != RECEIPT_PATH);
+    let mut files = set.render_type(&render)?;
+    files.retain(|f| !meta::is_uncovered(&f.path));
     files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    let info = SpawnInfo {
-        name: config.name.clone(),
-        kind: config.kind.clone(),
-        options: config.values.clone(),
-        template_digest: None,
-        templates: Some(new_templates.clone()),
-        elite: config.elite,
-    };
-    let receipt = receipt_of(&files, info, &old.created);
+    let receipt = Receipt::of_planned(&files, Some(render.spawn_info(&set)), old.created.clone());
     Ok(Plan {
         old,
         old_templates,
@@ -168,73 +145,4 @@ pub fn plan(opts: &Options) -> Result<Plan> {
         new_templates,
         warnings,
     })
-}
-
-/// The recorded values, checked against the current set; keys the set no
-/// longer declares are dropped and keys it added take their default; then
-/// `--set`.
-fn values(
-    set: &TemplateSet,
-    spawn: &SpawnInfo,
-    sets: &[String],
-) -> Result<(BTreeMap<String, String>, Vec<String>)> {
-    let mut values = defaults(set, &spawn.kind);
-    let mut warnings = Vec::new();
-    let overridden = |key: &str| {
-        sets.iter()
-            .any(|s| s.split_once('=').is_some_and(|(k, _)| k == key))
-    };
-    for (key, value) in &spawn.options {
-        let Some(spec) = set.manifest.keys.iter().find(|k| &k.name == key) else {
-            warnings.push(format!(
-                "the receipt records {key}={value:?}, but template set {} {} has no key {key}; it is dropped",
-                set.manifest.name, set.manifest.version
-            ));
-            continue;
-        };
-        if !overridden(key) {
-            spec.check(value).map_err(|rule| {
-                fail(
-                    ExitCode::Usage,
-                    format!(
-                        "the receipt records {key}={value:?}, which template set {} {} refuses: {rule}; pass --set {key}=VALUE",
-                        set.manifest.name, set.manifest.version
-                    ),
-                )
-            })?;
-        }
-        values.insert(key.clone(), value.clone());
-    }
-    warnings.extend(resolve_sets(set, &spawn.kind, sets, &mut values)?);
-    Ok((values, warnings))
-}
-
-/// The receipt of rendered files, as `Receipt::of_tree` would make it of
-/// them written out (the same leaves, order and fields), without writing.
-pub fn receipt_of(files: &[PlannedFile], spawn: SpawnInfo, created: &str) -> Receipt {
-    let mut leaves = Vec::with_capacity(files.len());
-    let mut entries = Vec::with_capacity(files.len());
-    for f in files {
-        let mode = if f.executable { MODE_EXEC } else { MODE_FILE };
-        let content = *blake3::hash(&f.contents).as_bytes();
-        leaves.push(merkle::leaf_hash(&f.path, mode, &content));
-        entries.push(FileEntry {
-            path: f.path.clone(),
-            size: f.contents.len() as u64,
-            mode: mode_str(mode).to_owned(),
-            blake3: hex(&content),
-        });
-    }
-    Receipt {
-        format: FORMAT_V2.to_owned(),
-        tool: Tool {
-            name: env!("CARGO_PKG_NAME").to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        },
-        spawn: Some(spawn),
-        created: created.to_owned(),
-        merkle_root: hex(&merkle::root(&leaves)),
-        leaf_count: entries.len() as u64,
-        files: entries,
-    }
 }

@@ -786,17 +786,17 @@ mod rules {
             let dir = tmp.path().join("set");
             write_set(&dir, &case);
             // The default passes: the set loads and a spawn takes it.
-            let config = SpawnConfig::from_request(&request(&dir, tmp.path(), vec![]));
+            let config = SpawnConfig::from_request(&request(&dir, tmp.path(), vec![]), spawn_elite::clock::Clock::system());
             let config = config.map_err(|e| format!("{e:#}"));
             prop_assert!(config.is_ok(), "{:?}", config.err());
             let config = config.unwrap();
             prop_assert_eq!(config.values.get("knob"), Some(&case.default));
             // The default given back with --set passes too.
-            let again = SpawnConfig::from_request(&request(&dir, tmp.path(), vec![format!("knob={}", case.default)]));
+            let again = SpawnConfig::from_request(&request(&dir, tmp.path(), vec![format!("knob={}", case.default)]), spawn_elite::clock::Clock::system());
             prop_assert!(again.is_ok());
             // Values outside the rule are refused, naming the key and the rule.
             for bad in &case.outside {
-                let err = SpawnConfig::from_request(&request(&dir, tmp.path(), vec![format!("knob={bad}")]));
+                let err = SpawnConfig::from_request(&request(&dir, tmp.path(), vec![format!("knob={bad}")]), spawn_elite::clock::Clock::system());
                 let message = err.err().map(|e| spawn_elite::error::describe(&e)).unwrap_or_default();
                 prop_assert!(message.starts_with("invalid --set knob="), "{bad:?}: {message}");
                 prop_assert!(message.ends_with(": knob rule"), "{bad:?}: {message}");

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 use proptest::prelude::*;
+use spawn_elite::clock::Clock;
+use spawn_elite::fsutil;
 use spawn_elite::spawn::config::{Request, SpawnConfig};
-use spawn_elite::spawn::{plan, stage};
 
 use crate::support::Sandbox;
 
@@ -78,10 +79,10 @@ fn render(root: &Path, kind: &str, name: &str, description: &str) -> std::path::
         ],
         ..Request::default()
     };
-    let config = SpawnConfig::from_request(&request).expect("valid request");
+    let config = SpawnConfig::from_request(&request, Clock::system()).expect("valid request");
     let dir = root.join(name);
-    for file in plan::plan(&config).expect("plan") {
-        stage::write_file(&dir, &file).expect("write");
+    for file in config.set.render_type(&config.render()).expect("render") {
+        fsutil::write_planned(&dir, &file).expect("write");
     }
     dir
 }

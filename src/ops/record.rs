@@ -1,0 +1,126 @@
+//! The one step after a tree is written, for a spawn and an update alike:
+//! its receipt is in place, so it is recorded — (signing and time-stamping
+//! go here, before the ledger, so that the ledger and the callback carry
+//! them) → the ledger line → the callback, queued before the tree is put in
+//! place and delivered after. Each part's result is an outcome value; the
+//! command layer prints it.
+
+use std::path::{Path, PathBuf};
+
+use crate::callback::{self, CallbackOptions, Pending};
+use crate::error::{ExitCode, describe};
+use crate::ledger::{self, UpdateRecord};
+use crate::receipt::{RECEIPT_PATH, Receipt};
+
+/// What the ledger line records.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Spawn,
+    Update(Box<UpdateRecord>),
+}
+
+impl Event {
+    fn noun(&self) -> &'static str {
+        match self {
+            Event::Spawn => "spawn",
+            Event::Update(_) => "update",
+        }
+    }
+}
+
+/// A record begun: the callback is queued. Begin it before the tree with
+/// its receipt is put in place, so that no instant exists at which the
+/// tree exists and its callback is neither delivered nor queued.
+pub struct Record {
+    receipt: Receipt,
+    repo: PathBuf,
+    pending: Option<Pending>,
+}
+
+/// Queue `receipt`'s callback (when there is one) for the repository at
+/// `repo`, where the receipt will be at [`RECEIPT_PATH`].
+pub fn begin(receipt: &Receipt, repo: &Path, callback: Option<&CallbackOptions>) -> Record {
+    let pending = callback.map(|cb| {
+        callback::queue_for_spawn(
+            &receipt.to_json_bytes(),
+            receipt.merkle_root(),
+            &repo.join(RECEIPT_PATH),
+            cb,
+        )
+    });
+    Record {
+        receipt: receipt.clone(),
+        repo: repo.to_path_buf(),
+        pending,
+    }
+}
+
+impl Record {
+    /// The tree was not written: the queued callback is withdrawn.
+    pub fn abandon(self) {
+        if let Some(p) = self.pending {
+            p.abandon();
+        }
+    }
+
+    /// The tree and its receipt are in place: append the ledger line
+    /// (`None`: `--no-ledger`). A ledger that cannot be written is a
+    /// warning, not a failure: the work is done and its receipt is there.
+    pub fn finish(self, event: Option<Event>) -> Recorded {
+        let mut warnings = Vec::new();
+        let ledger = event.and_then(|event| {
+            let noun = event.noun();
+            let appended = match event {
+                Event::Spawn => ledger::append(&self.receipt, &self.repo),
+                Event::Update(update) => {
+                    ledger::append_update(&self.receipt, &self.repo, *update)
+                }
+            };
+            appended
+                .inspect_err(|e| {
+                    warnings.push(format!(
+                        "{}; the {noun} is complete but not in the ledger (pass --no-ledger to skip it)",
+                        describe(e)
+                    ))
+                })
+                .ok()
+        });
+        Recorded {
+            ledger,
+            warnings,
+            pending: self.pending,
+        }
+    }
+}
+
+/// What was recorded; the callback is delivered by [`Recorded::deliver`],
+/// after the command layer has reported the work itself.
+pub struct Recorded {
+    /// The ledger the line went to.
+    pub ledger: Option<PathBuf>,
+    /// What went wrong without failing the work.
+    pub warnings: Vec<String>,
+    pending: Option<Pending>,
+}
+
+impl std::fmt::Debug for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorded")
+            .field("ledger", &self.ledger)
+            .field("warnings", &self.warnings)
+            .field("callback", &self.pending.is_some())
+            .finish()
+    }
+}
+
+impl Recorded {
+    /// Send the queued callback, if there is one.
+    pub fn deliver(&mut self, quiet: bool) -> Option<callback::AfterSpawn> {
+        self.pending.take().map(|p| callback::after_spawn(p, quiet))
+    }
+}
+
+/// The exit code of work that ended with `delivered` (a callback or none).
+pub fn exit_code(delivered: Option<&callback::AfterSpawn>) -> ExitCode {
+    delivered.map_or(ExitCode::Success, |d| d.code)
+}
