@@ -1,12 +1,11 @@
 //! The `spawn-elite` binary: parse the command line, run it, exit with the
 //! code the outcome deserves. Everything else is in the library.
 
-use spawn_elite::cli::Cli;
 use spawn_elite::error::{code_of, describe};
 
 fn main() {
     restore_sigpipe();
-    let cli = Cli::parse_or_exit();
+    let cli = spawn_elite::commands::names::parse_or_exit();
     let code = spawn_elite::run(cli).unwrap_or_else(|err| {
         eprintln!("error: {}", describe(&err));
         code_of(&err)

@@ -45,6 +45,17 @@ pub struct ReceiveArgs {
     /// Seconds a client has to send a request's headers, and again its body
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=300))]
     pub read_timeout: u16,
+    /// How the operational log on stderr is written: lines for people, or
+    /// one JSON object a line for log collectors
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// The receiver's log format (`--log-format`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 /// Spawn flags for the callback; the spawn command flattens this in.

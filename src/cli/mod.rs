@@ -5,13 +5,13 @@
 mod callback;
 
 pub use callback::{
-    CallbackArgs, CallbackCommand, DeliveryArgs, FlushArgs, KeygenArgs, ReceiveArgs, RetryArgs,
-    SendArgs, parse_attempts, parse_duration,
+    CallbackArgs, CallbackCommand, DeliveryArgs, FlushArgs, KeygenArgs, LogFormat, ReceiveArgs,
+    RetryArgs, SendArgs, parse_attempts, parse_duration,
 };
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// `--help`'s examples, and the man page's EXAMPLES.
 pub const EXAMPLES: &[(&str, &str)] = &[
@@ -378,47 +378,6 @@ pub struct SpawnArgs {
 
     #[command(flatten)]
     pub callback: CallbackArgs,
-}
-
-impl Cli {
-    /// Parse the command line, or print clap's error and exit. Someone who
-    /// wants a repository named like a subcommand (`spawn-elite verify -o x`)
-    /// gets that subcommand's parse error; they are pointed at `new`.
-    pub fn parse_or_exit() -> Cli {
-        Cli::try_parse().unwrap_or_else(|err| exit_with_hint(err))
-    }
-}
-
-fn exit_with_hint(err: clap::Error) -> ! {
-    let _ = err.print();
-    let first = std::env::args().nth(1).unwrap_or_default();
-    let is_subcommand = Cli::command()
-        .get_subcommands()
-        .any(|sub| sub.get_name() == first && first != "new" && first != "help");
-    if is_subcommand && names_clash(&err) {
-        eprintln!(
-            "hint: to spawn a repository named '{first}', run `spawn-elite new {first} [TYPE] [OPTIONS]`"
-        );
-    }
-    std::process::exit(err.exit_code());
-}
-
-/// Whether `err` is what a subcommand says when given what a spawn takes:
-/// spawn options or a second positional (an unknown argument or nested
-/// subcommand), or a type where the subcommand wanted another value
-/// (`spawn-elite completions tool`). Not a subcommand's own bad value
-/// (`completions tcsh`), help or a missing argument.
-fn names_clash(err: &clap::Error) -> bool {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    match err.kind() {
-        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => true,
-        ErrorKind::InvalidValue => match err.get(ContextKind::InvalidValue) {
-            Some(ContextValue::String(value)) => crate::templates::TemplateSet::embedded()
-                .is_ok_and(|set| set.manifest.types.iter().any(|t| &t.name == value)),
-            _ => false,
-        },
-        _ => false,
-    }
 }
 
 #[cfg(test)]

@@ -132,6 +132,16 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
     }
 }
 
+/// The callback options of a spawn or an update, checked (key readable,
+/// URL allowed), so that a bad key or URL fails before anything is written.
+pub(crate) fn checked_options(args: &CallbackArgs) -> Result<Option<CallbackOptions>> {
+    let callback = spawn_options(args)?;
+    if let Some(cb) = &callback {
+        cb.check()?;
+    }
+    Ok(callback)
+}
+
 /// The spawn's callback options, if `--callback` was given. The caller
 /// checks them ([`CallbackOptions::check`]) before spawning, so a bad key
 /// or URL fails before anything is created.

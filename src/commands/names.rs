@@ -1,7 +1,9 @@
-//! A NAME given without `new` that looks like a subcommand: `spawn-elite
-//! verfy` must not create a repository called "verfy".
+//! Where a NAME and a subcommand meet: a NAME given without `new` that
+//! looks like a subcommand (`spawn-elite verfy` must not create a
+//! repository called "verfy"), and the parse error of a subcommand that
+//! was meant as a NAME, which points at `new`.
 
-use clap::CommandFactory as _;
+use clap::{CommandFactory as _, Parser as _};
 
 use crate::cli::Cli;
 use crate::error::{ExitCode, Failure};
@@ -75,6 +77,45 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
+}
+
+/// Parse the command line, or print clap's error and exit. Someone who
+/// wants a repository named like a subcommand (`spawn-elite verify -o x`)
+/// gets that subcommand's parse error; they are pointed at `new`.
+pub fn parse_or_exit() -> Cli {
+    Cli::try_parse().unwrap_or_else(|err| exit_with_hint(err))
+}
+
+fn exit_with_hint(err: clap::Error) -> ! {
+    let _ = err.print();
+    let first = std::env::args().nth(1).unwrap_or_default();
+    let is_subcommand = Cli::command()
+        .get_subcommands()
+        .any(|sub| sub.get_name() == first && first != "new" && first != "help");
+    if is_subcommand && names_clash(&err) {
+        eprintln!(
+            "hint: to spawn a repository named '{first}', run `spawn-elite new {first} [TYPE] [OPTIONS]`"
+        );
+    }
+    std::process::exit(err.exit_code());
+}
+
+/// Whether `err` is what a subcommand says when given what a spawn takes:
+/// spawn options or a second positional (an unknown argument or nested
+/// subcommand), or a type where the subcommand wanted another value
+/// (`spawn-elite completions tool`). Not a subcommand's own bad value
+/// (`completions tcsh`), help or a missing argument.
+fn names_clash(err: &clap::Error) -> bool {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match err.kind() {
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => true,
+        ErrorKind::InvalidValue => match err.get(ContextKind::InvalidValue) {
+            Some(ContextValue::String(value)) => crate::templates::TemplateSet::embedded()
+                .is_ok_and(|set| set.manifest.types.iter().any(|t| &t.name == value)),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use anyhow::Result;
 use super::shared::{read_receipt, receipt_path, stdout_write};
 use crate::error::{ExitCode, fail, fail_with};
 use crate::receipt::Receipt;
+use crate::receipt::path::{self, Scope};
 use crate::receipt::proof::Proof;
 
 /// `spawn-elite prove DIR PATH [--receipt FILE]`: against the receipt when
@@ -110,7 +111,7 @@ impl PathCandidates {
 }
 
 /// PATH as a path inside DIR: `./` components dropped, `None` if it is
-/// empty or climbs out with `..`.
+/// empty, climbs out with `..`, or could not be in a receipt.
 fn dir_relative(path: &Path) -> Option<String> {
     let mut parts = Vec::new();
     for c in path.components() {
@@ -120,7 +121,10 @@ fn dir_relative(path: &Path) -> Option<String> {
             _ => return None,
         }
     }
-    (!parts.is_empty()).then(|| parts.join("/"))
+    let joined = parts.join("/");
+    path::problem(&joined, Scope::Covered)
+        .is_none()
+        .then_some(joined)
 }
 
 /// `path` made absolute against the current directory, with every existing

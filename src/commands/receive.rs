@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-use crate::cli::ReceiveArgs;
+use crate::cli::{LogFormat, ReceiveArgs};
 use crate::error::ExitCode;
 use crate::receive::{self, Receiver};
 
 pub fn run(args: &ReceiveArgs) -> Result<ExitCode> {
+    init_log(args.log_format);
     let opts = receive::Options {
         log: match &args.log {
             Some(p) => p.clone(),
@@ -32,8 +33,8 @@ pub fn run(args: &ReceiveArgs) -> Result<ExitCode> {
     }
     let r = Receiver::start(&opts, Arc::clone(&stop))?;
     if r.keys() == 0 {
-        eprintln!(
-            "warning: trust directory {} holds no *.pub keys, so every callback is refused (401) until one is put there",
+        tracing::warn!(
+            "trust directory {} holds no *.pub keys, so every callback is refused (401) until one is put there",
             opts.trust.display()
         );
     }
@@ -48,6 +49,19 @@ pub fn run(args: &ReceiveArgs) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(50));
     }
     r.stop();
-    eprintln!("receiver stopped");
+    tracing::info!("receiver stopped");
     Ok(ExitCode::Success)
+}
+
+/// The receiver's operational log: `tracing` events on stderr, as lines
+/// for people or as JSON objects for a collector. The address it listens
+/// on stays one plain line on stdout, for scripts.
+fn init_log(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Human => builder.without_time().try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }

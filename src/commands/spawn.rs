@@ -49,10 +49,7 @@ pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode>
         warn(warning);
     }
     // A bad callback key or URL fails before anything is written.
-    let callback = super::callback::spawn_options(&args.callback)?;
-    if let Some(cb) = &callback {
-        cb.check()?;
-    }
+    let callback = super::callback::checked_options(&args.callback)?;
     if config.dry_run {
         let preview = spawn::preview(&config)?;
         print_plan(&config, &preview.files)?;

@@ -38,10 +38,7 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
         });
     }
     // A bad callback key or URL fails before anything is changed.
-    let callback = super::callback::spawn_options(&args.callback)?;
-    if let Some(cb) = &callback {
-        cb.check()?;
-    }
+    let callback = super::callback::checked_options(&args.callback)?;
     let mut outcome = update::run(&opts, callback.as_ref())?;
     for warning in &outcome.warnings {
         warn(warning);

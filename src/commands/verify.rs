@@ -1,116 +1,20 @@
 //! `spawn-elite verify [DIR] [--receipt FILE] [--json] [--exclude GLOB]... [--no-ignore]`:
 //! check a tree against its receipt and list every difference.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::shared::{read_receipt, stdout_write};
-use crate::error::{ExitCode, fail};
-use crate::receipt::{self, Receipt};
+use crate::error::ExitCode;
+use crate::receipt::drift::{self, Excludes, Walked};
 
 /// How many added paths `verify` lists in text before summing up the rest
 /// by top-level directory (`--json` always lists every one).
 const ADDED_LISTED: usize = 50;
 /// How many "… and N more added under DIR/" lines at most.
 const ADDED_SUMMARIES: usize = 10;
-
-/// `--exclude` patterns: `*` stays within one path component, `**` crosses
-/// them, and a pattern that matches a directory covers everything under it.
-struct Excludes(Option<GlobSet>);
-
-impl Excludes {
-    fn new(patterns: &[String]) -> Result<Self> {
-        if patterns.is_empty() {
-            return Ok(Excludes(None));
-        }
-        let mut set = GlobSetBuilder::new();
-        for pattern in patterns {
-            let glob = GlobBuilder::new(pattern)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| {
-                    fail(
-                        ExitCode::Usage,
-                        format!(
-                            "--exclude {pattern:?} is not a valid glob ({}); write it like '.venv/**' or '**/__pycache__/**', quoted",
-                            e.kind()
-                        ),
-                    )
-                })?;
-            set.add(glob);
-        }
-        let set = set.build().map_err(|e| {
-            fail(
-                ExitCode::Usage,
-                format!("the --exclude patterns cannot be used together: {e}"),
-            )
-        })?;
-        Ok(Excludes(Some(set)))
-    }
-
-    fn matches(&self, rel: &str) -> bool {
-        let Some(set) = &self.0 else {
-            return false;
-        };
-        rel.match_indices('/')
-            .map(|(i, _)| &rel[..i])
-            .chain(std::iter::once(rel))
-            .any(|p| set.is_match(p))
-    }
-}
-
-/// The files of `dir` that its ignore rules keep, as ripgrep decides it
-/// (the `ignore` crate): every `.gitignore` in the tree, nested ones
-/// included, `.git/info/exclude` and the user's global git excludes file.
-/// Only the tree's own ignore files count, not those of directories above
-/// it, and they count without a `.git` too: a repository spawned with
-/// `--no-git` carries the same `.gitignore`. No git process is run.
-struct Kept(HashSet<String>);
-
-impl Kept {
-    fn of(dir: &Path) -> Result<Self> {
-        let walk = ignore::WalkBuilder::new(dir)
-            .standard_filters(false)
-            .git_ignore(true)
-            .git_exclude(true)
-            .git_global(true)
-            .require_git(false)
-            .parents(false)
-            .follow_links(false)
-            .filter_entry(|e| !(e.depth() == 1 && e.file_name() == ".git"))
-            .build();
-        let mut kept = HashSet::new();
-        for entry in walk {
-            // A directory that cannot be listed here could not be hashed
-            // either: fail the same way, rather than guess what it holds.
-            let entry = entry.map_err(|e| {
-                fail(
-                    ExitCode::Io,
-                    format!(
-                        "cannot read {} while applying its ignore rules: {e}; make it readable, or pass --no-ignore",
-                        dir.display()
-                    ),
-                )
-            })?;
-            if entry.file_type().is_none_or(|t| t.is_dir()) {
-                continue;
-            }
-            let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-            if let Some(rel) = rel.to_str() {
-                kept.insert(rel.to_owned());
-            }
-        }
-        Ok(Kept(kept))
-    }
-
-    fn ignores(&self, rel: &str) -> bool {
-        !self.0.contains(rel)
-    }
-}
 
 /// `spawn-elite verify [DIR] [--receipt FILE] [--json] [--exclude GLOB]... [--no-ignore]`
 ///
@@ -126,29 +30,12 @@ pub fn run(
 ) -> Result<ExitCode> {
     let excludes = Excludes::new(exclude)?;
     let (path, expected) = read_receipt(dir, receipt_file)?;
-    let kept = if no_ignore {
-        None
-    } else {
-        Some(Kept::of(dir)?)
-    };
-    let (excluded, ignored) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let skip = |rel: &str| {
-        if expected.lists(rel) {
-            false
-        } else if excludes.matches(rel) {
-            excluded.fetch_add(1, Ordering::Relaxed);
-            true
-        } else if kept.as_ref().is_some_and(|k| k.ignores(rel)) {
-            ignored.fetch_add(1, Ordering::Relaxed);
-            true
-        } else {
-            false
-        }
-    };
-    let (actual, _) = Receipt::of_tree_skipping(dir, &skip, jiff::Timestamp::now())?;
-    expected.check_sizes(&actual, &path)?;
-    let (excluded, ignored) = (excluded.into_inner(), ignored.into_inner());
-    let drift = receipt::drift::compare(&expected, &actual);
+    let Walked {
+        actual,
+        drift,
+        excluded,
+        ignored,
+    } = drift::walk(dir, &expected, &path, &excludes, no_ignore)?;
     if json {
         let report = serde_json::json!({
             "ok": drift.is_empty(),
@@ -221,8 +108,7 @@ pub fn run(
     // Only --no-ignore can report ignored files; say so when that is all
     // that was added. The rules are read only now, when there is a need.
     if no_ignore && !drift.added.is_empty() {
-        let all_ignored =
-            Kept::of(dir).is_ok_and(|kept| drift.added.iter().all(|p| kept.ignores(p)));
+        let all_ignored = drift::all_ignored(dir, &drift.added);
         if all_ignored {
             eprintln!(
                 "hint: all {} added paths are ignored by the repository's .gitignore (build output?); verify skips them without --no-ignore",

@@ -96,7 +96,7 @@ pub async fn serve(
                 Err(e) => {
                     // Out of file descriptors, most likely: wait a little
                     // instead of spinning.
-                    eprintln!("cannot accept a connection: {e}; retrying");
+                    tracing::warn!(error = %e, "cannot accept a connection; retrying");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -151,7 +151,12 @@ async fn handle(
         Ok(msg) => (204, msg),
         Err(reject) => reject,
     };
-    eprintln!("{status} {method} {target}: {msg}");
+    // The message says it all for people; the fields are for collectors.
+    if status == 204 {
+        tracing::info!(status, %method, %target, "{status} {method} {target}: {msg}");
+    } else {
+        tracing::warn!(status, %method, %target, "{status} {method} {target}: {msg}");
+    }
     let mut resp = if status == 204 {
         Response::new(Full::new(Bytes::new()))
     } else {

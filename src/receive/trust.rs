@@ -29,7 +29,9 @@ pub fn load(dir: &Path) -> Result<HashMap<String, VerifyingKey>> {
                 Ok(k) => {
                     keys.insert(keys::key_id(&k), k);
                 }
-                Err(e) => eprintln!("warning: skipping {}: {e}", p.display()),
+                Err(e) => {
+                    tracing::warn!(file = %p.display(), error = %e, "skipping a key that cannot be read")
+                }
             }
         }
     }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use include_dir::{Dir, DirEntry, include_dir};
 
 use super::{EMBEDDED_SHOWN, MANIFEST, Manifest, Problem, SetFile, Source, TemplateSet};
-use crate::receipt::RECEIPT_PATH;
 use crate::receipt::merkle::{self, Hash, MODE_EXEC, MODE_FILE, MODE_LINK};
+use crate::receipt::meta;
 
 static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
@@ -125,7 +125,7 @@ pub(super) fn read_dir_entries(dir: &Path, shown: &str) -> Result<Vec<RawEntry>,
         };
         let file_shown = join_shown(shown, &rel);
         let ft = entry.file_type();
-        if ft.is_dir() || rel == RECEIPT_PATH {
+        if ft.is_dir() || meta::is_uncovered(&rel) {
             continue;
         }
         let read = if ft.is_symlink() {

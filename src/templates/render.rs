@@ -14,7 +14,7 @@ use super::{
     MANIFEST, PlannedFile, Problem, Source, TemplateSet, TypeSpec, internal_set_error, manifest,
     set_error,
 };
-use crate::receipt::RECEIPT_PATH;
+use crate::receipt::path::{self, Scope};
 
 impl TemplateSet {
     pub(super) fn environment(&self) -> Environment<'static> {
@@ -35,7 +35,7 @@ impl TemplateSet {
         // Includes resolve inside the set only: never the file system.
         let files = Arc::clone(&self.files);
         env.set_loader(move |name| {
-            if let Some(why) = manifest::relative_path_problem(name) {
+            if let Some(why) = path::problem(name, Scope::Plain) {
                 return Err(minijinja::Error::new(
                     minijinja::ErrorKind::TemplateNotFound,
                     format!("{name:?} cannot be included: {why}; includes name a file of the set from its root"),
@@ -108,17 +108,11 @@ impl TemplateSet {
                     rel
                 };
                 let path = pattern.replace(&rules.name_placeholder, name);
-                if path.is_empty()
-                    || path == ".git"
-                    || path.starts_with(".git/")
-                    || path == RECEIPT_PATH
-                {
+                if let Some(why) = path::problem(&path, Scope::Output) {
                     problems.push(Problem {
                         file: file.shown.clone(),
                         line: None,
-                        message: format!(
-                            "would be written to {path:?}, which git or the receipt owns; move it"
-                        ),
+                        message: format!("would be written to {path:?}, where {why}; move it"),
                     });
                     continue;
                 }

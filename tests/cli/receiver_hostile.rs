@@ -494,7 +494,9 @@ fn an_empty_trust_directory_is_warned_about_at_start() {
         .collect();
     assert_eq!(warnings.len(), 1, "{err}");
     assert!(
-        warnings[0].starts_with("warning: trust directory "),
+        warnings[0]
+            .trim_start()
+            .starts_with("WARN trust directory "),
         "{err}"
     );
 

@@ -331,23 +331,5 @@ impl Manifest {
     }
 }
 
-/// Why `path`, a path inside the set named in the manifest, is unsafe.
-pub fn relative_path_problem(path: &str) -> Option<&'static str> {
-    if path.is_empty() {
-        Some("it is empty")
-    } else if path.starts_with('/') || path.starts_with('\\') {
-        Some("it is absolute")
-    } else if path.contains('\\') || path.contains('\0') {
-        Some("use '/' between folders, and no NUL")
-    } else if path
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        Some("it has an empty, '.' or '..' component, which could point out of the set")
-    } else {
-        None
-    }
-}
-
 /// Names the templates already see; a key may not take one.
 pub const BUILTIN_VARIABLES: &[&str] = &["name", "type", "elite", "year", "date", "tool_version"];

@@ -10,8 +10,9 @@ use toml::Spanned;
 
 use super::{
     At, BUILTIN_VARIABLES, EXTENDS_EMBEDDED, FileRules, KeySpec, Manifest, Problem, TypeSpec,
-    line_of, relative_path_problem,
+    line_of,
 };
+use crate::receipt::path::{self, Scope};
 use crate::templates::rules::{self, RawRule};
 
 #[derive(Deserialize)]
@@ -165,7 +166,7 @@ fn resolve(raw: RawManifest, cx: &mut Ctx<'_>) -> Manifest {
     }
     let mut remove = Vec::new();
     for r in &set.remove {
-        if let Some(why) = relative_path_problem(r.get_ref()) {
+        if let Some(why) = path::problem(r.get_ref(), Scope::Plain) {
             cx.report(r.span(), format!("remove {:?}: {why}", r.get_ref()));
         }
         remove.push((r.get_ref().clone(), cx.at(r.span())));
@@ -206,7 +207,7 @@ fn resolve(raw: RawManifest, cx: &mut Ctx<'_>) -> Manifest {
         let layer_list = |list: &[Spanned<String>], cx: &mut Ctx<'_>| {
             list.iter()
                 .map(|l| {
-                    if let Some(why) = relative_path_problem(l.get_ref()) {
+                    if let Some(why) = path::problem(l.get_ref(), Scope::Plain) {
                         cx.report(
                             l.span(),
                             format!(
@@ -225,7 +226,7 @@ fn resolve(raw: RawManifest, cx: &mut Ctx<'_>) -> Manifest {
             .overrides
             .iter()
             .map(|o| {
-                if let Some(why) = relative_path_problem(o.get_ref()) {
+                if let Some(why) = path::problem(o.get_ref(), Scope::Plain) {
                     cx.report(
                         o.span(),
                         format!("type {name}: override {:?}: {why}", o.get_ref()),
