@@ -159,6 +159,14 @@ pub fn export(dir: &Path, force: bool) -> Result<ExitCode> {
     }
     let files = templates::embedded_files();
     for (path, bytes) in &files {
+        if let Some(why) = crate::receipt::path::problem(path, crate::receipt::path::Scope::Plain) {
+            return Err(fail(
+                ExitCode::Unrecordable,
+                format!(
+                    "the embedded set holds {path:?}, which cannot be exported: {why}; this is a bug in spawn-elite"
+                ),
+            ));
+        }
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;

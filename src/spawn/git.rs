@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use crate::clock::Clock;
 use crate::ops::git::{self, Git};
+use crate::receipt::path::{self, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GitOutcome {
@@ -32,7 +33,7 @@ fn head_commit(dir: &Path) -> Option<String> {
     let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
     let name = head.trim_end().strip_prefix("ref: ")?;
     let branch = name.strip_prefix("refs/heads/")?;
-    if branch.is_empty() || branch.split('/').any(|c| c.is_empty() || c == "..") {
+    if path::problem(branch, Scope::Plain).is_some() {
         return None;
     }
     let id = std::fs::read_to_string(git_dir.join(name)).ok()?;
