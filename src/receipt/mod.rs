@@ -38,8 +38,9 @@ pub struct SpawnInfo {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
-    /// Every template value the spawn used, keyed by its `--set` name: the
-    /// `--set` value, else the default, so the spawn can be repeated.
+    /// Every template value the spawn used of the keys that apply to its
+    /// type, keyed by its `--set` name: the `--set` value, else the
+    /// default, so the spawn can be repeated.
     pub options: BTreeMap<String, String>,
     /// v1 only: digest of the embedded templates of the binary that spawned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

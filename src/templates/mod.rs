@@ -52,12 +52,13 @@ pub struct Render<'a> {
 
 impl Render<'_> {
     /// What a receipt records of this rendering of `set`, so that it can be
-    /// repeated (`--from-receipt`) or updated.
+    /// repeated (`--from-receipt`) or updated: the values of the keys that
+    /// apply to the type.
     pub fn spawn_info(&self, set: &TemplateSet) -> SpawnInfo {
         SpawnInfo {
             name: self.name.to_owned(),
             kind: self.kind.to_owned(),
-            options: self.values.clone(),
+            options: set.applying(self.kind, self.values),
             template_digest: None,
             templates: Some(set.info()),
             elite: self.elite,
@@ -214,6 +215,26 @@ impl TemplateSet {
 
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// Of `values`, those of keys that apply to `kind` (and any the set
+    /// does not declare, which are not this set's to judge).
+    pub fn applying(
+        &self,
+        kind: &str,
+        values: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        values
+            .iter()
+            .filter(|(key, _)| {
+                self.manifest
+                    .keys
+                    .iter()
+                    .find(|k| &k.name == *key)
+                    .is_none_or(|k| k.applies_to(kind))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The set as a receipt records it: source, name, version, digest.

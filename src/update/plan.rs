@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::Options;
 use crate::error::{ExitCode, fail};
-use crate::receipt::{RECEIPT_PATH, Receipt, TemplatesInfo, meta};
+use crate::receipt::{RECEIPT_PATH, Receipt, SpawnInfo, TemplatesInfo, meta};
 use crate::templates::{PlannedFile, Render, TemplateSet, values};
 
 /// The old pristine output (as the repository's receipt describes it) and
@@ -16,6 +16,9 @@ use crate::templates::{PlannedFile, Render, TemplateSet, values};
 pub struct Plan {
     /// The receipt in the repository now.
     pub old: Receipt,
+    /// Its spawn section, less the values of keys that do not apply to the
+    /// type (which earlier receipts recorded): what is compared.
+    recorded: Option<SpawnInfo>,
     pub old_templates: TemplatesInfo,
     /// The new pristine files, sorted by path, the receipt excluded.
     pub files: Vec<PlannedFile>,
@@ -33,7 +36,7 @@ impl Plan {
     /// where only the receipt changes), so `--check` and the receipt tell
     /// the truth.
     pub fn current(&self) -> bool {
-        self.files_current() && self.old.spawn == self.receipt.spawn
+        self.files_current() && self.recorded == self.receipt.spawn
     }
 
     /// Whether the new pristine files are the old ones (the receipt aside).
@@ -137,8 +140,13 @@ pub fn plan(opts: &Options) -> Result<Plan> {
     files.retain(|f| !meta::is_uncovered(&f.path));
     files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     let receipt = Receipt::of_planned(&files, Some(render.spawn_info(&set)), old.created.clone());
+    let mut recorded = old.spawn.clone();
+    if let Some(r) = &mut recorded {
+        r.options = set.applying(&r.kind, &r.options);
+    }
     Ok(Plan {
         old,
+        recorded,
         old_templates,
         files,
         receipt,

@@ -997,3 +997,32 @@ fn a_new_set_version_with_the_same_files_is_recorded_in_the_receipt() {
         assert_eq!(check.code, 0, "{}", check.stdout);
     }
 }
+
+#[test]
+fn a_receipt_records_only_the_keys_that_apply_and_older_receipts_stay_current() {
+    let sb = Sandbox::new();
+    let repo = sb.spawn(&["tl", "tool", "--no-git"]);
+    let receipt = receipt_of(&repo);
+    let options = receipt["spawn"]["options"].as_object().expect("options");
+    let mut keys: Vec<&str> = options.keys().map(String::as_str).collect();
+    keys.sort();
+    // port and python_version are service keys: a tool receipt has none.
+    assert_eq!(keys, ["description", "org", "version"], "{receipt}");
+    // A receipt written before this rule listed every key; it is current
+    // all the same, and update has nothing to do.
+    let mut older = receipt.clone();
+    older["spawn"]["options"]["port"] = "8000".into();
+    older["spawn"]["options"]["python_version"] = "3.12".into();
+    std::fs::write(
+        repo.join(".spawn-elite/receipt.json"),
+        serde_json::to_vec_pretty(&older).expect("json"),
+    )
+    .expect("write");
+    let check = update(&sb, &repo, &["--check"]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.starts_with("ok: scaffold is current"),
+        "{}",
+        check.stdout
+    );
+}
