@@ -260,6 +260,9 @@ pub enum TemplatesAction {
         /// Print one JSON object instead of text
         #[arg(long)]
         json: bool,
+        /// Show the set file(s) behind each output path (the paths `remove` takes)
+        #[arg(long)]
+        sources: bool,
     },
     /// Write the embedded set, manifest included, as plain files: the start of your own
     Export {

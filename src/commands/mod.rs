@@ -27,9 +27,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::New { name, kind, spawn }) => spawn::run(&name, kind.as_deref(), &spawn),
         Some(Command::Templates { action }) => match action {
-            TemplatesAction::List { templates, json } => {
-                templates::list(templates.as_deref(), json)
-            }
+            TemplatesAction::List {
+                templates,
+                json,
+                sources,
+            } => templates::list(templates.as_deref(), json, sources),
             TemplatesAction::Export { dir, force } => templates::export(&dir, force),
             TemplatesAction::Check { dir } => templates::check(&dir),
         },

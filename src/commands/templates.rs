@@ -31,7 +31,7 @@ fn load_for_listing(dir: Option<&Path>) -> Result<TemplateSet> {
     }
 }
 
-pub fn list(dir: Option<&Path>, json: bool) -> Result<ExitCode> {
+pub fn list(dir: Option<&Path>, json: bool, sources: bool) -> Result<ExitCode> {
     let set = load_for_listing(dir)?;
     let m = &set.manifest;
     let rows = set.catalogue();
@@ -78,7 +78,7 @@ pub fn list(dir: Option<&Path>, json: bool) -> Result<ExitCode> {
             .collect();
         let files: Vec<_> = rows
             .iter()
-            .map(|(path, spawns)| json!({"path": path, "spawns": spawns}))
+            .map(|r| json!({"path": r.path, "sources": r.sources, "spawns": r.spawns}))
             .collect();
         let out = json!({
             "source": set.source.as_str(),
@@ -117,10 +117,25 @@ pub fn list(dir: Option<&Path>, json: bool) -> Result<ExitCode> {
             k.name, k.default, k.description
         ))?;
     }
-    crate::output::stdout_line("# files:")?;
-    let width = rows.iter().map(|(path, _)| path.len()).max().unwrap_or(0);
-    for (path, kinds) in &rows {
-        crate::output::stdout_line(&format!("{path:width$}  {}", kinds.join(", ")))?;
+    let width = rows.iter().map(|r| r.path.len()).max().unwrap_or(0);
+    if sources {
+        // The set files, one a line, with the output each writes: what
+        // `remove = [...]` and an extending set's replacement files name.
+        crate::output::stdout_line("# set files and the output path each writes:")?;
+        let mut pairs: Vec<(&str, &str)> = rows
+            .iter()
+            .flat_map(|r| r.sources.iter().map(|src| (src.as_str(), r.path.as_str())))
+            .collect();
+        pairs.sort();
+        let from = pairs.iter().map(|(src, _)| src.len()).max().unwrap_or(0);
+        for (src, path) in pairs {
+            crate::output::stdout_line(&format!("{src:from$}  {path}"))?;
+        }
+    } else {
+        crate::output::stdout_line("# files (--sources adds the set files that write each):")?;
+        for r in &rows {
+            crate::output::stdout_line(&format!("{:width$}  {}", r.path, r.spawns.join(", ")))?;
+        }
     }
     Ok(ExitCode::Success)
 }
@@ -207,6 +222,19 @@ pub fn check(dir: &Path) -> Result<ExitCode> {
         return Ok(ExitCode::Usage);
     }
     let m = &set.manifest;
+    if let Ok(embedded) = TemplateSet::embedded()
+        && m.name == embedded.manifest.name
+        && m.version == embedded.manifest.version
+        && set.digest() != embedded.digest()
+    {
+        crate::output::warn(&format!(
+            "{} differs from the set built into spawn-elite but keeps its name and version ({} {}), so receipts cannot tell them apart; change name and version under [set] in {}",
+            dir.display(),
+            m.name,
+            m.version,
+            dir.join(templates::MANIFEST).display()
+        ));
+    }
     crate::output::stdout_line(&format!(
         "ok: template set {} {} in {}: {} types each rendered with and without elite, {} keys, {} files; digest {}",
         m.name,

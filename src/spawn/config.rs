@@ -209,10 +209,15 @@ fn check_pin(set: &TemplateSet, args: &Request, recorded: Option<&str>) -> Resul
         ));
     }
     if !pin.eq_ignore_ascii_case(set.digest()) {
+        let which = if args.templates.is_none() {
+            " (no --templates was given, so that is the set built into spawn-elite; pass --templates DIR or set SPAWN_ELITE_TEMPLATES for your own)"
+        } else {
+            ""
+        };
         return Err(fail(
             ExitCode::Usage,
             format!(
-                "template set {} has digest {}, not {} as {why}; nothing was created",
+                "template set {} has digest {}, not {} as {why}{which}; nothing was created",
                 set.shown,
                 set.digest(),
                 pin.to_ascii_lowercase()

@@ -36,6 +36,17 @@ const EXTENDS_DOMAIN: u8 = 0x02;
 
 pub use crate::fsutil::PlannedFile;
 
+/// One output path of a set, as `templates list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueRow {
+    /// The output path, before `__name__` is replaced.
+    pub path: String,
+    /// The set's files that write it (what `remove` and overrides name).
+    pub sources: Vec<String>,
+    /// The spawns that include it, e.g. `service (elite)`.
+    pub spawns: Vec<String>,
+}
+
 /// One rendering of a type: what the templates see, besides the set.
 #[derive(Debug, Clone, Copy)]
 pub struct Render<'a> {
@@ -165,25 +176,43 @@ impl TemplateSet {
             .filter(|e| e.path != MANIFEST)
             .map(|e| (e.path.clone(), e))
             .collect();
-        for (path, at) in &manifest.remove {
+        let own_files = std::fs::read_to_string(dir.join(MANIFEST))
+            .map(|t| toml_has_table(&t, "files"))
+            .unwrap_or(false);
+        let remove = manifest.remove.clone();
+        let manifest = manifest.over(&base.manifest, own_files);
+        for (path, at) in &remove {
             let prefix = format!("{path}/");
             let before = merged.len();
             merged.retain(|p, _| p != path && !p.starts_with(&prefix));
             if merged.len() == before {
                 problems.push(at.problem(format!(
-                    "remove {path:?} names no file of the embedded set; `spawn-elite templates list` shows them"
+                    "remove {path:?} names no file of the embedded set; `spawn-elite templates list --sources` shows them"
                 )));
             }
         }
+        // A file of this set replaces the embedded file that writes the same
+        // output: its twin with or without the template suffix
+        // (`base/CODEOWNERS` replaces `base/CODEOWNERS.j2`, and the other
+        // way round). Both in this set is this set's own collision.
+        let suffix = manifest.files.template_suffix.clone();
+        let own: std::collections::BTreeSet<String> =
+            entries.iter().map(|e| e.path.clone()).collect();
         for e in entries {
-            if e.path != MANIFEST {
-                merged.insert(e.path.clone(), e);
+            if e.path == MANIFEST {
+                continue;
             }
+            if !suffix.is_empty() {
+                let twin = match e.path.strip_suffix(suffix.as_str()) {
+                    Some(plain) => plain.to_owned(),
+                    None => format!("{}{suffix}", e.path),
+                };
+                if !own.contains(&twin) {
+                    merged.remove(&twin);
+                }
+            }
+            merged.insert(e.path.clone(), e);
         }
-        let own_files = std::fs::read_to_string(dir.join(MANIFEST))
-            .map(|t| toml_has_table(&t, "files"))
-            .unwrap_or(false);
-        let manifest = manifest.over(&base.manifest, own_files);
         problems.extend(manifest.reference_problems());
         let mut digest_input = vec![EXTENDS_DOMAIN];
         digest_input.extend_from_slice(&base_root);
@@ -263,21 +292,26 @@ impl TemplateSet {
     /// The type named `name`, or a usage error listing the set's types.
     pub fn type_spec(&self, name: &str) -> Result<&TypeSpec> {
         self.manifest.type_spec(name).ok_or_else(|| {
+            let hint = match self.source {
+                Source::Embedded => "; a type of your own template set needs --templates DIR (or SPAWN_ELITE_TEMPLATES=DIR)",
+                Source::Dir => "",
+            };
             fail(
                 ExitCode::Usage,
                 format!(
-                    "unknown type '{name}': choose one of {}",
+                    "unknown type '{name}': choose one of {}{hint}",
                     self.manifest.type_names().join(", ")
                 ),
             )
         })
     }
 
-    /// Every template: its output path (before `__name__` substitution) and
-    /// the spawns that include it, e.g. `("Dockerfile", ["service (elite)"])`.
-    pub fn catalogue(&self) -> Vec<(String, Vec<String>)> {
+    /// Every template: its output path (before `__name__` substitution),
+    /// the set files that write it, and the spawns that include it, e.g.
+    /// `Dockerfile` from `elite/service/Dockerfile.j2` in "service (elite)".
+    pub fn catalogue(&self) -> Vec<CatalogueRow> {
         let rules = &self.manifest.files;
-        let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut rows: BTreeMap<String, CatalogueRow> = BTreeMap::new();
         for spec in &self.manifest.types {
             for (layer, elite, _) in spec.layers(true) {
                 let prefix = format!("{layer}/");
@@ -289,14 +323,23 @@ impl TemplateSet {
                     } else {
                         spec.name.clone()
                     };
-                    let labels = rows.entry(pattern.to_owned()).or_default();
-                    if !labels.contains(&label) {
-                        labels.push(label);
+                    let row = rows
+                        .entry(pattern.to_owned())
+                        .or_insert_with(|| CatalogueRow {
+                            path: pattern.to_owned(),
+                            sources: Vec::new(),
+                            spawns: Vec::new(),
+                        });
+                    if !row.spawns.contains(&label) {
+                        row.spawns.push(label);
+                    }
+                    if !row.sources.contains(path) {
+                        row.sources.push(path.clone());
                     }
                 }
             }
         }
-        rows.into_iter().collect()
+        rows.into_values().collect()
     }
 
     /// Every file of the set (manifest aside), by path.

@@ -130,6 +130,23 @@ impl TemplateSet {
                     file.contents.clone()
                 };
                 if let Some((_, prev_layer, prev_source)) = planned.get(&path)
+                    && prev_layer == layer
+                {
+                    // One layer, two spellings (`X` and `X.j2`): the set's
+                    // own files collide, whatever the type.
+                    let p = Problem {
+                        file: file.shown.clone(),
+                        line: None,
+                        message: format!(
+                            "writes {path}, as {prev_source} in the same layer does; keep one of the two files"
+                        ),
+                    };
+                    if !problems.contains(&p) {
+                        problems.push(p);
+                    }
+                    continue;
+                }
+                if let Some((_, prev_layer, prev_source)) = planned.get(&path)
                     && !spec.overrides.iter().any(|o| o == pattern)
                 {
                     problems.push(at.problem(format!(

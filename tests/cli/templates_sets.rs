@@ -137,7 +137,14 @@ fn an_exported_set_edited_checked_and_spawned_shows_every_change() {
         assert_eq!(t["name"], "acme");
         assert_eq!(t["version"], "2.1.0");
         assert_eq!(t["digest"], digest.as_str());
-        assert_eq!(r["spawn"]["options"]["queue"], "jobs");
+        // queue is a worker key: only a worker's receipt records it.
+        let queue = if kind == "worker" {
+            Value::from("jobs")
+        } else {
+            Value::Null
+        };
+        assert_eq!(r["spawn"]["options"]["queue"], queue, "{kind}");
+        assert_eq!(r["spawn"]["options"]["org"], "vaultmesh");
         let verify = sb.run(["verify", s(&repo)]);
         assert!(verify.success(), "{}", verify.stderr);
     }
@@ -880,5 +887,176 @@ fn a_template_failing_at_render_time_leaves_nothing_behind() {
     assert_eq!(
         fs::read_to_string(base.join("zz/README.md")).unwrap(),
         "# zz\n"
+    );
+}
+
+/// The indented shell block of docs/TEMPLATES.md's worked example, as a
+/// script.
+fn worked_example() -> String {
+    let doc = include_str!("../../docs/TEMPLATES.md");
+    let section = doc
+        .split("## Worked example: a `worker` type")
+        .nth(1)
+        .expect("the worked example section");
+    let mut script = String::new();
+    let mut started = false;
+    for line in section.lines() {
+        if let Some(code) = line.strip_prefix("    ") {
+            started = true;
+            script.push_str(code);
+            script.push('\n');
+        } else if line.is_empty() {
+            if started {
+                script.push('\n');
+            }
+        } else if started {
+            break;
+        }
+    }
+    assert!(
+        script.contains("spawn-elite templates check acme"),
+        "{script}"
+    );
+    script
+}
+
+#[test]
+fn the_worked_example_of_templates_md_runs_as_written() {
+    let sb = Sandbox::new();
+    let bin = Path::new(env!("CARGO_BIN_EXE_spawn-elite"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // bash, in the sandbox's environment (HOME, git config, the clock).
+    let mut bash = std::process::Command::new("bash");
+    for (key, value) in sb.process().get_envs() {
+        match value {
+            Some(v) => bash.env(key, v),
+            None => bash.env_remove(key),
+        };
+    }
+    let out = bash
+        .args(["-euo", "pipefail", "-c", &worked_example()])
+        .current_dir(sb.path())
+        .env("PATH", path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("worker reading emails"), "{stdout}");
+    // The set was renamed, so check has nothing to warn about.
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let repo = sb.path().join("my-worker");
+    for file in [
+        "README.md",
+        "Makefile",
+        "worker.py",
+        "Dockerfile",
+        "LICENSE",
+    ] {
+        assert!(repo.join(file).is_file(), "{file} is missing");
+    }
+    assert_eq!(
+        receipt_of(&repo)["spawn"]["templates"]["name"],
+        "acme",
+        "the receipt names the renamed set"
+    );
+}
+
+#[test]
+fn check_warns_when_a_changed_set_keeps_the_embedded_name_and_version() {
+    let sb = Sandbox::new();
+    let set = export(&sb, "same-name");
+    let check = sb.run(["templates", "check", s(&set)]);
+    assert!(check.success(), "{}", check.stderr);
+    assert!(
+        check.stderr.is_empty(),
+        "an unchanged export: {}",
+        check.stderr
+    );
+    append(&set.join("base/.editorconfig"), "\n# ours\n");
+    let check = sb.run(["templates", "check", s(&set)]);
+    assert!(check.success(), "{}", check.stderr);
+    assert!(
+        check
+            .stderr
+            .contains("keeps its name and version (spawn-elite 1.0.0)")
+            && check.stderr.contains("change name and version under [set]"),
+        "{}",
+        check.stderr
+    );
+}
+
+#[test]
+fn an_extending_sets_plain_file_replaces_the_embedded_template_of_the_same_output() {
+    let sb = Sandbox::new();
+    let set = sb.path().join("owners");
+    fs::create_dir_all(set.join("base")).unwrap();
+    fs::write(
+        set.join("spawn-elite.toml"),
+        "[set]\nname = \"owners\"\nversion = \"1\"\nextends = \"embedded\"\n",
+    )
+    .unwrap();
+    fs::write(set.join("base/CODEOWNERS"), "* @acme/owners\n").unwrap();
+    let check = sb.run(["templates", "check", s(&set)]);
+    assert!(check.success(), "{}", check.stderr);
+    let repo = spawn_from(&sb, &set, &["own", "tool"]);
+    assert_eq!(
+        fs::read_to_string(repo.join("CODEOWNERS")).unwrap(),
+        "* @acme/owners\n"
+    );
+    // Both spellings in the set itself is the set's own collision, and the
+    // error names its files.
+    fs::write(set.join("base/CODEOWNERS.j2"), "* @{{ org }}\n").unwrap();
+    let check = sb.run(["templates", "check", s(&set)]);
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(
+        check.stderr.contains("base/CODEOWNERS") && !check.stderr.contains("embedded:"),
+        "{}",
+        check.stderr
+    );
+}
+
+#[test]
+fn templates_list_sources_shows_the_set_path_that_remove_takes() {
+    let sb = Sandbox::new();
+    let out = sb.run(["templates", "list", "--sources"]);
+    assert!(out.success(), "{}", out.stderr);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("base/CODEOWNERS.j2"))
+        .expect("a line for base/CODEOWNERS.j2");
+    assert!(line.trim_end().ends_with(" CODEOWNERS"), "{line}");
+    let json = listing(&sb, None);
+    let row = json["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|r| r["path"] == "CODEOWNERS")
+        .expect("CODEOWNERS row");
+    assert_eq!(row["sources"], serde_json::json!(["base/CODEOWNERS.j2"]));
+}
+
+#[test]
+fn an_unknown_type_or_pin_without_templates_points_at_templates_dir() {
+    let sb = Sandbox::new();
+    sb.assert_error(
+        ["w2", "worker"],
+        2,
+        "a type of your own template set needs --templates DIR (or SPAWN_ELITE_TEMPLATES=DIR)",
+    );
+    let pin = "a".repeat(64);
+    sb.assert_error(
+        ["w2", "--templates-digest", pin.as_str()],
+        2,
+        "no --templates was given, so that is the set built into spawn-elite",
     );
 }
