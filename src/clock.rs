@@ -47,6 +47,16 @@ impl Clock {
         self.now
     }
 
+    /// The time now, for the end of work begun at [`Clock::now`]: the
+    /// fixed time again when the clock is fixed, so output is reproducible.
+    pub fn later(&self) -> jiff::Timestamp {
+        if self.fixed {
+            self.now
+        } else {
+            jiff::Timestamp::now()
+        }
+    }
+
     /// `now` as receipts and the ledger write it.
     pub fn stamp(&self) -> String {
         stamp(self.now)

@@ -23,6 +23,10 @@ pub enum ExitCode {
     ProofMismatch = 10,
     Changed = 11,
     Conflicts = 12,
+    Unsigned = 13,
+    BadSignature = 14,
+    UnknownKey = 15,
+    ChangedSinceSigning = 16,
     Internal = 70,
     Interrupted = 130,
 }
@@ -102,6 +106,26 @@ pub const EXIT_CODES: &[ExitInfo] = &[
         code: ExitCode::Conflicts,
         name: "conflicts",
         meaning: "`update`: updated, with conflicts to resolve (git's conflict markers, or `PATH.spawn-elite-new` files without git)",
+    },
+    ExitInfo {
+        code: ExitCode::Unsigned,
+        name: "unsigned",
+        meaning: "`verify --trust`: the tree has no signed attestation (`spawn-elite attest DIR` makes one)",
+    },
+    ExitInfo {
+        code: ExitCode::BadSignature,
+        name: "bad-signature",
+        meaning: "`verify --trust`: the attestation's signature or statement does not verify (it was changed, or it is not spawn-elite's)",
+    },
+    ExitInfo {
+        code: ExitCode::UnknownKey,
+        name: "unknown-key",
+        meaning: "`verify --trust`: the attestation is signed by a key that is not in the trust directory",
+    },
+    ExitInfo {
+        code: ExitCode::ChangedSinceSigning,
+        name: "changed-since-signing",
+        meaning: "`verify --trust`: files or the receipt changed since the attestation was signed",
     },
     ExitInfo {
         code: ExitCode::Internal,
@@ -243,7 +267,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(codes, sorted);
-        assert_eq!(codes.len(), 15, "every ExitCode variant has a row");
+        assert_eq!(codes.len(), 19, "every ExitCode variant has a row");
     }
 
     /// README.md documents the exit codes; its table must be this one.

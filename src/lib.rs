@@ -29,6 +29,7 @@ pub mod ledger;
 pub mod ops;
 pub mod output;
 pub mod paths;
+pub mod provenance;
 pub mod receipt;
 pub mod receive;
 pub mod spawn;

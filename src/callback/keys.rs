@@ -5,6 +5,7 @@
 //! It depends on the public key only, so the signer and every receiver
 //! compute the same id from the key files alone.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
@@ -243,6 +244,33 @@ pub fn load_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
             path.display()
         ))
     })
+}
+
+/// The trusted keys by key id. An unreadable `--trust` directory is a bad
+/// value, like an unreadable `--ca-cert` (exit code 2).
+pub fn load_trusted(dir: &Path) -> anyhow::Result<HashMap<String, VerifyingKey>> {
+    let entries = fs::read_dir(dir).map_err(|e| {
+        let message = format!(
+            "cannot read trust directory {}: {e}; create it and put *.pub keys in it",
+            dir.display()
+        );
+        fail_with(ExitCode::Usage, message, e)
+    })?;
+    let mut keys = HashMap::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "pub") {
+            match load_public_key(&p) {
+                Ok(k) => {
+                    keys.insert(key_id(&k), k);
+                }
+                Err(e) => {
+                    tracing::warn!(file = %p.display(), error = %e, "skipping a key that cannot be read")
+                }
+            }
+        }
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]

@@ -58,15 +58,22 @@ pub enum LogFormat {
     Json,
 }
 
-/// Spawn flags for the callback; the spawn command flattens this in.
+/// Spawn and update flags for signing and the callback; both commands
+/// flatten this in.
 #[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Signed callback")]
+#[command(next_help_heading = "Signing and callback")]
 pub struct CallbackArgs {
+    /// Sign the tree: an in-toto attestation in a DSSE envelope, written to
+    /// .spawn-elite/attestation.intoto.json and committed (docs/PROVENANCE.md) [env: SPAWN_ELITE_SIGN=1]
+    // SPAWN_ELITE_SIGN is read by the command layer, not by clap (see RetryArgs).
+    #[arg(long)]
+    pub sign: bool,
     /// After a successful spawn, POST the signed receipt to URL
     #[arg(long = "callback", value_name = "URL")]
     pub callback: Option<String>,
-    /// Ed25519 private key (PKCS#8 PEM from `spawn-elite keygen`) that signs the callback
-    #[arg(long = "key", value_name = "PATH", requires = "callback")]
+    /// Ed25519 private key (PKCS#8 PEM from `spawn-elite keygen`) that signs the attestation and the callback
+    /// [default: $XDG_DATA_HOME/spawn-elite/keys/callback.pem]
+    #[arg(long = "key", value_name = "PATH")]
     pub key: Option<PathBuf>,
     /// Key id to put in the signature (default: the key's fingerprint)
     #[arg(long = "key-id", value_name = "ID", requires = "callback")]

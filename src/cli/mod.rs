@@ -147,6 +147,25 @@ pub enum Command {
         /// Also report added files that .gitignore, .git/info/exclude or your global git excludes ignore
         #[arg(long)]
         no_ignore: bool,
+        /// Also check the signed attestation: signed by a key in DIR (*.pub), binding this receipt and these files
+        #[arg(long, value_name = "DIR")]
+        trust: Option<PathBuf>,
+    },
+    /// Sign a tree that has a receipt: an in-toto attestation in a DSSE envelope
+    ///
+    /// Written to DIR/.spawn-elite/attestation.intoto.json (docs/PROVENANCE.md).
+    /// The tree must match its receipt; `verify --trust` checks the result.
+    Attest {
+        /// The tree to sign (it must have .spawn-elite/receipt.json)
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// Ed25519 private key (PKCS#8 PEM from `spawn-elite keygen`)
+        /// [default: $XDG_DATA_HOME/spawn-elite/keys/callback.pem]
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Write a receipt (file hashes and Merkle root) for any existing tree
     Receipt {

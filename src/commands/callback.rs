@@ -132,6 +132,54 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
     }
 }
 
+/// `--sign` or `SPAWN_ELITE_SIGN=1`: the signer of a spawn's or an
+/// update's attestation, its key loaded (so a bad key fails before
+/// anything is written); `--key` or the default key.
+pub(crate) fn signer(
+    args: &CallbackArgs,
+) -> Result<Option<std::sync::Arc<crate::provenance::Signer>>> {
+    let from_env = match std::env::var("SPAWN_ELITE_SIGN") {
+        Ok(v) => match v.trim() {
+            "" | "0" | "false" | "no" => false,
+            "1" | "true" | "yes" => true,
+            other => {
+                return Err(fail(
+                    ExitCode::Usage,
+                    format!(
+                        "SPAWN_ELITE_SIGN={other:?} is not 1 or 0; set SPAWN_ELITE_SIGN=1 to sign by default, or unset it"
+                    ),
+                ));
+            }
+        },
+        Err(_) => false,
+    };
+    if !(args.sign || from_env) {
+        if args.key.is_some() && args.callback.is_none() {
+            return Err(fail(
+                ExitCode::Usage,
+                "--key names the key of --sign and --callback; pass one of them too",
+            ));
+        }
+        return Ok(None);
+    }
+    let path = match &args.key {
+        Some(k) => k.clone(),
+        None => keys::default_key_path()?,
+    };
+    if !path.exists() && args.key.is_none() {
+        return Err(fail(
+            ExitCode::Key,
+            format!(
+                "--sign needs a key, and there is none at {}; create one with `spawn-elite keygen`, or pass --key PATH",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Some(std::sync::Arc::new(crate::provenance::Signer::load(
+        &path,
+    )?)))
+}
+
 /// The callback options of a spawn or an update, checked (key readable,
 /// URL allowed), so that a bad key or URL fails before anything is written.
 pub(crate) fn checked_options(args: &CallbackArgs) -> Result<Option<CallbackOptions>> {

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each resolves what was typed into the engine's
 //! options, calls the engine, and prints the outcome; none holds engine logic.
 
+pub mod attest;
 pub mod callback;
 pub mod completions;
 pub mod doctor;
@@ -42,7 +43,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             json,
             exclude,
             no_ignore,
-        }) => verify::run(&dir, receipt.as_deref(), json, &exclude, no_ignore),
+            trust,
+        }) => verify::run(
+            &dir,
+            receipt.as_deref(),
+            json,
+            &exclude,
+            no_ignore,
+            trust.as_deref(),
+        ),
+        Some(Command::Attest { dir, key, json }) => attest::run(&dir, key.as_deref(), json),
         Some(Command::Receipt { dir, output, force }) => {
             receipt::run(&dir, output.as_deref(), force)
         }

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::error::{ExitCode, fail};
 use crate::ops::record;
 use crate::output::{self, stdout_json, stdout_write, warn};
+use crate::provenance::ATTESTATION_PATH;
 use crate::receipt::RECEIPT_PATH;
 use crate::spawn::git::GitOutcome;
 use crate::spawn::{self, Outcome, config::Request, config::SpawnConfig};
@@ -44,7 +45,9 @@ pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode>
         from_receipt: args.from_receipt.clone(),
         interactive: args.interactive,
     };
-    let config = SpawnConfig::from_request(&request, Clock::from_env()?)?;
+    let mut config = SpawnConfig::from_request(&request, Clock::from_env()?)?;
+    // A bad signing key fails before anything is written.
+    config.signer = super::callback::signer(&args.callback)?;
     for warning in &config.warnings {
         warn(warning);
     }
@@ -144,6 +147,10 @@ fn print_summary(
                 "merkle_root": outcome.receipt.merkle_root(),
             },
             "ledger": outcome.recorded.ledger,
+            "attestation": outcome.signed_by.as_ref().map(|key_id| json!({
+                "path": outcome.path.join(ATTESTATION_PATH),
+                "key_id": key_id,
+            })),
             "callback": callback,
             "files": files_json(files),
         }));
@@ -166,10 +173,15 @@ fn print_summary(
         None => text.push_str(&format!("  {} files, no git repository\n", files.len())),
     }
     text.push_str(&format!(
-        "  receipt {RECEIPT_PATH}, Merkle root {}\n\nNext steps:\n  cd {}\n",
-        outcome.receipt.merkle_root(),
-        outcome.path.display()
+        "  receipt {RECEIPT_PATH}, Merkle root {}\n",
+        outcome.receipt.merkle_root()
     ));
+    if let Some(key_id) = &outcome.signed_by {
+        text.push_str(&format!(
+            "  attestation {ATTESTATION_PATH}, signed by key {key_id}\n"
+        ));
+    }
+    text.push_str(&format!("\nNext steps:\n  cd {}\n", outcome.path.display()));
     let steps = config
         .set
         .manifest

@@ -27,6 +27,7 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
         quiet: args.quiet,
         ledger: !args.no_ledger,
         clock: Clock::from_env()?,
+        signer: None,
     };
     if opts.check {
         let plan = update::check(&opts)?;
@@ -39,6 +40,10 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
     }
     // A bad callback key or URL fails before anything is changed.
     let callback = super::callback::checked_options(&args.callback)?;
+    let opts = Options {
+        signer: super::callback::signer(&args.callback)?,
+        ..opts
+    };
     let mut outcome = update::run(&opts, callback.as_ref())?;
     for warning in &outcome.warnings {
         warn(warning);

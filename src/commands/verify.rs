@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::shared::{read_receipt, stdout_write};
+use crate::callback::keys;
 use crate::error::ExitCode;
+use crate::provenance;
 use crate::receipt::drift::{self, Excludes, Walked};
 
 /// How many added paths `verify` lists in text before summing up the rest
@@ -27,9 +29,20 @@ pub fn run(
     json: bool,
     exclude: &[String],
     no_ignore: bool,
+    trust: Option<&Path>,
 ) -> Result<ExitCode> {
     let excludes = Excludes::new(exclude)?;
     let (path, expected) = read_receipt(dir, receipt_file)?;
+    // `--trust`: the attestation first; each way it can fail has its own
+    // exit code, and a tree whose signature fails is not checked further.
+    let signed = match trust {
+        Some(trust) => Some(provenance::verify_tree(
+            dir,
+            &expected,
+            &keys::load_trusted(trust)?,
+        )?),
+        None => None,
+    };
     let Walked {
         actual,
         drift,
@@ -37,7 +50,7 @@ pub fn run(
         ignored,
     } = drift::walk(dir, &expected, &path, &excludes, no_ignore)?;
     if json {
-        let report = serde_json::json!({
+        let mut report = serde_json::json!({
             "ok": drift.is_empty(),
             "receipt": path.display().to_string(),
             "expected_root": expected.merkle_root,
@@ -49,11 +62,25 @@ pub fn run(
             "excluded": excluded,
             "ignored": ignored,
         });
+        if let Some(signed) = &signed {
+            report["signed"] = serde_json::json!({
+                "key_id": signed.key_id,
+                "claimed": signed.claimed,
+            });
+        }
         let mut bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
         bytes.push(b'\n');
         stdout_write(&bytes)?;
     } else {
         let mut text = String::new();
+        if let Some(signed) = &signed {
+            text.push_str(&format!(
+                "signed: {} by key {} (its statement says {})\n",
+                provenance::ATTESTATION_PATH,
+                signed.key_id,
+                signed.claimed
+            ));
+        }
         for p in &drift.modified {
             text.push_str(&format!("modified      {p}\n"));
         }

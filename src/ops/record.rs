@@ -8,9 +8,36 @@
 use std::path::{Path, PathBuf};
 
 use crate::callback::{self, CallbackOptions, Pending};
+use crate::clock::Clock;
 use crate::error::{ExitCode, describe};
+use crate::fsutil::PlannedFile;
 use crate::ledger::{self, UpdateRecord};
+use crate::provenance::{self, Signer};
 use crate::receipt::{RECEIPT_PATH, Receipt};
+
+/// The files the record step puts in the metadata directory with the tree,
+/// before it is committed: the receipt of `files`, and with a signer the
+/// attestation of both (naming `previous`, the attestation it replaces).
+pub fn metadata(
+    receipt: &Receipt,
+    files: &[PlannedFile],
+    signer: Option<&Signer>,
+    clock: &Clock,
+    previous: Option<&[u8]>,
+) -> Vec<PlannedFile> {
+    let mut meta = vec![receipt.as_planned()];
+    if let Some(signer) = signer {
+        meta.push(provenance::attest_planned(
+            receipt,
+            files,
+            signer,
+            clock.now(),
+            clock.later(),
+            previous,
+        ));
+    }
+    meta
+}
 
 /// What the ledger line records.
 #[derive(Debug, Clone)]

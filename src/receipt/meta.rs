@@ -10,6 +10,10 @@ pub const DIR: &str = ".spawn-elite";
 /// Where the receipt of a spawned repository lives, relative to its root.
 pub const RECEIPT_PATH: &str = ".spawn-elite/receipt.json";
 
+/// The signed provenance of the tree: a DSSE envelope holding an in-toto
+/// Statement (docs/PROVENANCE.md).
+pub const ATTESTATION_PATH: &str = ".spawn-elite/attestation.intoto.json";
+
 /// The prefix, inside [`DIR`], of the scratch directories of an update
 /// without git history (`.spawn-elite/update-XXXX/`): never part of the
 /// tree, removed by the next update if a kill left one.
@@ -28,10 +32,16 @@ pub struct MetaFile {
 /// by the receipt (the receipt cannot cover itself, and what is made from
 /// the receipt comes after it); all are committed with the files they
 /// describe.
-pub const FILES: &[MetaFile] = &[MetaFile {
-    path: RECEIPT_PATH,
-    what: "the receipt",
-}];
+pub const FILES: &[MetaFile] = &[
+    MetaFile {
+        path: RECEIPT_PATH,
+        what: "the receipt",
+    },
+    MetaFile {
+        path: ATTESTATION_PATH,
+        what: "the signed attestation",
+    },
+];
 
 /// The metadata file at `path`, if it is one.
 pub fn file(path: &str) -> Option<&'static MetaFile> {

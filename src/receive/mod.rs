@@ -13,12 +13,13 @@
 //! - `verify`: checking one request.
 //! - `site`: what a signature must have been made for.
 //! - `log`: the log of accepted receipts.
-//! - `trust`: the trusted public keys.
+//!
+//! The trusted public keys are `callback::keys::load_trusted`, shared with
+//! `verify --trust`.
 
 pub mod log;
 mod server;
 pub mod site;
-pub mod trust;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -74,7 +75,7 @@ impl Receiver {
     /// Bind, load the trusted keys and the log, and start serving.
     pub fn start(opts: &Options, stop: Arc<AtomicBool>) -> Result<Receiver> {
         let site = site::Site::new(&opts.listen, opts.public_url.as_deref())?;
-        let keys = trust::load(&opts.trust)?;
+        let keys = crate::callback::keys::load_trusted(&opts.trust)?;
         let log = log::Log::open(&opts.log)?;
         let cannot_listen = |e: std::io::Error| {
             let message = format!(

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::log::Log;
 use super::site::Site;
-use super::trust;
 use crate::callback::httpsig::{self, RequestParts, SigError};
+use crate::callback::keys;
 use crate::error::describe;
 use crate::receipt::Receipt;
 
@@ -63,7 +63,7 @@ fn lookup_key(state: &State, id: &str) -> Option<VerifyingKey> {
     {
         return Some(*k);
     }
-    let fresh = trust::load(&state.trust_dir).ok()?;
+    let fresh = keys::load_trusted(&state.trust_dir).ok()?;
     let found = fresh.get(id).copied();
     *state.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
     found

@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use crate::clock::Clock;
 use crate::error::{ExitCode, fail};
+use crate::provenance::Signer;
 use crate::receipt::{Receipt, SpawnInfo};
 use crate::templates::values::{self, shown};
 use crate::templates::{Render, TemplateSet};
@@ -68,6 +69,8 @@ pub struct SpawnConfig {
     pub values: BTreeMap<String, String>,
     /// Things the user typed that are allowed but probably not meant.
     pub warnings: Vec<String>,
+    /// `--sign`: the key that signs the attestation.
+    pub signer: Option<Arc<Signer>>,
     /// The moment of the spawn: `SOURCE_DATE_EPOCH` when set, so that output
     /// can be reproduced byte for byte.
     pub clock: Clock,
@@ -149,6 +152,7 @@ impl SpawnConfig {
             ledger: !args.no_ledger,
             values,
             warnings,
+            signer: None,
             clock,
         })
     }

@@ -31,6 +31,8 @@ pub struct Outcome {
     /// `None` with `--no-git`.
     pub git: Option<GitOutcome>,
     pub receipt: Receipt,
+    /// With `--sign`: the key id that signed the attestation.
+    pub signed_by: Option<String>,
     /// The ledger line, and the callback still to be delivered.
     pub recorded: Recorded,
     /// What the user should know, though the spawn succeeded.
@@ -56,8 +58,15 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<O
     let stage = stage::begin(config, &mut warnings)?;
     let files = config.set.render_type(&config.render())?;
     let receipt = receipt_of(config, &files);
+    let meta = record::metadata(
+        &receipt,
+        &files,
+        config.signer.as_deref(),
+        &config.clock,
+        None,
+    );
     let mut record = None;
-    let written = stage.write(&files, &receipt.as_planned(), || {
+    let written = stage.write(&files, &meta, || {
         // Queued before the repository is moved into place, so that a kill
         // at any instant after that leaves the callback queued or delivered.
         record = Some(record::begin(&receipt, &config.target, callback));
@@ -81,6 +90,7 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<O
         path: spawned.path,
         git: spawned.git,
         receipt,
+        signed_by: config.signer.as_ref().map(|s| s.key_id()),
         recorded,
         warnings,
     })

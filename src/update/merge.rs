@@ -136,7 +136,8 @@ pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str, clock: &Clock) -> Re
     let scratch = scratch(&git_dir).map_err(io)?;
     let tree_dir = scratch.path().join("tree");
     std::fs::create_dir(&tree_dir).map_err(io)?;
-    for file in plan.files.iter().chain([&plan.receipt_file()]) {
+    let receipt = plan.receipt_file();
+    for file in plan.files.iter().chain([&receipt]).chain(&plan.attestation) {
         fsutil::write_planned(&tree_dir, file).map_err(io)?;
     }
     let index = scratch.path().join("index");

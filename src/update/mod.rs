@@ -35,8 +35,10 @@ use crate::error::{ExitCode, fail};
 use crate::interrupt;
 use crate::ledger::UpdateRecord;
 use crate::ops::record::{self, Event, Recorded};
+use crate::provenance::{self, Signer};
 use classify::{Action, Change};
 use plan::Plan;
+use std::sync::Arc;
 
 /// One update as the command line asked for it.
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ pub struct Options {
     pub ledger: bool,
     /// The time of the update, for its ledger line and its commits.
     pub clock: Clock,
+    /// `--sign`: the key that signs the new tree's attestation.
+    pub signer: Option<Arc<Signer>>,
 }
 
 /// How the difference is applied.
@@ -173,6 +177,26 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome
     }
     if interrupt::requested() {
         return Err(interrupted());
+    }
+    if opts.signer.is_none() && opts.dir.join(provenance::ATTESTATION_PATH).exists() {
+        outcome.warnings.push(format!(
+            "this repository was signed, and this update is not: its {} will no longer match the tree; pass --sign (or run `spawn-elite attest` afterwards)",
+            provenance::ATTESTATION_PATH
+        ));
+    }
+    if let Some(signer) = &opts.signer {
+        // The new pristine tree's attestation, naming the one it follows.
+        let previous = provenance::previous(&opts.dir);
+        let plan = &outcome.plan;
+        outcome.plan.attestation = record::metadata(
+            &plan.receipt,
+            &plan.files,
+            Some(signer),
+            &opts.clock,
+            previous.as_deref(),
+        )
+        .into_iter()
+        .find(|f| f.path == provenance::ATTESTATION_PATH);
     }
     // Queued before anything changes, so that from the moment the new
     // receipt is in place its callback is queued or delivered.

@@ -116,6 +116,15 @@ pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
             .map_err(|e| io(&format!("stage the new {}", change.path), e))?;
         staged.push(Staged { from, to });
     }
+    let attestation_staged = match &plan.attestation {
+        Some(file) => {
+            let at = scratch.path().join("attestation.json");
+            write_new(&at, &file.contents, file.mode())
+                .map_err(|e| io("stage the new attestation", e))?;
+            Some((at, dir.join(&file.path)))
+        }
+        None => None,
+    };
     let receipt_staged = scratch.path().join("receipt.json");
     let receipt_file = plan.receipt_file();
     write_new(&receipt_staged, &receipt_file.contents, receipt_file.mode())
@@ -166,7 +175,18 @@ pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
         let _ = fsutil::sync_dir(&file.to);
     }
 
-    // 3. The receipt, last.
+    // 3. The attestation of the new tree, then the receipt, last.
+    if let Some((from, to)) = &attestation_staged {
+        std::fs::rename(from, to).map_err(|e| {
+            fail(
+                ExitCode::Io,
+                format!(
+                    "cannot write attestation {}: {e}; every file is new but the receipt is the old one: fix this, then run spawn-elite update again",
+                    to.display()
+                ),
+            )
+        })?;
+    }
     let receipt = dir.join(RECEIPT_PATH);
     std::fs::rename(&receipt_staged, &receipt).map_err(|e| {
         fail(

@@ -26,6 +26,8 @@ pub struct Plan {
     pub receipt: Receipt,
     pub new_templates: TemplatesInfo,
     pub warnings: Vec<String>,
+    /// With `--sign`: the attestation of the new pristine files and receipt.
+    pub attestation: Option<PlannedFile>,
 }
 
 impl Plan {
@@ -152,5 +154,6 @@ pub fn plan(opts: &Options) -> Result<Plan> {
         receipt,
         new_templates,
         warnings,
+        attestation: None,
     })
 }

@@ -13,6 +13,7 @@ mod interactive;
 mod ledger;
 mod load_callback;
 mod proof;
+mod provenance;
 mod receipt;
 mod receiver_hostile;
 mod reliability_callback;

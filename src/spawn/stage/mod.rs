@@ -125,14 +125,15 @@ pub fn begin<'a>(config: &'a SpawnConfig, warnings: &mut Vec<String>) -> Result<
 }
 
 impl Stage<'_> {
-    /// Write `files` and their `receipt` as the new repository at
-    /// `config.target`. `before_commit` runs once they are all written,
+    /// Write `files` and their `meta` files (the receipt, an attestation)
+    /// as the new repository at `config.target`. `before_commit` runs once
+    /// they are all written,
     /// before git sees them and before the repository is moved into place
     /// (the callback is queued there).
     pub fn write(
         self,
         files: &[PlannedFile],
-        receipt: &PlannedFile,
+        meta: &[PlannedFile],
         before_commit: impl FnOnce(),
     ) -> Result<Spawned> {
         let Stage {
@@ -140,7 +141,7 @@ impl Stage<'_> {
             init,
             mut staging,
         } = self;
-        write_staged(config, init, &mut staging, files, receipt, before_commit)
+        write_staged(config, init, &mut staging, files, meta, before_commit)
     }
 }
 
@@ -152,7 +153,7 @@ fn write_staged(
     init: Option<git::Init>,
     staging: &mut Staging,
     files: &[PlannedFile],
-    receipt: &PlannedFile,
+    meta: &[PlannedFile],
     before_commit: impl FnOnce(),
 ) -> Result<Spawned> {
     let bar = progress(config, files.len() as u64);
@@ -164,7 +165,9 @@ fn write_staged(
     bar.finish_and_clear();
 
     check_interrupted()?;
-    write_file(staging.dir.path(), receipt)?;
+    for file in meta {
+        write_file(staging.dir.path(), file)?;
+    }
     before_commit();
 
     let mut durability = Durability::new(staging.dir.path());
