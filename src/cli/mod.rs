@@ -207,10 +207,12 @@ pub enum Command {
     Man,
     /// Check this host for the tools spawned repositories use
     ///
-    /// Reports git, python3 (>= 3.12, what the default templates use), make, docker, docker compose, terraform
-    /// (>= 1.6), bats and shellcheck: version, or missing, too old or broken,
-    /// and what each is for. spawn-elite itself needs none of them, so doctor
-    /// exits 0 even when some are missing; scripts can read --json.
+    /// Reports git, python3.12 (what `make venv` runs for the default
+    /// python_version), make, docker, docker compose, terraform (>= 1.6),
+    /// bash (>= 4), bats, shellcheck, shfmt and yamllint: version, or missing,
+    /// too old or broken, and what each is for. spawn-elite itself needs none
+    /// of them, so doctor exits 0 even when some are missing; scripts can read
+    /// --json (its missing, too_old and broken lists).
     Doctor {
         /// Print one JSON object on stdout instead of text
         #[arg(long)]
