@@ -223,12 +223,19 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum LedgerAction {
     /// Check the ledger's hash chain and report the first broken line
-    Verify,
-    /// Show past spawns, oldest first, under a header line
+    Verify {
+        /// Check this chain file instead: a copied ledger, or the `--log` of `spawn-elite receive`
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Show past spawns and updates, oldest first, under a header line
     List {
-        /// Print one JSON object per spawn, one per line (JSON Lines), as the ledger records it
+        /// Print one JSON object per line (JSON Lines), as the file records it
         #[arg(long)]
         json: bool,
+        /// List this chain file instead: a copied ledger, or the `--log` of `spawn-elite receive`
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
     },
     /// Set aside a last line cut off while written (a crash), keeping every complete entry
     ///

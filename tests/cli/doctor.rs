@@ -225,7 +225,7 @@ fn completions_offer_the_types_and_set_keys_after_every_spawn_form() {
         ("spawn-elite new verify --set py", "python_version="),
         ("spawn-elite update . --set po", "port="),
         // Subcommands complete too (the bin name's hyphen once broke them).
-        ("spawn-elite ledger list --", "--json --help"),
+        ("spawn-elite ledger list --", "--json --file --help"),
         ("spawn-elite verify --no-", "--no-ignore"),
     ] {
         assert_eq!(bash_completes(&script, line), offered, "{line:?}");
