@@ -66,8 +66,15 @@ fn after_long_help() -> String {
     text.push_str("\n\n");
     text.push_str(&crate::error::exit_status_text());
     text.push_str("\nEnvironment:\n");
+    // The longest name, then two spaces: no name runs into its text.
+    let width = ENVIRONMENT
+        .iter()
+        .map(|(var, _)| var.len())
+        .max()
+        .unwrap_or(0)
+        + 2;
     for (var, what) in ENVIRONMENT {
-        text.push_str(&format!("  {var:<20}{what}\n"));
+        text.push_str(&format!("  {var:<width$}{what}\n"));
     }
     text.pop();
     text

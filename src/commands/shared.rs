@@ -53,7 +53,7 @@ pub(crate) fn read_own_receipt(dir: &Path) -> Result<(PathBuf, Receipt)> {
 }
 
 /// A missing tree is named as such, not as a tree without a receipt.
-fn must_be_dir(dir: &Path) -> Result<()> {
+pub(crate) fn must_be_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }

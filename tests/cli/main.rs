@@ -12,6 +12,7 @@ mod install_sh;
 mod interactive;
 mod ledger;
 mod load_callback;
+mod messages;
 mod proof;
 mod receipt;
 mod receiver_hostile;
