@@ -14,6 +14,7 @@ mod ledger;
 mod load_callback;
 mod messages;
 mod proof;
+mod readme;
 mod receipt;
 mod receiver_hostile;
 mod reliability_callback;
