@@ -97,7 +97,14 @@ fn list_json_prints_each_entry_as_one_json_line() {
     // Before a break, the entries that are intact, then the error.
     write_ledger(&sb, &ledger.replacen("/r/beta", "/r/evil", 1));
     let out = sb.assert_error(["ledger", "list", "--json"], 1, "is broken at line 3:");
-    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+    // Then, as for every error under --json, the error as a JSON line.
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    let error: serde_json::Value = serde_json::from_str(lines[2]).expect("json");
+    assert_eq!(
+        (&error["error"]["code"], &error["error"]["kind"]),
+        (&1.into(), &"drift".into())
+    );
 
     // No spawns: nothing on stdout, the reason on stderr.
     fs::remove_file(ledger_path(&sb)).expect("remove");
