@@ -164,7 +164,9 @@ pub fn check(tool: &Tool) -> Status {
         Err(RunError::Other(reason)) => return Status::Broken(reason),
     };
     if !output.success {
-        if tool.failure_means_missing {
+        // 127 is the shell's "command not found": what a version manager's
+        // shim (pyenv's python3.12) answers for a version not installed.
+        if tool.failure_means_missing || output.code == Some(127) {
             return Status::Missing;
         }
         let first = output.text.lines().next().unwrap_or("").trim();
@@ -185,6 +187,7 @@ pub fn check(tool: &Tool) -> Status {
 
 struct Output {
     success: bool,
+    code: Option<i32>,
     /// stdout then stderr: some tools print their version on either.
     text: String,
 }
@@ -237,6 +240,7 @@ fn run(argv: &[&str], timeout: Duration) -> Result<Output, RunError> {
     bytes.extend(err_reader.join().unwrap_or_default());
     Ok(Output {
         success: status.success(),
+        code: status.code(),
         text: String::from_utf8_lossy(&bytes).into_owned(),
     })
 }

@@ -109,6 +109,16 @@ fn doctor_checks_the_python_make_venv_runs_not_python3() {
     assert!(tools.iter().all(|t| t["name"] != "python3"), "{report}");
     let python = tools.iter().find(|t| t["name"] == "python3.12").unwrap();
     assert_eq!(python["status"], "missing", "{report}");
+    // A version manager's shim for a version that is not installed (pyenv
+    // answers so, with exit 127) is missing too, not broken.
+    fake_tool(
+        dir.path(),
+        "python3.12",
+        "echo 'pyenv: python3.12: command not found' >&2; exit 127",
+    );
+    let report: Value = serde_json::from_str(&doctor(dir.path(), &["--json"]).stdout).unwrap();
+    assert_eq!(names(&report, "missing")[0], "python3.12", "{report}");
+    assert!(!names(&report, "broken").contains(&"python3.12".to_string()));
     // Present at the right version, it is ok.
     fake_tool(dir.path(), "python3.12", "echo 'Python 3.12.1'");
     let report: Value = serde_json::from_str(&doctor(dir.path(), &["--json"]).stdout).unwrap();
