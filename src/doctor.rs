@@ -39,11 +39,13 @@ pub const TOOLS: &[Tool] = &[
         failure_means_missing: false,
     },
     Tool {
-        name: "python3",
-        argv: &["python3", "--version"],
-        // The default templates' python_version: `make venv` builds on it.
+        // Not `python3`: the service's `make venv` runs `python$(PYTHON_VERSION)`
+        // and insists on exactly that version, so this is the interpreter it
+        // uses with the default python_version (a test ties the two).
+        name: "python3.12",
+        argv: &["python3.12", "--version"],
         minimum: Some("3.12"),
-        needed_for: "service: make venv (on the python_version the repo declares, 3.12 by default), make test, make dev",
+        needed_for: "service: make venv (python3.12 for the default python_version; a repo declaring 3.N needs python3.N), then make test, make dev",
         failure_means_missing: false,
     },
     Tool {
@@ -75,6 +77,13 @@ pub const TOOLS: &[Tool] = &[
         failure_means_missing: false,
     },
     Tool {
+        name: "bash",
+        argv: &["bash", "--version"],
+        minimum: Some("4.0"),
+        needed_for: "tool: the command itself (Bash 4 or newer); every type: the Makefiles' shell",
+        failure_means_missing: false,
+    },
+    Tool {
         name: "bats",
         argv: &["bats", "--version"],
         minimum: None,
@@ -86,6 +95,20 @@ pub const TOOLS: &[Tool] = &[
         argv: &["shellcheck", "--version"],
         minimum: None,
         needed_for: "tool: make lint",
+        failure_means_missing: false,
+    },
+    Tool {
+        name: "shfmt",
+        argv: &["shfmt", "--version"],
+        minimum: None,
+        needed_for: "tool: make lint (shfmt -d), make format",
+        failure_means_missing: false,
+    },
+    Tool {
+        name: "yamllint",
+        argv: &["yamllint", "--version"],
+        minimum: None,
+        needed_for: "infra, tool: make lint, make verify (a service installs its own into .venv)",
         failure_means_missing: false,
     },
 ];
@@ -119,10 +142,6 @@ impl Status {
             Status::Missing | Status::Broken(_) => None,
         }
     }
-
-    pub fn usable(&self) -> bool {
-        matches!(self, Status::Found(_))
-    }
 }
 
 /// Look for every tool, all at once so one slow tool does not add up.
@@ -145,7 +164,9 @@ pub fn check(tool: &Tool) -> Status {
         Err(RunError::Other(reason)) => return Status::Broken(reason),
     };
     if !output.success {
-        if tool.failure_means_missing {
+        // 127 is the shell's "command not found": what a version manager's
+        // shim (pyenv's python3.12) answers for a version not installed.
+        if tool.failure_means_missing || output.code == Some(127) {
             return Status::Missing;
         }
         let first = output.text.lines().next().unwrap_or("").trim();
@@ -166,6 +187,7 @@ pub fn check(tool: &Tool) -> Status {
 
 struct Output {
     success: bool,
+    code: Option<i32>,
     /// stdout then stderr: some tools print their version on either.
     text: String,
 }
@@ -218,6 +240,7 @@ fn run(argv: &[&str], timeout: Duration) -> Result<Output, RunError> {
     bytes.extend(err_reader.join().unwrap_or_default());
     Ok(Output {
         success: status.success(),
+        code: status.code(),
         text: String::from_utf8_lossy(&bytes).into_owned(),
     })
 }
@@ -297,6 +320,34 @@ mod tests {
         assert!(!older_than("3.12", "3.10"));
         assert!(older_than("1.5.7", "1.6"));
         assert!(!older_than("1.6", "1.6.0"));
+    }
+
+    /// `make venv` runs `python$(PYTHON_VERSION)`, so doctor checks the
+    /// interpreter of the embedded set's default python_version, not `python3`.
+    #[test]
+    fn the_python_checked_is_the_one_make_venv_uses_by_default() {
+        let set = crate::templates::TemplateSet::embedded().unwrap();
+        let key = set
+            .manifest
+            .keys
+            .iter()
+            .find(|k| k.name == "python_version")
+            .expect("the embedded set declares python_version");
+        let makefile = crate::templates::embedded_files()
+            .into_iter()
+            .find(|(path, _)| path == "service/Makefile.j2")
+            .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+            .expect("the service Makefile is embedded");
+        assert!(makefile.contains("PYTHON_BASE ?= python$(PYTHON_VERSION)"));
+        let python: Vec<_> = TOOLS
+            .iter()
+            .filter(|t| t.name.starts_with("python"))
+            .collect();
+        assert_eq!(python.len(), 1);
+        let want = format!("python{}", key.default);
+        assert_eq!(python[0].name, want);
+        assert_eq!(python[0].argv[0], want);
+        assert_eq!(python[0].minimum, Some(key.default.as_str()));
     }
 
     #[test]

@@ -143,7 +143,29 @@ impl ExitCode {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// The code's name in [`EXIT_CODES`]: the `kind` of a JSON error.
+    pub fn name(self) -> &'static str {
+        EXIT_CODES
+            .iter()
+            .find(|info| info.code == self)
+            .map_or("internal", |info| info.name)
+    }
 }
+
+/// What a command run with `--json` prints on stdout when it fails, as one
+/// line: `{"error": {"code": N, "kind": NAME, "message": TEXT}}`, `kind`
+/// the code's name in [`EXIT_CODES`] and `message` the text stderr shows
+/// after `error: `. A tool reading stdout as JSON then gets JSON.
+pub fn json_error(code: ExitCode, message: &str) -> String {
+    serde_json::json!({
+        "error": { "code": code.code(), "kind": code.name(), "message": message }
+    })
+    .to_string()
+}
+
+/// The note `--help` and the man page give about [`json_error`].
+pub const JSON_ERRORS: &str = "With --json, an error is also printed on stdout as one JSON object, {\"error\": {\"code\": N, \"kind\": NAME, \"message\": TEXT}}, NAME as listed here.";
 
 impl ExitInfo {
     /// The meaning as plain text, for a terminal or the man page.
@@ -155,13 +177,17 @@ impl ExitInfo {
 /// The "Exit status" block of `--help`: one line per code.
 pub fn exit_status_text() -> String {
     let mut text = String::from("Exit status:\n");
+    let width = EXIT_CODES.iter().map(|i| i.name.len()).max().unwrap_or(0);
     for info in EXIT_CODES {
         text.push_str(&format!(
-            "  {:<4} {}\n",
+            "  {:<4} {:<width$}  {}\n",
             info.code.code(),
+            info.name,
             info.plain_meaning()
         ));
     }
+    text.push_str(JSON_ERRORS);
+    text.push('\n');
     text
 }
 
@@ -285,6 +311,19 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         assert_eq!(table, exit_status_markdown());
+    }
+
+    #[test]
+    fn a_json_error_names_its_code_by_the_tables_name() {
+        let line = json_error(ExitCode::ProofMismatch, "a \"quoted\" path");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        assert_eq!(value["error"]["code"], 10);
+        assert_eq!(value["error"]["kind"], "proof-mismatch");
+        assert_eq!(value["error"]["message"], "a \"quoted\" path");
+        assert!(!line.contains('\n'), "one line: {line}");
+        for info in EXIT_CODES {
+            assert_eq!(info.code.name(), info.name);
+        }
     }
 
     #[test]

@@ -66,8 +66,15 @@ fn after_long_help() -> String {
     text.push_str("\n\n");
     text.push_str(&crate::error::exit_status_text());
     text.push_str("\nEnvironment:\n");
+    // The longest name, then two spaces: no name runs into its text.
+    let width = ENVIRONMENT
+        .iter()
+        .map(|(var, _)| var.len())
+        .max()
+        .unwrap_or(0)
+        + 2;
     for (var, what) in ENVIRONMENT {
-        text.push_str(&format!("  {var:<20}{what}\n"));
+        text.push_str(&format!("  {var:<width$}{what}\n"));
     }
     text.pop();
     text
@@ -226,10 +233,12 @@ pub enum Command {
     Man,
     /// Check this host for the tools spawned repositories use
     ///
-    /// Reports git, python3 (>= 3.12, what the default templates use), make, docker, docker compose, terraform
-    /// (>= 1.6), bats and shellcheck: version, or missing, too old or broken,
-    /// and what each is for. spawn-elite itself needs none of them, so doctor
-    /// exits 0 even when some are missing; scripts can read --json.
+    /// Reports git, python3.12 (what `make venv` runs for the default
+    /// python_version), make, docker, docker compose, terraform (>= 1.6),
+    /// bash (>= 4), bats, shellcheck, shfmt and yamllint: version, or missing,
+    /// too old or broken, and what each is for. spawn-elite itself needs none
+    /// of them, so doctor exits 0 even when some are missing; scripts can read
+    /// --json (its missing, too_old and broken lists).
     Doctor {
         /// Print one JSON object on stdout instead of text
         #[arg(long)]
@@ -240,12 +249,19 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum LedgerAction {
     /// Check the ledger's hash chain and report the first broken line
-    Verify,
-    /// Show past spawns, oldest first, under a header line
+    Verify {
+        /// Check this chain file instead: a copied ledger, or the `--log` of `spawn-elite receive`
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Show past spawns and updates, oldest first, under a header line
     List {
-        /// Print one JSON object per spawn, one per line (JSON Lines), as the ledger records it
+        /// Print one JSON object per line (JSON Lines), as the file records it
         #[arg(long)]
         json: bool,
+        /// List this chain file instead: a copied ledger, or the `--log` of `spawn-elite receive`
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
     },
     /// Set aside a last line cut off while written (a crash), keeping every complete entry
     ///

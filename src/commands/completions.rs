@@ -9,7 +9,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Command, CommandFactory, ValueHint};
 use clap_complete::Shell;
 use clap_mangen::Man;
-use clap_mangen::roff::{Roff, bold, roman};
+use clap_mangen::roff::{Roff, bold, italic, roman};
 
 use crate::cli::{Cli, ENVIRONMENT, EXAMPLES};
 use crate::error::{EXIT_CODES, ExitCode};
@@ -138,13 +138,62 @@ pub fn man_page() -> Result<Vec<u8>> {
     let rendered = man
         .render_title(&mut page)
         .and_then(|()| render(&mut page, &|w| man.render_name_section(w)))
-        .and_then(|()| render(&mut page, &|w| man.render_synopsis_section(w)))
+        .and_then(|()| render(&mut page, &|w| synopsis(&cmd).to_writer(w)))
         .and_then(|()| render(&mut page, &|w| man.render_description_section(w)))
         .and_then(|()| render(&mut page, &|w| man.render_options_section(w)))
         .and_then(|()| render(&mut page, &|w| own_sections(&cmd).to_writer(w)))
         .and_then(|()| render(&mut page, &|w| man.render_version_section(w)));
     rendered.context("cannot render the man page")?;
     Ok(page)
+}
+
+/// SYNOPSIS: every option with its value's placeholder (`--type TYPE`,
+/// `--set KEY=VALUE...`), which clap_mangen's own synopsis leaves out, then
+/// the positionals and the subcommands.
+fn synopsis(cmd: &clap::Command) -> Roff {
+    // Built, so that clap's own --help and --version are among the options.
+    let mut cmd = cmd.clone();
+    cmd.build();
+    let mut parts = vec![bold(BIN), roman(" ")];
+    let visible: Vec<_> = cmd.get_arguments().filter(|a| !a.is_hide_set()).collect();
+    for arg in visible.iter().filter(|a| !a.is_positional()) {
+        parts.push(roman("["));
+        if let Some(short) = arg.get_short() {
+            parts.push(bold(format!("-{short}")));
+            parts.push(roman("|"));
+        }
+        if let Some(long) = arg.get_long() {
+            parts.push(bold(format!("--{long}")));
+        }
+        if arg.get_action().takes_values() {
+            let names = arg.get_value_names().unwrap_or_default();
+            let name = names
+                .first()
+                .map_or("VALUE".to_owned(), ToString::to_string);
+            parts.push(roman(" "));
+            parts.push(italic(name));
+        }
+        if matches!(arg.get_action(), clap::ArgAction::Append) {
+            parts.push(roman("..."));
+        }
+        parts.push(roman("] "));
+    }
+    for arg in visible.iter().filter(|a| a.is_positional()) {
+        let names = arg.get_value_names().unwrap_or_default();
+        let name = names
+            .first()
+            .map_or(arg.get_id().to_string(), ToString::to_string);
+        parts.push(roman("["));
+        parts.push(italic(name));
+        parts.push(roman("] "));
+    }
+    parts.push(roman("| "));
+    parts.push(italic("SUBCOMMAND"));
+    parts.push(roman(" ..."));
+    let mut roff = Roff::new();
+    roff.control("SH", ["SYNOPSIS"]);
+    roff.text(parts);
+    roff
 }
 
 fn own_sections(cmd: &clap::Command) -> Roff {
@@ -175,9 +224,14 @@ fn own_sections(cmd: &clap::Command) -> Roff {
     )]);
     for info in EXIT_CODES {
         roff.control("TP", []);
-        roff.text([bold(info.code.code().to_string())]);
+        roff.text([
+            bold(info.code.code().to_string()),
+            roman(format!(" ({})", info.name)),
+        ]);
         roff.text([roman(info.plain_meaning())]);
     }
+    roff.control("PP", []);
+    roff.text([roman(crate::error::JSON_ERRORS)]);
 
     roff.control("SH", ["ENVIRONMENT"]);
     for (var, what) in ENVIRONMENT {

@@ -33,12 +33,14 @@ fn report(results: &[(&Tool, Status)], as_json: bool) -> Result<()> {
                 })
             })
             .collect();
-        let missing: Vec<_> = results
-            .iter()
-            .filter(|(_, s)| !s.usable())
-            .map(|(t, _)| t.name)
-            .collect();
-        let value = json!({ "tools": tools, "missing": missing });
+        // One list a status, so a script that insists on a tool can tell
+        // "install it" (missing) from "upgrade it" (too_old).
+        let value = json!({
+            "tools": tools,
+            "missing": named(results, "missing"),
+            "too_old": named(results, "too old"),
+            "broken": named(results, "broken"),
+        });
         crate::output::stdout_line(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
         return Ok(());
     }
@@ -65,18 +67,36 @@ fn report(results: &[(&Tool, Status)], as_json: bool) -> Result<()> {
         ))?;
     }
     crate::output::stdout_line("")?;
-    let unusable: Vec<_> = results
-        .iter()
-        .filter(|(_, s)| !s.usable())
-        .map(|(t, _)| t.name)
-        .collect();
-    if unusable.is_empty() {
-        crate::output::stdout_line("Everything the spawned repositories use is here.")?;
+    // What to do differs: install what is missing, upgrade what is too
+    // old, look at what is broken; so each gets its own line.
+    let summary = [
+        ("missing", "Missing here"),
+        ("too old", "Too old here"),
+        ("broken", "Broken here"),
+    ];
+    let mut any = false;
+    for (word, label) in summary {
+        let names = named(results, word);
+        if !names.is_empty() {
+            any = true;
+            crate::output::stdout_line(&format!("{label}: {}.", names.join(", ")))?;
+        }
+    }
+    if any {
+        crate::output::stdout_line(
+            "spawn-elite itself still works; only what is listed beside those tools will not work here.",
+        )?;
     } else {
-        crate::output::stdout_line(&format!(
-            "Not usable here: {}. spawn-elite itself still works; only what is listed beside them will not work here.",
-            unusable.join(", ")
-        ))?;
+        crate::output::stdout_line("Everything the spawned repositories use is here.")?;
     }
     Ok(())
+}
+
+/// The names of the tools whose status is `word`, in report order.
+fn named(results: &[(&Tool, Status)], word: &str) -> Vec<&'static str> {
+    results
+        .iter()
+        .filter(|(_, status)| status.word() == word)
+        .map(|(tool, _)| tool.name)
+        .collect()
 }

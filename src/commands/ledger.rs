@@ -4,93 +4,173 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::shared::{read_receipt, stdout_write};
+use super::shared::{read_own_receipt, stdout_write};
 use crate::cli::LedgerAction;
 use crate::error::{ExitCode, fail};
-use crate::ledger::{self, Repair};
+use crate::ledger::{self, Entry, Held, Repair};
 use crate::receipt::{self, Receipt};
 
 /// `spawn-elite ledger ACTION`
 pub fn run(action: &LedgerAction) -> Result<ExitCode> {
     match action {
-        LedgerAction::Verify => verify(),
-        LedgerAction::List { json } => list(*json),
+        LedgerAction::Verify { file } => verify(file.as_deref()),
+        LedgerAction::List { json, file } => list(*json, file.as_deref()),
         LedgerAction::Repair { file } => repair(file.as_deref()),
         LedgerAction::Add { dir } => add(dir),
     }
 }
 
-/// `spawn-elite ledger verify`
-pub fn verify() -> Result<ExitCode> {
-    let path = ledger::path()?;
-    let entries = ledger::read_verified(&path)?;
-    let msg = match entries.last() {
+/// `spawn-elite ledger verify [--file FILE]`
+pub fn verify(file: Option<&Path>) -> Result<ExitCode> {
+    let (label, path, held) = match file {
+        Some(f) => {
+            let (held, broken) = ledger::read_file_until_break(f)?;
+            if let Some(err) = broken {
+                return Err(err);
+            }
+            (held.label(), f.to_path_buf(), held)
+        }
+        None => {
+            let path = ledger::path()?;
+            let entries = ledger::read_verified(&path)?;
+            ("ledger", path, Held::Ledger(entries))
+        }
+    };
+    let last_root = match &held {
+        Held::Ledger(entries) => entries.last().map(|e| e.merkle_root.clone()),
+        Held::Log(lines) => lines
+            .last()
+            .map(|l| log_field(l, &["receipt", "merkle_root"])),
+    };
+    let msg = match last_root {
         None => format!(
-            "ok: ledger {} is empty or absent; nothing to check\n",
+            "ok: {label} {} is empty or absent; nothing to check\n",
             path.display()
         ),
-        Some(last) => format!(
-            "ok: ledger {} holds {} entries and its chain is intact (last root {})\n",
+        Some(root) => format!(
+            "ok: {label} {} holds {} entries and its chain is intact (last root {root})\n",
             path.display(),
-            entries.len(),
-            last.merkle_root
+            held.len(),
         ),
     };
     stdout_write(msg.as_bytes())?;
     Ok(ExitCode::Success)
 }
 
-/// `spawn-elite ledger list [--json]`: a header line then one row per
-/// spawn; with `--json`, JSON Lines: each entry as the ledger holds it
-/// (`seq`, `prev`, `created`, `repo`, `name`, `type`, `merkle_root`,
-/// `leaf_count`, `receipt_blake3`), one object per line and no header.
-pub fn list(json: bool) -> Result<ExitCode> {
-    let path = ledger::path()?;
-    // A broken line does not hide the spawns before it: they are listed,
+/// `spawn-elite ledger list [--json] [--file FILE]`: a header line then one
+/// row per spawn or update; with `--json`, JSON Lines: each entry as the
+/// file holds it (for the ledger `seq`, `prev`, `created`, `repo`, `name`,
+/// `type`, `merkle_root`, `leaf_count`, `receipt_blake3`, and `event` and
+/// `update` for an update), one object per line and no header.
+pub fn list(json: bool, file: Option<&Path>) -> Result<ExitCode> {
+    // A broken line does not hide the entries before it: they are listed,
     // then the error (exit 1) names the line.
-    let (entries, broken) = ledger::read_until_break(&path)?;
-    if entries.is_empty() && broken.is_none() {
-        eprintln!("no spawns recorded yet in {}", path.display());
+    let (path, held, broken) = match file {
+        Some(f) => {
+            let (held, broken) = ledger::read_file_until_break(f)?;
+            (f.to_path_buf(), held, broken)
+        }
+        None => {
+            let path = ledger::path()?;
+            let (entries, broken) = ledger::read_until_break(&path)?;
+            (path, Held::Ledger(entries), broken)
+        }
+    };
+    if held.is_empty() && broken.is_none() {
+        let what = if file.is_some() {
+            "nothing"
+        } else {
+            "no spawns"
+        };
+        eprintln!("{what} recorded yet in {}", path.display());
         return Ok(ExitCode::Success);
     }
-    let mut text = String::new();
-    if json {
-        for e in &entries {
-            text.push_str(&serde_json::to_string(e)?);
-            text.push('\n');
-        }
-    } else if !entries.is_empty() {
-        text.push_str(&format!(
-            "{:>4}  {:<20}  {:<8} {:<24} {:<16}  {}\n",
-            "SEQ", "CREATED", "TYPE", "NAME", "ROOT", "REPOSITORY"
-        ));
-        for e in &entries {
-            text.push_str(&format!(
-                "{:>4}  {}  {:<8} {:<24} {}  {}{}\n",
-                e.seq,
-                e.created,
-                e.kind.as_deref().unwrap_or("-"),
-                e.name.as_deref().unwrap_or("-"),
-                e.merkle_root.chars().take(16).collect::<String>(),
-                e.repo,
-                match &e.update {
-                    Some(u) => format!(
-                        "  (update {} {} -> {} {})",
-                        u.old_templates.name,
-                        u.old_templates.version,
-                        u.new_templates.name,
-                        u.new_templates.version
-                    ),
-                    None => String::new(),
-                }
-            ));
-        }
-    }
+    let text = match (&held, json) {
+        (Held::Ledger(entries), true) => json_lines(entries)?,
+        (Held::Log(lines), true) => json_lines(lines)?,
+        (_, false) if held.is_empty() => String::new(),
+        (Held::Ledger(entries), false) => ledger_rows(entries),
+        (Held::Log(lines), false) => log_rows(lines),
+    };
     stdout_write(text.as_bytes())?;
     match broken {
         Some(err) => Err(err),
         None => Ok(ExitCode::Success),
     }
+}
+
+fn json_lines<T: serde::Serialize>(items: &[T]) -> Result<String> {
+    let mut text = String::new();
+    for item in items {
+        text.push_str(&serde_json::to_string(item)?);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// The ledger's rows. An update row shows when the update ran, not the
+/// spawn time its receipt carries over, so the rows read in order.
+fn ledger_rows(entries: &[Entry]) -> String {
+    let mut text = format!(
+        "{:>4}  {:<20}  {:<8} {:<24} {:<16}  {}\n",
+        "SEQ", "CREATED", "TYPE", "NAME", "ROOT", "REPOSITORY"
+    );
+    for e in entries {
+        let when = e.update.as_ref().map_or(&e.created, |u| &u.updated);
+        text.push_str(&format!(
+            "{:>4}  {}  {:<8} {:<24} {}  {}{}\n",
+            e.seq,
+            when,
+            e.kind.as_deref().unwrap_or("-"),
+            e.name.as_deref().unwrap_or("-"),
+            e.merkle_root.chars().take(16).collect::<String>(),
+            e.repo,
+            match &e.update {
+                Some(u) => format!(
+                    "  (update {} {} -> {} {})",
+                    u.old_templates.name,
+                    u.old_templates.version,
+                    u.new_templates.name,
+                    u.new_templates.version
+                ),
+                None => String::new(),
+            }
+        ));
+    }
+    text
+}
+
+/// The receiver's log: one row per accepted receipt, with the key that
+/// signed it.
+fn log_rows(lines: &[serde_json::Value]) -> String {
+    let mut text = format!(
+        "{:>4}  {:<20}  {:<8} {:<24} {:<16}  {}\n",
+        "SEQ", "RECEIVED", "TYPE", "NAME", "ROOT", "KEYID"
+    );
+    for (i, line) in lines.iter().enumerate() {
+        text.push_str(&format!(
+            "{:>4}  {:<20}  {:<8} {:<24} {:<16}  {}\n",
+            i + 1,
+            log_field(line, &["received_at"]),
+            log_field(line, &["receipt", "spawn", "type"]),
+            log_field(line, &["receipt", "spawn", "name"]),
+            log_field(line, &["receipt", "merkle_root"])
+                .chars()
+                .take(16)
+                .collect::<String>(),
+            log_field(line, &["keyid"]),
+        ));
+    }
+    text
+}
+
+/// A string field of a log line, or "-": the log keeps what it was sent.
+fn log_field(line: &serde_json::Value, path: &[&str]) -> String {
+    path.iter()
+        .try_fold(line, |v, key| v.get(key))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("-")
+        .to_owned()
 }
 
 /// `spawn-elite ledger repair [--file FILE]`
@@ -118,7 +198,7 @@ pub fn repair(file: Option<&Path>) -> Result<ExitCode> {
 
 /// `spawn-elite ledger add DIR`
 pub fn add(dir: &Path) -> Result<ExitCode> {
-    let (receipt_path, expected) = read_receipt(dir, None)?;
+    let (receipt_path, expected) = read_own_receipt(dir)?;
     let (actual, _) = Receipt::of_tree_skipping(dir, &|_| false, jiff::Timestamp::now())?;
     let drift = receipt::drift::compare(&expected, &actual);
     if !drift.is_empty() {

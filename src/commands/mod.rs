@@ -20,11 +20,40 @@ pub mod verify;
 use anyhow::Result;
 use clap::CommandFactory as _;
 
-use crate::cli::{Cli, Command, TemplatesAction};
-use crate::error::ExitCode;
+use crate::cli::{Cli, Command, LedgerAction, TemplatesAction};
+use crate::error::{ExitCode, code_of, describe, json_error};
 
-/// Run the subcommand `cli` names (or the spawn, when it names none).
+/// Run the subcommand `cli` names (or the spawn, when it names none). When
+/// it asked for `--json`, an error is also printed on stdout as JSON
+/// ([`json_error`]); stderr has it as text either way.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let json = wants_json(&cli);
+    let result = dispatch(cli);
+    if json && let Err(err) = &result {
+        // Failing already: a stdout that cannot be written adds nothing.
+        let _ = crate::output::stdout_line(&json_error(code_of(err), &describe(err)));
+    }
+    result
+}
+
+/// Whether the command line asked for JSON output.
+fn wants_json(cli: &Cli) -> bool {
+    match &cli.command {
+        None => cli.spawn.json,
+        Some(Command::New { spawn, .. }) => spawn.json,
+        Some(Command::Update(args)) => args.json,
+        Some(Command::Verify { json, .. } | Command::Doctor { json }) => *json,
+        Some(Command::Templates {
+            action: TemplatesAction::List { json, .. },
+        }) => *json,
+        Some(Command::Ledger {
+            action: LedgerAction::List { json, .. },
+        }) => *json,
+        Some(_) => false,
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::New { name, kind, spawn }) => spawn::run(&name, kind.as_deref(), &spawn),
         Some(Command::Templates { action }) => match action {

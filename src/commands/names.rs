@@ -88,16 +88,56 @@ pub fn parse_or_exit() -> Cli {
 
 fn exit_with_hint(err: clap::Error) -> ! {
     let _ = err.print();
+    // Asked for JSON: the usage error too (help and --version are not errors).
+    if err.use_stderr() && asked_for_json() {
+        let text = err.render().to_string();
+        let first = text.lines().next().unwrap_or_default();
+        let message = first.strip_prefix("error: ").unwrap_or(first);
+        let _ = crate::output::stdout_line(&crate::error::json_error(ExitCode::Usage, message));
+    }
     let first = std::env::args().nth(1).unwrap_or_default();
     let is_subcommand = Cli::command()
         .get_subcommands()
         .any(|sub| sub.get_name() == first && first != "new" && first != "help");
-    if is_subcommand && names_clash(&err) {
+    if is_subcommand && names_clash(&err) && parses_as_spawn() {
         eprintln!(
             "hint: to spawn a repository named '{first}', run `spawn-elite new {first} [TYPE] [OPTIONS]`"
         );
     }
     std::process::exit(err.exit_code());
+}
+
+/// Whether `--json` is among the words typed, before any `--`: the line did
+/// not parse, so this is all there is to go by.
+fn asked_for_json() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json")
+}
+
+/// Whether the words typed, read as `spawn-elite new WORDS...`, are a spawn:
+/// they parse, and a TYPE among them is a type (of the embedded set, unless
+/// a set is named). `ledger verify --json` is not (`verify` is no type), nor
+/// `ledger verify --bogus`, so neither is pointed at `new`.
+fn parses_as_spawn() -> bool {
+    let mut args: Vec<_> = std::env::args_os().collect();
+    if args.is_empty() {
+        return false;
+    }
+    args.insert(1, "new".into());
+    let Ok(cli) = Cli::try_parse_from(args) else {
+        return false;
+    };
+    let Some(crate::cli::Command::New { kind, spawn, .. }) = cli.command else {
+        return false;
+    };
+    let Some(kind) = kind.or(spawn.type_option) else {
+        return true;
+    };
+    spawn.templates.is_some()
+        || crate::templates::TemplateSet::embedded()
+            .is_ok_and(|set| set.manifest.types.iter().any(|t| t.name == kind))
 }
 
 /// Whether `err` is what a subcommand says when given what a spawn takes:

@@ -15,6 +15,7 @@ use crate::receipt::proof::Proof;
 /// there is one, since that is what a third party can trust; else against
 /// the tree as it is now.
 pub fn run(dir: &Path, path: &Path, receipt_file: Option<&Path>) -> Result<ExitCode> {
+    super::shared::must_be_dir(dir)?;
     let candidates = PathCandidates::new(dir, path)?;
     let receipt_at = receipt_path(dir, receipt_file);
     let receipt = if receipt_file.is_some() || receipt_at.exists() {

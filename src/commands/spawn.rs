@@ -100,13 +100,20 @@ fn print_plan(config: &SpawnConfig, files: &[PlannedFile]) -> Result<()> {
             "name": config.name,
             "type": config.kind,
             "path": config.target,
+            "elite": config.elite,
             "dry_run": true,
             "files": files_json(files),
         }));
     }
     let total: usize = files.iter().map(|f| f.contents.len()).sum();
+    // The list alone does not show what is missing from it.
+    let base_only = if config.elite {
+        ""
+    } else {
+        ", --no-elite: the base files only"
+    };
     let mut text = format!(
-        "Would create {} repository {} at {} ({} files, {} bytes); nothing was written:\n",
+        "Would create {} repository {} at {} ({} files, {} bytes{base_only}); nothing was written:\n",
         config.kind,
         config.name,
         config.target.display(),

@@ -33,6 +33,20 @@ pub fn run(
 ) -> Result<ExitCode> {
     let excludes = Excludes::new(exclude)?;
     let (path, expected) = read_receipt(dir, receipt_file)?;
+    for (i, listed) in excludes.listed_matches(&expected) {
+        let shown: Vec<&str> = listed.iter().take(3).copied().collect();
+        let more = if listed.len() > shown.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        crate::output::warn(&format!(
+            "--exclude {:?} has no effect on {} file(s) the receipt lists ({}{more}): they are still checked; --exclude skips only paths the receipt does not list",
+            exclude[i],
+            listed.len(),
+            shown.join(", ")
+        ));
+    }
     // `--trust`: the attestation first; each way it can fail has its own
     // exit code, and a tree whose signature fails is not checked further.
     let signed = match trust {

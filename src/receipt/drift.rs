@@ -2,7 +2,7 @@
 //! receipt's paths always, other paths unless `--exclude` or the tree's
 //! ignore rules skip them) and the differences it finds.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -122,11 +122,35 @@ impl Excludes {
         let Some(set) = &self.0 else {
             return false;
         };
-        rel.match_indices('/')
-            .map(|(i, _)| &rel[..i])
-            .chain(std::iter::once(rel))
-            .any(|p| set.is_match(p))
+        prefixes(rel).any(|p| set.is_match(p))
     }
+
+    /// For each pattern (by its index) that matches paths `receipt` lists,
+    /// those paths: the pattern has no effect on them, as they are checked
+    /// all the same, which a user who typed it did not expect.
+    pub fn listed_matches<'a>(&self, receipt: &'a Receipt) -> BTreeMap<usize, Vec<&'a str>> {
+        let mut found: BTreeMap<usize, Vec<&'a str>> = BTreeMap::new();
+        let Some(set) = &self.0 else {
+            return found;
+        };
+        for file in &receipt.files {
+            let mut hit: Vec<usize> = prefixes(&file.path).flat_map(|p| set.matches(p)).collect();
+            hit.sort_unstable();
+            hit.dedup();
+            for i in hit {
+                found.entry(i).or_default().push(&file.path);
+            }
+        }
+        found
+    }
+}
+
+/// `a`, `a/b`, `a/b/c` for `a/b/c`: a pattern matching a directory
+/// matches everything under it.
+fn prefixes(rel: &str) -> impl Iterator<Item = &str> {
+    rel.match_indices('/')
+        .map(|(i, _)| &rel[..i])
+        .chain(std::iter::once(rel))
 }
 
 /// The files of `dir` that its ignore rules keep, as ripgrep decides it

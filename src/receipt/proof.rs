@@ -150,7 +150,7 @@ impl Checked {
         let (mode, content) = hash_file(file)?;
         if content != parse_hash(&p.blake3).unwrap_or_default() {
             return Err(mismatch(format!(
-                "{} does not match the proof for {:?}: its BLAKE3 is {}, the proof expects {}; the file was changed",
+                "{} does not match the proof for {:?}: its BLAKE3 is {}, the proof expects {}; it is a different file, or it was changed",
                 file.display(),
                 p.path,
                 hex(&content),

@@ -548,6 +548,21 @@ fn spawn_with_callback_delivers_its_receipt() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["idempotency_key"], root.as_str());
     assert_eq!(lines[0]["receipt"]["merkle_root"], root.as_str());
+    // The receiver's real log reads with `ledger verify|list --file`.
+    let out = sb.run(["ledger", "verify", "--file", s(&sb.log())]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("ok: log ") && out.stdout.contains(&format!("(last root {root})")),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run(["ledger", "list", "--file", s(&sb.log())]);
+    let row = out.stdout.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains(" service  svc ") && row.contains(&root[..16]),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

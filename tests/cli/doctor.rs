@@ -24,8 +24,9 @@ fn doctor(path: &Path, args: &[&str]) -> Outcome {
 fn stand_ins() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fake_tool(dir.path(), "git", "echo 'git version 2.40.1'");
-    // Python prints its version on stdout; an old one.
-    fake_tool(dir.path(), "python3", "echo 'Python 3.9.18'");
+    // A stock python3 that is not the python3.12 `make venv` runs; python3.12
+    // itself is absent, as on a host with only the distribution's Python.
+    fake_tool(dir.path(), "python3", "echo 'Python 3.11.7'");
     fake_tool(dir.path(), "make", "echo 'make: it broke' >&2; exit 2");
     // docker without the compose plugin.
     fake_tool(
@@ -40,11 +41,27 @@ fn stand_ins() -> tempfile::TempDir {
     );
     fake_tool(
         dir.path(),
+        "bash",
+        "echo 'GNU bash, version 3.2.57(1)-release (arm64-apple-darwin23)'",
+    );
+    fake_tool(
+        dir.path(),
         "shellcheck",
         "printf 'ShellCheck\\nversion: 0.10.0\\n'",
     );
+    fake_tool(dir.path(), "shfmt", "echo 'v3.8.0'");
+    fake_tool(dir.path(), "yamllint", "echo 'yamllint 1.35.1'");
     // bats is absent.
     dir
+}
+
+fn names(report: &Value, list: &str) -> Vec<String> {
+    report[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} list in {report}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -66,7 +83,6 @@ fn json_report_tells_found_old_broken_and_missing_apart() {
         )
     };
     assert_eq!(status("git"), ("ok".into(), Some("2.40.1".into())));
-    assert_eq!(status("python3"), ("too old".into(), Some("3.9.18".into())));
     assert_eq!(status("make").0, "broken");
     assert_eq!(status("docker"), ("ok".into(), Some("27.1.0".into())));
     assert_eq!(status("docker compose"), ("missing".into(), None));
@@ -74,17 +90,63 @@ fn json_report_tells_found_old_broken_and_missing_apart() {
         status("terraform"),
         ("too old".into(), Some("1.5.7".into()))
     );
+    assert_eq!(status("bash"), ("too old".into(), Some("3.2.57".into())));
     assert_eq!(status("bats"), ("missing".into(), None));
     assert_eq!(status("shellcheck"), ("ok".into(), Some("0.10.0".into())));
-    let missing: Vec<&str> = report["missing"]
+    assert_eq!(
+        names(&report, "missing"),
+        ["python3.12", "docker compose", "bats"]
+    );
+    assert_eq!(names(&report, "too_old"), ["terraform", "bash"]);
+    assert_eq!(names(&report, "broken"), ["make"]);
+}
+
+#[test]
+fn doctor_checks_the_python_make_venv_runs_not_python3() {
+    let dir = stand_ins();
+    let report: Value = serde_json::from_str(&doctor(dir.path(), &["--json"]).stdout).unwrap();
+    let tools = report["tools"].as_array().unwrap();
+    assert!(tools.iter().all(|t| t["name"] != "python3"), "{report}");
+    let python = tools.iter().find(|t| t["name"] == "python3.12").unwrap();
+    assert_eq!(python["status"], "missing", "{report}");
+    // A version manager's shim for a version that is not installed (pyenv
+    // answers so, with exit 127) is missing too, not broken.
+    fake_tool(
+        dir.path(),
+        "python3.12",
+        "echo 'pyenv: python3.12: command not found' >&2; exit 127",
+    );
+    let report: Value = serde_json::from_str(&doctor(dir.path(), &["--json"]).stdout).unwrap();
+    assert_eq!(names(&report, "missing")[0], "python3.12", "{report}");
+    assert!(!names(&report, "broken").contains(&"python3.12".to_string()));
+    // Present at the right version, it is ok.
+    fake_tool(dir.path(), "python3.12", "echo 'Python 3.12.1'");
+    let report: Value = serde_json::from_str(&doctor(dir.path(), &["--json"]).stdout).unwrap();
+    let python = report["tools"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+        .find(|t| t["name"] == "python3.12")
+        .cloned()
+        .unwrap();
+    assert_eq!(python["status"], "ok", "{report}");
+    assert_eq!(python["version"], "3.12.1");
+}
+
+#[test]
+fn doctor_checks_yamllint_and_shfmt_the_lint_targets_run() {
+    let dir = stand_ins();
+    let text = doctor(dir.path(), &[]).stdout;
+    assert!(text.contains("yamllint"), "{text}");
+    assert!(text.contains("1.35.1"), "{text}");
+    assert!(text.contains("shfmt"), "{text}");
+    assert!(text.contains("3.8.0"), "{text}");
+    std::fs::remove_file(dir.path().join("yamllint")).unwrap();
+    std::fs::remove_file(dir.path().join("shfmt")).unwrap();
+    let report: Value = serde_json::from_str(&doctor(dir.path(), &["--json"]).stdout).unwrap();
     assert_eq!(
-        missing,
-        ["python3", "make", "docker compose", "terraform", "bats"]
+        names(&report, "missing"),
+        ["python3.12", "docker compose", "bats", "shfmt", "yamllint"]
     );
 }
 
@@ -94,13 +156,15 @@ fn text_report_says_what_each_tool_is_for() {
     let out = doctor(dir.path(), &[]);
     assert!(out.success());
     let text = out.stdout;
-    assert!(text.contains("3.9.18 (needs >= 3.12)"), "{text}");
+    assert!(text.contains("1.5.7 (needs >= 1.6)"), "{text}");
     assert!(text.contains("make: it broke"), "{text}");
     assert!(text.contains("tool: make test"), "{text}");
     assert!(
-        text.contains("Not usable here: python3, make, docker compose, terraform, bats."),
+        text.contains("Missing here: python3.12, docker compose, bats."),
         "{text}"
     );
+    assert!(text.contains("Too old here: terraform, bash."), "{text}");
+    assert!(text.contains("Broken here: make."), "{text}");
 }
 
 #[test]
@@ -171,7 +235,7 @@ fn completions_offer_the_types_and_set_keys_after_every_spawn_form() {
         ("spawn-elite new verify --set py", "python_version="),
         ("spawn-elite update . --set po", "port="),
         // Subcommands complete too (the bin name's hyphen once broke them).
-        ("spawn-elite ledger list --", "--json --help"),
+        ("spawn-elite ledger list --", "--json --file --help"),
         ("spawn-elite verify --no-", "--no-ignore"),
     ] {
         assert_eq!(bash_completes(&script, line), offered, "{line:?}");

@@ -97,7 +97,14 @@ fn list_json_prints_each_entry_as_one_json_line() {
     // Before a break, the entries that are intact, then the error.
     write_ledger(&sb, &ledger.replacen("/r/beta", "/r/evil", 1));
     let out = sb.assert_error(["ledger", "list", "--json"], 1, "is broken at line 3:");
-    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+    // Then, as for every error under --json, the error as a JSON line.
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    let error: serde_json::Value = serde_json::from_str(lines[2]).expect("json");
+    assert_eq!(
+        (&error["error"]["code"], &error["error"]["kind"]),
+        (&1.into(), &"drift".into())
+    );
 
     // No spawns: nothing on stdout, the reason on stderr.
     fs::remove_file(ledger_path(&sb)).expect("remove");
@@ -199,4 +206,178 @@ fn a_spawn_with_a_broken_ledger_warns_how_to_recover_and_moving_it_aside_works()
     let out = sb.run(["ledger", "verify"]);
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("holds 1 entries"));
+}
+
+/// `chained`, with every line's fields given: the rest of a line after
+/// `"seq":N,"prev":"…",`.
+fn chain_of(bodies: &[String]) -> String {
+    let mut prev = ZERO.to_owned();
+    let mut out = String::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let line = format!(r#"{{"seq":{},"prev":"{prev}",{body}}}"#, i + 1);
+        prev = blake3::hash(line.as_bytes()).to_hex().to_string();
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn ledger_verify_and_list_read_a_copied_ledger_given_with_file() {
+    let sb = Sandbox::new();
+    let copy = sb.path().join("from-ci/ledger.jsonl");
+    fs::create_dir_all(copy.parent().expect("parent")).expect("mkdir");
+    let text = chained(&["alpha", "beta"]);
+    fs::write(&copy, &text).expect("write");
+    let file = copy.to_str().expect("utf-8");
+
+    let out = sb.run(["ledger", "verify", "--file", file]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!(
+        out.stdout,
+        format!("ok: ledger {file} holds 2 entries and its chain is intact (last root {ZERO})\n")
+    );
+    let out = sb.run(["ledger", "list", "--file", file]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with(" SEQ  CREATED "), "{}", out.stdout);
+    assert!(out.stdout.contains("/r/beta"), "{}", out.stdout);
+    let out = sb.run(["ledger", "list", "--json", "--file", file]);
+    assert_eq!(out.stdout, text);
+    // The user's own ledger was not read: it does not exist.
+    assert!(!ledger_path(&sb).exists());
+
+    // Checked like the ledger itself, and the advice names the file.
+    fs::write(&copy, text.replacen("/r/alpha", "/r/evil", 1)).expect("write");
+    let out = sb.assert_error(
+        ["ledger", "verify", "--file", file],
+        1,
+        "is broken at line 2:",
+    );
+    assert!(
+        out.stderr.contains(&format!("ledger {file}")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("next spawn"), "{}", out.stderr);
+    fs::write(&copy, &text[..text.len() - 4]).expect("write");
+    sb.assert_error(
+        ["ledger", "list", "--file", file],
+        1,
+        &format!("run `spawn-elite ledger repair --file {file}`"),
+    );
+    let gone = sb.path().join("nope.jsonl");
+    sb.assert_error(
+        ["ledger", "verify", "--file", gone.to_str().expect("utf-8")],
+        2,
+        "nope.jsonl does not exist",
+    );
+}
+
+#[test]
+fn ledger_verify_and_list_read_the_receivers_log_given_with_file() {
+    let sb = Sandbox::new();
+    let log = sb.path().join("received.jsonl");
+    let line = |at: &str, name: &str, root: char| {
+        let root: String = std::iter::repeat_n(root, 64).collect();
+        format!(
+            r#""received_at":"{at}","keyid":"ci-key","idempotency_key":"k-{name}","content_digest":"sha-256=:x:","receipt":{{"spawn":{{"name":"{name}","type":"tool"}},"merkle_root":"{root}"}}"#
+        )
+    };
+    let text = chain_of(&[
+        line("2026-12-01T10:00:00Z", "first", 'a'),
+        line("2026-12-02T10:00:00Z", "second", 'b'),
+    ]);
+    fs::write(&log, &text).expect("write");
+    let file = log.to_str().expect("utf-8");
+
+    let out = sb.run(["ledger", "verify", "--file", file]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!(
+        out.stdout,
+        format!(
+            "ok: log {file} holds 2 entries and its chain is intact (last root {})\n",
+            "b".repeat(64)
+        )
+    );
+    let out = sb.run(["ledger", "list", "--file", file]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            " SEQ  RECEIVED              TYPE     NAME                     ROOT              KEYID",
+            "   1  2026-12-01T10:00:00Z  tool     first                    aaaaaaaaaaaaaaaa  ci-key",
+            "   2  2026-12-02T10:00:00Z  tool     second                   bbbbbbbbbbbbbbbb  ci-key",
+        ]
+    );
+    let out = sb.run(["ledger", "list", "--json", "--file", file]);
+    assert_eq!(out.stdout, text, "each line as the receiver wrote it");
+
+    fs::write(&log, text.replacen("k-first", "k-forged", 1)).expect("write");
+    let out = sb.assert_error(
+        ["ledger", "verify", "--file", file],
+        1,
+        "is broken at line 2:",
+    );
+    assert!(
+        out.stderr.contains(&format!("log {file}")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn update_rows_in_ledger_list_show_when_the_update_ran() {
+    let sb = Sandbox::new();
+    let templates =
+        r#"{"source":"embedded","name":"spawn-elite-default","version":"1","digest":"d"}"#;
+    let spawn = format!(
+        r#""created":"2026-01-02T03:04:05Z","repo":"/r/svc","name":"svc","type":"service","merkle_root":"{ZERO}","leaf_count":3,"receipt_blake3":"{ZERO}""#
+    );
+    // The update's receipt carries the spawn's `created` over.
+    let update = format!(
+        r#"{spawn},"event":"update","update":{{"old_merkle_root":"{ZERO}","old_templates":{templates},"new_templates":{templates},"conflicts":0,"updated":"2026-11-30T12:00:00Z"}}"#
+    );
+    write_ledger(&sb, &chain_of(&[spawn, update]));
+    let out = sb.run(["ledger", "list"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert!(
+        rows[0].starts_with("   1  2026-01-02T03:04:05Z  service"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        rows[1].starts_with("   2  2026-11-30T12:00:00Z  service"),
+        "{}",
+        out.stdout
+    );
+    assert!(rows[1].ends_with("(update spawn-elite-default 1 -> spawn-elite-default 1)"));
+}
+
+#[test]
+fn ledger_add_without_a_receipt_gives_advice_that_works() {
+    let sb = Sandbox::new();
+    let tree = sb.path().join("handmade");
+    fs::create_dir_all(&tree).expect("mkdir");
+    fs::write(tree.join("notes.txt"), "by hand\n").expect("write");
+    let dir = tree.to_str().expect("utf-8");
+    let out = sb.assert_error(["ledger", "add", dir], 4, "no receipt at");
+    assert!(!out.stderr.contains("--receipt"), "{}", out.stderr);
+    // Follow the advice as written: every `spawn-elite …` it quotes.
+    let quoted: Vec<&str> = out
+        .stderr
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|cmd| cmd.starts_with("spawn-elite "))
+        .collect();
+    assert_eq!(quoted.len(), 2, "{}", out.stderr);
+    for cmd in quoted {
+        let words: Vec<&str> = cmd.split(' ').skip(1).collect();
+        let run = sb.run(&words);
+        assert_eq!(run.code, 0, "`{cmd}`: {}", run.stderr);
+    }
+    let out = sb.run(["ledger", "list"]);
+    assert!(out.stdout.contains("handmade"), "{}", out.stdout);
 }

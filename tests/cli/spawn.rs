@@ -55,7 +55,7 @@ fn refuses_unknown_type_and_lists_valid_ones() {
         .arg(sb.repos())
         .assert()
         .code(2)
-        .stderr("error: unknown type 'lambda': choose one of service, infra, tool\n");
+        .stderr("error: unknown type 'lambda': choose one of service, infra, tool; a type of your own template set needs --templates DIR (or SPAWN_ELITE_TEMPLATES=DIR)\n");
     assert!(!sb.repos().exists());
 }
 

@@ -14,6 +14,9 @@ use crate::paths::data_dir;
 use crate::receipt::{Receipt, TemplatesInfo, hex};
 
 pub use crate::chain::GENESIS;
+pub use file::{Held, read_file_until_break};
+
+mod file;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,7 +181,7 @@ pub fn shell_word(word: &str) -> String {
 }
 
 /// What is wrong with line `n` of a ledger, in words.
-fn why(n: usize, fault: &Fault, expected_prev: &str) -> String {
+pub(crate) fn why(n: usize, fault: &Fault, expected_prev: &str) -> String {
     match fault {
         Fault::Cut => "it has no final newline, so it was cut off while written".to_owned(),
         Fault::Unparsable(e) => format!("it is not a ledger entry ({e}); it was edited"),
@@ -222,25 +225,33 @@ pub fn read_verified(path: &Path) -> Result<Vec<Entry>> {
     }
 }
 
-/// The entries before the first broken line, and the error (exit 1) naming
-/// that line if there is one; `Err` only when the file cannot be read.
-pub fn read_until_break(path: &Path) -> Result<(Vec<Entry>, Option<anyhow::Error>)> {
+/// The bytes of a chain file, or `None` when there is none.
+pub(crate) fn read_bytes(path: &Path, label: &str) -> Result<Option<Vec<u8>>> {
     let mut text = Vec::new();
     match File::open(path) {
         Ok(mut f) => f.read_to_end(&mut text).map(|_| ()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => Err(e),
     }
     .map_err(|e| {
         fail_with(
             ExitCode::Io,
             format!(
-                "cannot read ledger {}: {e}; check its permissions",
+                "cannot read {label} {}: {e}; check its permissions",
                 path.display()
             ),
             e,
         )
     })?;
+    Ok(Some(text))
+}
+
+/// The entries before the first broken line, and the error (exit 1) naming
+/// that line if there is one; `Err` only when the file cannot be read.
+pub fn read_until_break(path: &Path) -> Result<(Vec<Entry>, Option<anyhow::Error>)> {
+    let Some(text) = read_bytes(path, "ledger")? else {
+        return Ok((Vec::new(), None));
+    };
     let walked = chain::walk::<Entry>(&text);
     let broken = walked.broken.as_ref().map(|(line, fault)| {
         fail(
