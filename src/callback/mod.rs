@@ -97,6 +97,7 @@ impl Delivery {
 /// sent: [`Pending::send`] it, or [`Pending::abandon`] it if the spawn it
 /// belongs to failed.
 pub struct Pending {
+    /// What is sent: the receipt, or the bundle of receipt and attestation.
     receipt: Vec<u8>,
     merkle_root: String,
     receipt_path: Option<PathBuf>,
@@ -115,10 +116,18 @@ impl Pending {
         receipt_path: Option<&Path>,
         opts: &CallbackOptions,
         awaiting_spawn: bool,
+        attestation: Option<&[u8]>,
     ) -> Pending {
-        let entry = OutboxEntry::new(receipt, merkle_root, receipt_path, opts, awaiting_spawn);
+        let entry = OutboxEntry::new(
+            receipt,
+            merkle_root,
+            receipt_path,
+            opts,
+            awaiting_spawn,
+            attestation,
+        );
         Pending {
-            receipt: receipt.to_vec(),
+            receipt: body(receipt, attestation).unwrap_or_else(|_| receipt.to_vec()),
             merkle_root: merkle_root.to_owned(),
             receipt_path: receipt_path.map(Path::to_path_buf),
             opts: opts.clone(),
@@ -238,7 +247,8 @@ pub fn deliver(
     opts: &CallbackOptions,
 ) -> Result<Delivery> {
     let prepared = opts.prepare()?;
-    Pending::queue(receipt_json, merkle_root, receipt_path, opts, false).send_prepared(Ok(prepared))
+    Pending::queue(receipt_json, merkle_root, receipt_path, opts, false, None)
+        .send_prepared(Ok(prepared))
 }
 
 /// Before a spawn's repository is moved into place: queue its callback, so
@@ -251,8 +261,40 @@ pub fn queue_for_spawn(
     merkle_root: &str,
     receipt_path: &Path,
     opts: &CallbackOptions,
+    attestation: Option<&[u8]>,
 ) -> Pending {
-    Pending::queue(receipt_json, merkle_root, Some(receipt_path), opts, true)
+    Pending::queue(
+        receipt_json,
+        merkle_root,
+        Some(receipt_path),
+        opts,
+        true,
+        attestation,
+    )
+}
+
+/// The format of a callback body that carries a signed spawn's
+/// attestation with its receipt.
+pub const BUNDLE_FORMAT: &str = "spawn-elite.bundle/v1";
+
+/// What a callback sends: the receipt JSON as it is; or, with the
+/// attestation of a signed spawn, one JSON object holding both
+/// (`{"format": BUNDLE_FORMAT, "receipt": …, "attestation": …}`), so the
+/// registry can keep the envelope and check it again from its log alone.
+pub fn body(receipt: &[u8], attestation: Option<&[u8]>) -> std::result::Result<Vec<u8>, String> {
+    let Some(attestation) = attestation else {
+        return Ok(receipt.to_vec());
+    };
+    let receipt: serde_json::Value =
+        serde_json::from_slice(receipt).map_err(|e| format!("the receipt is not JSON: {e}"))?;
+    let envelope: serde_json::Value = serde_json::from_slice(attestation)
+        .map_err(|e| format!("the attestation is not JSON: {e}"))?;
+    serde_json::to_vec(&serde_json::json!({
+        "format": BUNDLE_FORMAT,
+        "receipt": receipt,
+        "attestation": envelope,
+    }))
+    .map_err(|e| e.to_string())
 }
 
 /// A line for standard error about a callback: a note, a warning or an

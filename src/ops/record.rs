@@ -65,14 +65,26 @@ pub struct Record {
 }
 
 /// Queue `receipt`'s callback (when there is one) for the repository at
-/// `repo`, where the receipt will be at [`RECEIPT_PATH`].
-pub fn begin(receipt: &Receipt, repo: &Path, callback: Option<&CallbackOptions>) -> Record {
+/// `repo`, where the receipt will be at [`RECEIPT_PATH`]; `meta` are the
+/// metadata files written with it, whose attestation, if any, the callback
+/// carries.
+pub fn begin(
+    receipt: &Receipt,
+    repo: &Path,
+    callback: Option<&CallbackOptions>,
+    meta: &[PlannedFile],
+) -> Record {
+    let attestation = meta
+        .iter()
+        .find(|f| f.path == provenance::ATTESTATION_PATH)
+        .map(|f| f.contents.as_slice());
     let pending = callback.map(|cb| {
         callback::queue_for_spawn(
             &receipt.to_json_bytes(),
             receipt.merkle_root(),
             &repo.join(RECEIPT_PATH),
             cb,
+            attestation,
         )
     });
     Record {

@@ -15,10 +15,13 @@ use serde_json::json;
 
 use super::log::Log;
 use super::site::Site;
+use crate::callback;
 use crate::callback::httpsig::{self, RequestParts, SigError};
 use crate::callback::keys;
 use crate::error::describe;
-use crate::receipt::Receipt;
+use crate::provenance::dsse::{Envelope, Refused};
+use crate::provenance::{self, statement};
+use crate::receipt::{self, Receipt};
 
 /// Accepted clock skew and signature lifetime, in seconds.
 pub const WINDOW_SECS: i64 = 300;
@@ -67,6 +70,72 @@ fn lookup_key(state: &State, id: &str) -> Option<VerifyingKey> {
     let found = fresh.get(id).copied();
     *state.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
     found
+}
+
+/// The receipt's bytes and, for a bundle (`callback::BUNDLE_FORMAT`), the
+/// attestation's DSSE envelope.
+fn split_bundle(body: &[u8]) -> std::result::Result<(Vec<u8>, Option<serde_json::Value>), Reject> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+    if value.get("format").and_then(|f| f.as_str()) != Some(callback::BUNDLE_FORMAT) {
+        return Ok((body.to_vec(), None));
+    }
+    let (Some(receipt), Some(envelope)) = (value.get("receipt"), value.get("attestation")) else {
+        return Err(bad(format!(
+            "a {} body needs a receipt and an attestation",
+            callback::BUNDLE_FORMAT
+        )));
+    };
+    let bytes = serde_json::to_vec(receipt).map_err(|e| bad(e.to_string()))?;
+    Ok((bytes, Some(envelope.clone())))
+}
+
+/// The attestation of a bundle: signed by a key of the trust directory,
+/// and a statement that binds this very receipt and lists exactly the
+/// files it covers. A registry keeps it so anyone can check it again from
+/// the log alone.
+fn check_attestation(
+    state: &State,
+    receipt: &Receipt,
+    envelope: &serde_json::Value,
+) -> std::result::Result<(), Reject> {
+    let envelope: Envelope = serde_json::from_value(envelope.clone())
+        .map_err(|e| bad(format!("the attestation is not a DSSE envelope: {e}")))?;
+    if envelope.payload_type != provenance::PAYLOAD_TYPE {
+        return Err(bad(format!(
+            "the attestation's payloadType is {:?}, not {:?}",
+            envelope.payload_type,
+            provenance::PAYLOAD_TYPE
+        )));
+    }
+    let trusted: HashMap<String, VerifyingKey> = envelope
+        .signatures
+        .iter()
+        .filter_map(|s| lookup_key(state, &s.keyid).map(|k| (s.keyid.clone(), k)))
+        .collect();
+    let (_, payload) = envelope.verify(&trusted).map_err(|r| match r {
+        Refused::UnknownKey(ids) => unauthorized(format!(
+            "the attestation is signed by key {}, which is not trusted here",
+            ids.join(", ")
+        )),
+        Refused::BadSignature(id) => unauthorized(format!(
+            "the attestation's signature by key {id} does not verify: it was changed after signing"
+        )),
+        Refused::Malformed(why) => bad(format!("the attestation is malformed: {why}")),
+    })?;
+    let read = statement::read(&payload).map_err(|why| bad(format!("the attestation {why}")))?;
+    let receipt_sha256 = receipt::hex(&statement::sha256(&receipt.to_json_bytes()));
+    let listed: Vec<&str> = read.subjects.iter().map(|(p, _)| p.as_str()).collect();
+    let covered: Vec<&str> = receipt.files.iter().map(|f| f.path.as_str()).collect();
+    if read.merkle_root != receipt.merkle_root
+        || read.receipt_sha256 != receipt_sha256
+        || listed != covered
+    {
+        return Err(bad(
+            "the attestation does not bind this receipt (another Merkle root, receipt or file list)",
+        ));
+    }
+    Ok(())
 }
 
 /// A refusal: status and a one-line reason.
@@ -194,18 +263,24 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
         ));
     }
 
+    // A signed spawn sends its receipt and attestation as one bundle.
+    let (receipt_bytes, attestation) = split_bundle(&body)?;
     // Only a valid receipt is logged: a proof or any other JSON that
     // happens to carry a merkle_root would take that root's place.
-    let checked = Receipt::parse(&body, "in the request body").map_err(|e| bad(describe(&e)))?;
+    let checked =
+        Receipt::parse(&receipt_bytes, "in the request body").map_err(|e| bad(describe(&e)))?;
     if checked.merkle_root() != idem {
         return Err(bad(format!(
             "Idempotency-Key {idem:?} is not the receipt's merkle_root {}",
             checked.merkle_root()
         )));
     }
+    if let Some(envelope) = &attestation {
+        check_attestation(state, &checked, envelope)?;
+    }
     // Logged as sent (member order kept), now known to be a valid receipt.
-    let receipt: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+    let receipt: serde_json::Value = serde_json::from_slice(&receipt_bytes)
+        .map_err(|e| bad(format!("body is not JSON: {e}")))?;
 
     // Replay: a nonce is remembered until its signature can no longer be
     // accepted.
@@ -225,16 +300,23 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
     }
 
     let line = |seq: u64, prev: &str| {
-        json!({
+        let mut line = json!({
             "seq": seq,
             "received_at": jiff::Timestamp::now().to_string(),
             "keyid": keyid,
             "idempotency_key": idem,
             "content_digest": httpsig::content_digest(&body),
             "receipt": receipt,
-            "prev": prev,
-        })
-        .to_string()
+        });
+        // A signed spawn's envelope, kept whole: the log alone lets anyone
+        // check it again.
+        if let (Some(map), Some(envelope)) = (line.as_object_mut(), &attestation) {
+            map.insert("attestation".to_owned(), envelope.clone());
+        }
+        if let Some(map) = line.as_object_mut() {
+            map.insert("prev".to_owned(), prev.into());
+        }
+        line.to_string()
     };
     match state.log.accept(&idem, line) {
         Ok(false) => return Ok(format!("already accepted {idem}; not logged again")),

@@ -213,3 +213,84 @@ fn sign_without_a_key_says_how_to_make_one_and_key_alone_is_refused() {
         "--key names the key of --sign and --callback",
     );
 }
+
+#[test]
+fn a_signed_spawns_callback_carries_its_attestation_and_the_registry_keeps_it() {
+    let sb = Sandbox::new();
+    let (key, id) = sb.trusted_key("signer");
+    let rx = sb.receiver("127.0.0.1:0");
+    let url = rx.url("/hooks/spawn");
+    let repo = sb.spawn(&["reg", "--sign", "--key", s(&key), "--callback", &url]);
+    let (clean, log) = rx.stop();
+    assert!(clean, "{log}");
+    let lines = sb.log_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["keyid"], id.as_str());
+    // The log alone: the envelope it kept verifies with the key and binds
+    // the receipt it kept.
+    let env: spawn_elite::provenance::dsse::Envelope =
+        serde_json::from_value(line["attestation"].clone()).expect("an envelope in the log");
+    assert_eq!(env, serde_json::from_value(envelope(&repo)).unwrap());
+    let signing = spawn_elite::callback::keys::load_signing_key(&key).expect("key");
+    let trusted = std::collections::HashMap::from([(id.clone(), signing.verifying_key())]);
+    let (_, payload) = env.verify(&trusted).expect("verifies from the log");
+    let read = spawn_elite::provenance::statement::read(&payload).expect("statement");
+    assert_eq!(
+        read.merkle_root,
+        line["receipt"]["merkle_root"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn the_registry_refuses_an_attestation_it_cannot_trust_or_that_binds_another_receipt() {
+    use crate::support::{hand_signed, load_key, unix_now};
+    let sb = Sandbox::new();
+    let (key, id) = sb.trusted_key("signer");
+    let (stranger, _) = sb.keygen("stranger");
+    let a = sb.spawn(&["one", "--no-git", "--sign", "--key", s(&stranger)]);
+    let b = sb.spawn(&["two", "--no-git", "--sign", "--key", s(&key)]);
+    let receipt_of = |repo: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(repo.join(".spawn-elite/receipt.json")).unwrap())
+            .unwrap()
+    };
+    let rx = sb.receiver("127.0.0.1:0");
+    let addr = rx.addr;
+    let signing = load_key(&key);
+    let cases = [
+        // Signed by a key the registry does not trust.
+        (receipt_of(&a), envelope(&a), 401, "not trusted here"),
+        // A trusted envelope for another receipt.
+        (
+            receipt_of(&a),
+            envelope(&b),
+            400,
+            "does not bind this receipt",
+        ),
+    ];
+    for (i, (receipt, env, status, needle)) in cases.into_iter().enumerate() {
+        let root = receipt["merkle_root"].as_str().unwrap().to_owned();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "format": "spawn-elite.bundle/v1",
+            "receipt": receipt,
+            "attestation": env,
+        }))
+        .unwrap();
+        let req = hand_signed(
+            addr,
+            "/hooks/spawn",
+            &body,
+            &root,
+            &signing,
+            &id,
+            unix_now(),
+            &format!("nonce-{i}"),
+        );
+        let (code, text) = req.send(addr);
+        assert_eq!(code, status, "{needle}: {text}");
+        assert!(text.contains(needle), "{text}");
+    }
+    let (clean, _) = rx.stop();
+    assert!(clean);
+    assert!(sb.log_lines().is_empty(), "nothing refused was logged");
+}

@@ -41,6 +41,10 @@ pub(super) struct OutboxEntry {
     /// Where the receipt lives outside the outbox, when known.
     #[serde(default)]
     receipt_path: Option<PathBuf>,
+    /// A signed spawn's attestation (its DSSE envelope file), base64: the
+    /// callback then sends both as one bundle (docs/CALLBACK.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attestation_base64: Option<String>,
     ca_cert: Option<PathBuf>,
     allow_insecure_http: bool,
     queued_at: String,
@@ -68,8 +72,10 @@ impl OutboxEntry {
         receipt_path: Option<&Path>,
         opts: &CallbackOptions,
         awaiting_spawn: bool,
+        attestation: Option<&[u8]>,
     ) -> Self {
         OutboxEntry {
+            attestation_base64: attestation.map(|a| STANDARD.encode(a)),
             version: 1,
             url: opts.url.clone(),
             key_path: opts.key_path.clone(),
@@ -102,6 +108,17 @@ impl OutboxEntry {
         self.last_error = failed.reason.clone();
         self.permanent = failed.permanent;
         self.awaiting_spawn = false;
+    }
+
+    fn attestation(&self) -> std::result::Result<Option<Vec<u8>>, String> {
+        self.attestation_base64
+            .as_ref()
+            .map(|a| {
+                STANDARD
+                    .decode(a)
+                    .map_err(|e| format!("attestation_base64 is not base64: {e}"))
+            })
+            .transpose()
     }
 
     fn receipt(&self) -> std::result::Result<Vec<u8>, String> {
@@ -217,6 +234,8 @@ enum Unsendable {
 }
 
 /// The receipt and its root, if the entry may be sent as it is.
+/// The body to send (the receipt, or the bundle of receipt and
+/// attestation) and the receipt's root, if the entry may be sent as it is.
 fn sendable(entry: &OutboxEntry, file: &Path) -> Result<(Vec<u8>, String), Unsendable> {
     let invalid = |why: String| Unsendable::Invalid(Undelivered::permanent(why));
     let receipt = entry.receipt().map_err(invalid)?;
@@ -243,7 +262,9 @@ fn sendable(entry: &OutboxEntry, file: &Path) -> Result<(Vec<u8>, String), Unsen
             )));
         }
     }
-    Ok((receipt, root))
+    let attestation = entry.attestation().map_err(invalid)?;
+    let body = super::body(&receipt, attestation.as_deref()).map_err(invalid)?;
+    Ok((body, root))
 }
 
 fn flush_one(mut claim: Claim, retry: &RetryOptions, report: &mut FlushReport) {
