@@ -19,7 +19,8 @@
 # scripts/faults/). openssl for the signature and key cases (installed with
 # apt-get when missing and running as root; the cases SKIP without it).
 # Root (or CAP_SYS_ADMIN) for the full-disk cases, which mount small tmpfs
-# filesystems; they SKIP when mount is not permitted.
+# filesystems; they SKIP when mount is not permitted. With CI=true a case
+# that would SKIP FAILs instead.
 #
 # Isolation: each case runs in a subshell in its own `mktemp -d`, with its own
 # HOME, XDG_DATA_HOME and XDG_CONFIG_HOME, and removes it at the end; every
@@ -172,7 +173,13 @@ export BIN REAL_GIT HELPERS
 # Inside a case (a subshell): pass/fail/skip end it.
 pass() { printf 'PASS %s (%s)\n' "$CASE" "$*"; exit 0; }
 fail() { printf 'FAIL %s: %s\n' "$CASE" "$*"; exit 1; }
-skip() { printf 'SKIP %s: %s\n' "$CASE" "$*"; exit 77; }
+# With CI=true a case that cannot run fails: .ci/run provides root, mount and
+# openssl, so a skip there would hide a case that never ran.
+skip() {
+  [ "${CI:-}" = true ] && fail "cannot run: $* (CI=true, where .ci/run provides it)"
+  printf 'SKIP %s: %s\n' "$CASE" "$*"
+  exit 77
+}
 
 CASE_PIDS=()
 CASE_MOUNTS=()

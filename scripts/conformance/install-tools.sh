@@ -8,6 +8,10 @@
 #   kubectl          Debian's kubernetes-client, unpacked into the cache (never
 #                    replaces a system kubectl)
 #   PyPI             requirements.txt (validators, pytest) into CACHE/venv
+#   Pythons          python3.10 ... python3.13 found on PATH or in pyenv
+#                    (`pyenv install` when missing), python3.14 where present,
+#                    linked into CACHE/bin: `make venv` of the generated
+#                    services and the venv checks build on them
 #   CACHE/bin        the commands the suite puts first on PATH
 set -euo pipefail
 
@@ -24,6 +28,11 @@ APT_PINS=(
   make=4.3-4.1
 )
 KUBECTL_DEB=kubernetes-client=1.20.5+really1.20.2-1.1+deb12u1
+# The Pythons the generated services accept (python_version 3.10-3.14). The
+# suite needs the first four; 3.14, where missing, is checked by simulation.
+PYTHONS_REQUIRED=(3.10 3.11 3.12 3.13)
+PYTHONS_OPTIONAL=(3.14)
+PYENV_ROOT="${PYENV_ROOT:-${HOME}/.pyenv}"
 REQUIREMENTS="${HERE}/requirements.txt"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -86,6 +95,49 @@ install_venv() {
   echo "${want}" >"${venv}/.stamp"
 }
 
+# A python3.MINOR that runs and is that version: on PATH (a pyenv shim for a
+# version that is not selected fails, so each candidate is run), else the
+# newest pyenv install. Prints the real path; never the cache's own link.
+find_python() {
+  local minor="$1" c
+  local candidates=()
+  c="$(PATH="${PATH//"${CACHE}/bin:"/}" command -v "python${minor}" || true)"
+  [[ -n "${c}" ]] && candidates+=("${c}")
+  while IFS= read -r c; do candidates+=("${c}"); done < <(
+    find "${PYENV_ROOT}/versions" -mindepth 3 -maxdepth 3 -path "*/${minor}.*/bin/python${minor}" \
+      2>/dev/null | sort -rV)
+  for c in "${candidates[@]}"; do
+    if "${c}" -c "import sys; sys.exit(sys.version_info[:2] != (${minor/./, }))" 2>/dev/null; then
+      "${c}" -c 'import os, sys; print(os.path.realpath(sys.executable))'
+      return 0
+    fi
+  done
+  return 1
+}
+
+install_pythons() {
+  local minor found
+  for minor in "${PYTHONS_REQUIRED[@]}" "${PYTHONS_OPTIONAL[@]}"; do
+    if ! found="$(find_python "${minor}")"; then
+      if [[ " ${PYTHONS_OPTIONAL[*]} " == *" ${minor} "* ]]; then
+        log "no Python ${minor}: the suite simulates it where it can"
+        rm -f "${CACHE}/bin/python${minor}"
+        continue
+      fi
+      if [[ -x "${PYENV_ROOT}/bin/pyenv" ]]; then
+        log "pyenv install ${minor} (latest patch release)"
+        "${PYENV_ROOT}/bin/pyenv" install --skip-existing "${minor}"
+        found="$(find_python "${minor}")"
+      else
+        echo "error: no Python ${minor} on PATH or in ${PYENV_ROOT}; install it (e.g. pyenv install ${minor}) and re-run" >&2
+        exit 1
+      fi
+    fi
+    mkdir -p "${CACHE}/bin"
+    ln -sfn "${found}" "${CACHE}/bin/python${minor}"
+  done
+}
+
 link_commands() {
   local py="${CACHE}/venv/bin/python" site tool
   site="$("${py}" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
@@ -128,6 +180,12 @@ print_versions() {
     zizmor "$(zizmor --version)" \
     kubernetes-validate "$("${CACHE}/venv/bin/pip" show kubernetes-validate 2>/dev/null | sed -n 's/^Version: //p')" \
     pytest "$("${CACHE}/venv/bin/python" -m pytest --version 2>&1)" >&2
+  local minor
+  for minor in "${PYTHONS_REQUIRED[@]}" "${PYTHONS_OPTIONAL[@]}"; do
+    [[ -e "${CACHE}/bin/python${minor}" ]] || continue
+    printf '  %-30s %s\n' "python${minor}" \
+      "$("python${minor}" --version) ($(readlink "${CACHE}/bin/python${minor}"))" >&2
+  done
 }
 
 log "tools in ${CACHE}"
@@ -135,5 +193,6 @@ mkdir -p "${CACHE}"
 install_apt
 install_kubectl
 install_venv
+install_pythons
 link_commands
 print_versions

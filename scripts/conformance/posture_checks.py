@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from support import CheckFailed, Target, fail_if, run
+from support import CheckFailed, Target, fail_if, interpreter, run
 
 # The release each action is pinned to, and its commit (see
 # docs/POSTURE.md). Updating an action is one line here and one in the
@@ -404,7 +404,10 @@ def check_compose_posture(t: Target) -> None:
 
 # ------------------------------------------------------------------ python lock
 
-REQ_LINE = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)==(?P<version>[^\s;\\]+)")
+# A pinned requirement; extras (`coverage[toml]==7.17.5`) are part of the line
+# when the lock keeps them (`--no-strip-extras`).
+REQ_LINE = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.-]+)(?:\[[A-Za-z0-9_.,-]+\])?==(?P<version>[^\s;\\]+)")
 
 
 def pins_of(path: Path) -> dict[tuple[str, str], str]:
@@ -431,16 +434,6 @@ def lock_entries(path: Path) -> list[tuple[str, str, int]]:
         elif line.strip() and not line.startswith((" ", "#")):
             entries.append((line.strip(), "?", 0))
     return entries
-
-
-def interpreter(minor: int) -> str | None:
-    """A working python3.MINOR: on PATH, or a pyenv install."""
-    candidates = [shutil.which(f"python3.{minor}") or ""]
-    candidates += sorted(map(str, Path.home().glob(f".pyenv/versions/3.{minor}.*/bin/python3")))
-    for c in candidates:
-        if c and subprocess.run([c, "-c", "pass"], capture_output=True, timeout=30).returncode == 0:
-            return c
-    return None
 
 
 def check_lock(t: Target) -> None:

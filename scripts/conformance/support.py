@@ -84,6 +84,17 @@ def run(
     return proc.stdout
 
 
+def interpreter(minor: int) -> str | None:
+    """A working python3.MINOR: on PATH (install-tools.sh links one into the
+    cache's bin, which conftest.py puts first), or a pyenv install."""
+    candidates = [shutil.which(f"python3.{minor}") or ""]
+    candidates += sorted(map(str, Path.home().glob(f".pyenv/versions/3.{minor}.*/bin/python3")))
+    for c in candidates:
+        if c and subprocess.run([c, "-c", "pass"], capture_output=True, timeout=30).returncode == 0:
+            return c
+    return None
+
+
 def copy_repo(src: Path, dest: Path) -> Path:
     """A throwaway copy; the (large) .venv is linked, not copied."""
 

@@ -117,6 +117,13 @@ def test_venv_pip(label: str, target: Target, repos: Repos) -> None:
     repos.install_venv(label, target)
 
 
+# The lock is the same file in every service repo (not a template), and the
+# check makes five venvs: one repo is enough.
+@check("venv+bundled-pip", ["service"])
+def test_venv_bundled_pip(target: Target) -> None:
+    tools.check_venv_bundled_pip(target)
+
+
 @check("pytest", SERVICE, venv=True)
 def test_pytest(target: Target) -> None:
     tools.check_pytest(target)

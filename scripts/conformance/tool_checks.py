@@ -25,6 +25,7 @@ from support import (
     free_port,
     http_get,
     http_status,
+    interpreter,
     run,
     wait_for_200,
     wait_prometheus_up,
@@ -142,6 +143,97 @@ def check_venv_pip(t: Target) -> None:
         run([t.venv_bin("pip"), "install", "--require-hashes", "-r", "requirements-dev.lock"],
             t.path, env=env)
     run([t.venv_bin("pip"), "check"], t.path)
+
+
+# The pip that each Python the python_version key accepts (3.10-3.14) bundles
+# in its first release (Lib/ensurepip), with the sha256 of that wheel on PyPI:
+# the oldest pip a user's `python3.N -m venv` can seed. pip before 23.3 refuses
+# under --require-hashes, on Python 3.11+, an extra that a dependency asks for
+# (pytest-cov: coverage[toml]) when the lock spells only the bare package.
+BUNDLED_PIP = {
+    10: ("21.2.3", "895df6014c2f02f9d278a8ad6e31cdfd312952b4a93c3068d0556964f4490057"),
+    11: ("22.3", "1daab4b8d3b97d1d763caeb01a4640a2250a0ea899e257b1e44b9eded91e15ab"),
+    12: ("23.2.1", "7ccf472345f20d35bdc9d1841ff5f313260c2c33fe417f48c30ac46cccabf5be"),
+    13: ("24.2", "2cd581cf58ab7fcfca4ce8efa6dcacd0de5bf8d0a3eb9ec927e07405f4d9e2a2"),
+    14: ("25.2", "6d67a2b4e7f14d8b31b8b52648866fa717f45a1eb70e83002f4331d07e953717"),
+}
+# install-tools.sh provides these; a newer one missing here is simulated.
+REQUIRED_MINORS = (10, 11, 12, 13)
+
+
+def pip_pin(pip_version: str, sha256: str, where: Path) -> Path:
+    """A requirements file pinning that pip by its hash."""
+    where.mkdir(parents=True, exist_ok=True)
+    pin = where / "pip.txt"
+    pin.write_text(f"pip=={pip_version} --hash=sha256:{sha256}\n")
+    return pin
+
+
+def stock_python(python: str, pin: Path, where: Path) -> Path:
+    """A stand-in for a CPython whose ensurepip bundles the pip of `pin`: the
+    real interpreter, except that `-m venv DIR` seeds DIR with that pip."""
+    wrapper = where / "python"
+    wrapper.write_text(f"""#!/bin/sh
+if [ "$1" = -m ] && [ "$2" = venv ]; then
+  {shlex.quote(python)} -m venv "$3" || exit
+  exec "$3/bin/python" -m pip install --quiet --disable-pip-version-check \\
+    --require-hashes --no-deps -r {shlex.quote(str(pin))}
+fi
+exec {shlex.quote(python)} "$@"
+""")
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def check_venv_bundled_pip(t: Target) -> None:
+    """`make venv` on every Python 3.10-3.14 with the pip its first release
+    bundles (BUNDLED_PIP), --require-hashes as the Makefile has it: a user
+    who never upgraded pip can install the lock. The venv must end up on that
+    Python with that pip, then `pip check`. A newer Python missing here is
+    checked by its pip resolving the lock with --python-version (dry run);
+    3.10-3.13 must be installed (install-tools.sh)."""
+    env = {**t.env, "PIP_ONLY_BINARY": ":all:", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+           "PIP_QUIET": "1"}
+    found = {minor: interpreter(minor) for minor in BUNDLED_PIP}
+    newest = next((found[m] for m in sorted(found, reverse=True) if found[m]), None)
+    findings = []
+    for minor, (pip_version, sha256) in BUNDLED_PIP.items():
+        work = t.scratch / f"bundled-pip-3.{minor}"
+        python = found[minor]
+        try:
+            if python:
+                print(f"--- Python 3.{minor} ({python}) with pip {pip_version}")
+                venv = work / "venv"
+                base = stock_python(python, pip_pin(pip_version, sha256, work), work)
+                run(["make", "--no-print-directory", "venv", f"PYTHON_VERSION=3.{minor}",
+                     f"PYTHON_BASE={base}", f"VENV={venv}"], t.path, env=env)
+                got = run([venv / "bin" / "pip", "--version"], t.path, env=env)
+                if not got.startswith(f"pip {pip_version} ") or f"(python 3.{minor})" not in got:
+                    raise CheckFailed(f"make venv did not run pip {pip_version} on Python "
+                                      f"3.{minor}: {got.strip()}")
+                run([venv / "bin" / "pip", "check"], t.path, env=env)
+                shutil.rmtree(venv)
+            elif minor not in REQUIRED_MINORS and newest:
+                print(f"--- no Python 3.{minor} here: pip {pip_version} resolves the lock "
+                      f"for it with --python-version (dry run)")
+                pin = pip_pin(pip_version, sha256, work)
+                run([newest, "-m", "venv", work / "venv"], t.path, env=env)
+                run([work / "venv" / "bin" / "python", "-m", "pip", "install",
+                     "--require-hashes", "--no-deps", "-r", pin], t.path, env=env)
+                got = run([work / "venv" / "bin" / "pip", "--version"], t.path, env=env)
+                if not got.startswith(f"pip {pip_version} "):
+                    raise CheckFailed(f"could not install pip {pip_version}: {got.strip()}")
+                run([work / "venv" / "bin" / "pip", "install", "--dry-run", "--ignore-installed",
+                     "--target", work / "target", "--python-version", f"3.{minor}",
+                     "--require-hashes", "-r", "requirements-dev.lock"], t.path, env=env)
+            else:
+                raise CheckFailed(f"no Python 3.{minor}: run scripts/conformance/install-tools.sh")
+        except CheckFailed as err:
+            lines = str(err).strip().splitlines()
+            why = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1])
+            findings.append(f"Python 3.{minor}, pip {pip_version}: {why}")
+        shutil.rmtree(work, ignore_errors=True)
+    fail_if(findings, "make venv installs the lock with the pip every accepted Python bundles")
 
 
 def check_pytest(t: Target) -> None:

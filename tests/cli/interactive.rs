@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::Sandbox;
+use crate::support::{Sandbox, unavailable};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
@@ -99,10 +99,10 @@ fn under_pty(sb: &Sandbox, answers: &str, args: &[&str]) -> Option<(String, i32)
         .expect("python3 runs (it drives the pseudo-terminal)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if let Some(reason) = text.strip_prefix("NO_PTY: ") {
-        println!(
-            "skipped: no pseudo-terminal can be opened: {}",
+        unavailable(&format!(
+            "no pseudo-terminal can be opened: {}",
             reason.trim()
-        );
+        ));
         return None;
     }
     assert!(
