@@ -14,6 +14,11 @@
 #   BENCH_DIR=/dev/shm bash scripts/bench-spawn.sh
 #                                               where both arms write (default:
 #                                               a temporary directory in TMPDIR)
+#   LOAD=1 bash scripts/bench-spawn.sh          every round twice: idle, and
+#                                               with a background writer busy
+#                                               on the same filesystem (below)
+#   GIT=0 bash scripts/bench-spawn.sh           a `--no-git` spawn against a
+#                                               bare `cp -r` of the same tree
 #
 # The two arms, each timed from start to exit:
 #
@@ -42,6 +47,22 @@
 # mid-benchmark (shared or virtual hosts) weighs on every arm alike. The
 # medians are over all runs of an arm; each round's ratio is printed too.
 #
+# With GIT=0 neither arm runs git: the spawn gets `--no-git` and the floor
+# is `mkdir -p OUT && cp -r REF/bench-svc OUT/` alone.
+#
+# Busy disk (LOAD=1): every round is measured twice, once idle and once while
+# one background process rewrites a 300 MB file on the filesystem the arms
+# write to, in a loop (`dd if=/dev/zero of=WORK/load/big bs=1M count=300`, at
+# most LOAD_LOOPS times, default 1000). That is a build, a CI runner or a
+# file sync next to the spawn: whatever flushes more than its own files waits
+# for the writer's data. The writer starts a second before the round's runs
+# (so its dirty pages are there), runs in its own process group, and is
+# stopped with that group when the round's runs end, and by the EXIT trap if
+# the script stops early; a `sync` then lets its data reach the disk before
+# the next idle round. Idle and busy rounds alternate in order, like the arms.
+# Each condition prints its per-round ratios and medians; the load average is
+# printed at the end (the busy rounds raise it by about one).
+#
 # Where the arms write matters. On a disk, every run's writes reach the
 # device sooner or later, and a host that limits a virtual machine's disk
 # (as CI and cloud hosts do) slows whichever run meets the limit: figures
@@ -54,6 +75,9 @@ cd "$(dirname "$0")/.."
 runs="${1:-60}"
 rounds="${ROUNDS:-6}"
 profile="${PROFILE:-release}"
+load="${LOAD:-0}"
+load_loops="${LOAD_LOOPS:-1000}"
+with_git="${GIT:-1}"
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 absolute() {
@@ -74,7 +98,26 @@ per_round=$(( (runs + rounds - 1) / rounds ))
 [ "$per_round" -ge 2 ] || { echo "bench-spawn: RUNS/ROUNDS must be at least 2" >&2; exit 2; }
 
 work="$(mktemp -d ${BENCH_DIR:+-p "$BENCH_DIR"})"
-trap 'rm -rf "$work"' EXIT
+writer=""
+# The background writer is a process group of its own (setsid), so stopping
+# it stops the `dd` it is running too, and nothing else.
+stop_writer() {
+  if [ -n "$writer" ]; then
+    kill -- "-$writer" 2>/dev/null || true
+    wait "$writer" 2>/dev/null || true
+    writer=""
+    rm -rf "$work/load"
+    sync
+  fi
+}
+start_writer() {
+  mkdir -p "$work/load"
+  setsid bash -c 'for _ in $(seq 1 "$1"); do dd if=/dev/zero of="$2/big" bs=1M count=300 status=none || exit 1; done' \
+    writer "$load_loops" "$work/load" &
+  writer=$!
+  sleep 1
+}
+trap 'stop_writer; rm -rf "$work"' EXIT
 export HOME="$work/home" XDG_DATA_HOME="$work/data" GIT_CONFIG_NOSYSTEM=1
 mkdir -p "$HOME"
 git config --global user.name bench && git config --global user.email bench@localhost
@@ -82,44 +125,64 @@ git config --global user.name bench && git config --global user.email bench@loca
 # The reference tree the floor copies: exactly what a spawn writes, minus .git.
 "$bin" bench-svc --out-dir "$work/ref" --no-git --quiet
 
+if [ "$with_git" = 0 ]; then
+  spawn_args="--no-git"
+  floor="mkdir -p $work/out && cp -r $work/ref/bench-svc $work/out/"
+else
+  spawn_args=""
+  floor="mkdir -p $work/out && cp -r $work/ref/bench-svc $work/out/ && cd $work/out/bench-svc && git init -q && git add -A && git commit -qm scaffold"
+fi
 arms=(
-  "spawn-elite" "sh -c '$bin bench-svc --out-dir $work/out --quiet'"
-  "floor" "sh -c 'mkdir -p $work/out && cp -r $work/ref/bench-svc $work/out/ && cd $work/out/bench-svc && git init -q && git add -A && git commit -qm scaffold'"
+  "spawn-elite" "sh -c '$bin bench-svc --out-dir $work/out --quiet $spawn_args'"
+  "floor" "sh -c '$floor'"
 )
 if [ -n "$baseline" ]; then
-  arms+=("baseline" "sh -c '$baseline bench-svc --out-dir $work/out --quiet'")
+  arms+=("baseline" "sh -c '$baseline bench-svc --out-dir $work/out --quiet $spawn_args'")
 fi
 
+if [ "$load" = 1 ]; then conditions=(idle busy); else conditions=(idle); fi
 for round in $(seq 1 "$rounds"); do
-  args=()
-  n=$(( ${#arms[@]} / 2 ))
-  for i in $(seq 0 $(( n - 1 ))); do
-    # Odd rounds in the listed order, even rounds reversed.
-    if [ $(( round % 2 )) -eq 1 ]; then j=$i; else j=$(( n - 1 - i )); fi
-    args+=(-n "${arms[$((2 * j))]}" "${arms[$((2 * j + 1))]}")
+  order=("${conditions[@]}")
+  if [ $(( round % 2 )) -eq 0 ] && [ "${#order[@]}" -eq 2 ]; then order=(busy idle); fi
+  for condition in "${order[@]}"; do
+    if [ "$condition" = busy ]; then start_writer; fi
+    args=()
+    n=$(( ${#arms[@]} / 2 ))
+    for i in $(seq 0 $(( n - 1 ))); do
+      # Odd rounds in the listed order, even rounds reversed.
+      if [ $(( round % 2 )) -eq 1 ]; then j=$i; else j=$(( n - 1 - i )); fi
+      args+=(-n "${arms[$((2 * j))]}" "${arms[$((2 * j + 1))]}")
+    done
+    echo "round $round/$rounds ($condition) ..." >&2
+    hyperfine --runs "$per_round" --warmup 2 --shell=none --style none \
+      --export-json "$work/$condition-round-$round.json" \
+      --prepare "rm -rf $work/out $work/data" "${args[@]}" >/dev/null
+    if [ "$condition" = busy ]; then stop_writer; fi
   done
-  echo "round $round/$rounds ..." >&2
-  hyperfine --runs "$per_round" --warmup 2 --shell=none --style none \
-    --export-json "$work/round-$round.json" \
-    --prepare "rm -rf $work/out $work/data" "${args[@]}" >/dev/null
 done
 
-python3 - "$profile" "$work"/round-*.json <<'PY'
-import json, statistics, sys
-profile, files = sys.argv[1], sys.argv[2:]
-times, per_round = {}, []
-for f in sorted(files, key=lambda p: int(p.rsplit("-", 1)[1].split(".")[0])):
-    r = {x["command"]: x["times"] for x in json.load(open(f))["results"]}
-    for arm, t in r.items():
-        times.setdefault(arm, []).extend(t)
-    per_round.append(statistics.median(r["spawn-elite"]) / statistics.median(r["floor"]))
-med = {arm: statistics.median(t) * 1000 for arm, t in times.items()}
-print("per-round ratio spawn-elite/floor: " + " ".join(f"{x:.2f}" for x in per_round))
-line = (f"median ({profile} binary, {len(times['floor'])} runs per arm, in {sys.argv[2].rsplit('/', 2)[0]}): "
-        f"spawn-elite {med['spawn-elite']:.1f} ms, floor {med['floor']:.1f} ms, "
-        f"ratio {med['spawn-elite'] / med['floor']:.2f}x")
-if "baseline" in med:
-    line += (f"; baseline {med['baseline']:.1f} ms, ratio {med['baseline'] / med['floor']:.2f}x, "
-             f"spawn-elite/baseline {med['spawn-elite'] / med['baseline']:.2f}x")
-print(line)
+what="$profile binary"
+if [ "$with_git" = 0 ]; then what="$what, --no-git against cp -r"; fi
+python3 - "$what" "$work" "${conditions[@]}" <<'PY'
+import glob, json, statistics, sys
+what, work, conditions = sys.argv[1], sys.argv[2], sys.argv[3:]
+for condition in conditions:
+    files = glob.glob(f"{work}/{condition}-round-*.json")
+    times, per_round = {}, []
+    for f in sorted(files, key=lambda p: int(p.rsplit("-", 1)[1].split(".")[0])):
+        r = {x["command"]: x["times"] for x in json.load(open(f))["results"]}
+        for arm, t in r.items():
+            times.setdefault(arm, []).extend(t)
+        per_round.append(statistics.median(r["spawn-elite"]) / statistics.median(r["floor"]))
+    med = {arm: statistics.median(t) * 1000 for arm, t in times.items()}
+    label = f"{condition}: " if len(conditions) > 1 else ""
+    print(f"{label}per-round ratio spawn-elite/floor: " + " ".join(f"{x:.2f}" for x in per_round))
+    line = (f"{label}median ({what}, {len(times['floor'])} runs per arm, in {work.rsplit('/', 1)[0]}): "
+            f"spawn-elite {med['spawn-elite']:.1f} ms, floor {med['floor']:.1f} ms, "
+            f"ratio {med['spawn-elite'] / med['floor']:.2f}x")
+    if "baseline" in med:
+        line += (f"; baseline {med['baseline']:.1f} ms, ratio {med['baseline'] / med['floor']:.2f}x, "
+                 f"spawn-elite/baseline {med['spawn-elite'] / med['baseline']:.2f}x")
+    print(line)
 PY
+echo "load average at the end (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"

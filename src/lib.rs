@@ -14,7 +14,7 @@
 //! - [`callback`]: signed delivery of a receipt, its outbox, keys, RFC 9421.
 //! - [`receive`]: the receiver that verifies callbacks and logs receipts.
 //! - [`doctor`]: the host's tools.
-//! - [`error`], [`fsutil`], [`interrupt`], [`output`], [`paths`]: shared plumbing.
+//! - [`durable`], [`error`], [`fsutil`], [`interrupt`], [`output`], [`paths`]: shared plumbing.
 
 pub mod callback;
 pub mod chain;
@@ -22,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod doctor;
+pub mod durable;
 pub mod error;
 pub mod fsutil;
 pub mod interrupt;

@@ -2,24 +2,43 @@
 //! so that after a power cut the repository is whole or absent, never
 //! there with empty files.
 
-use std::fs::File;
-use std::io::ErrorKind;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+
+use crate::durable;
 
 /// Flushes the staged repository to disk before it is renamed into place,
 /// so that after a power cut the repository is whole or absent, never there
 /// with empty files.
 ///
-/// On Linux a flush is one `syncfs` of the staging directory's filesystem,
-/// whose cost grows with what is unflushed. So while git works, flushes run
-/// behind it on a thread ([`Durability::flush_behind`]: the files while
-/// `git init` and `git add` run, then git's objects while `git commit`
-/// runs), and the last flush ([`Durability::finish`]) has only the commit
-/// left to write. Every flush's error fails the spawn: an error a flush
-/// reports is reported once, so none may be dropped.
+/// Only what the spawn and its git processes wrote is flushed, file by file
+/// and directory by directory ([`crate::durable`]), never the whole
+/// filesystem: a `syncfs` would wait for every other process's writes too.
+/// While git works, what can no longer change is flushed behind it on a
+/// thread ([`Durability::flush_behind`]: the spawn's own files and folders
+/// while `git init` and `git add` run, then what `git init` and `git add`
+/// wrote while `git commit` runs), and remembered, so that the last flush
+/// ([`Durability::finish`]) has only what the commit touches left: the
+/// index, refs, logs, the commit's objects and the directories holding
+/// them. Every flush's error fails the spawn.
 pub(super) struct Durability {
     dir: PathBuf,
-    behind: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    behind: Option<std::thread::JoinHandle<std::io::Result<Vec<durable::FileId>>>>,
+    done: HashSet<durable::FileId>,
+}
+
+/// What is written for good when [`Durability::flush_behind`] is called.
+#[derive(Clone, Copy)]
+pub(super) enum Settled {
+    /// The spawn's own files and folders (the receipt too), not `.git`,
+    /// which `git init` may still be writing.
+    OwnFiles,
+    /// And what `git init` and `git add` wrote: the hooks, `info/`,
+    /// `description`, and every loose object under its final name (git
+    /// writes an object under a temporary name and renames it when it is
+    /// complete, so the commit running meanwhile adds objects but never
+    /// changes one).
+    AfterAdd,
 }
 
 impl Durability {
@@ -27,73 +46,192 @@ impl Durability {
         Durability {
             dir: dir.to_path_buf(),
             behind: None,
+            done: HashSet::new(),
         }
     }
 
-    /// Start flushing what is written so far, on a thread, after the
-    /// previous such flush has ended (its error is returned here).
-    pub(super) fn flush_behind(&mut self) -> std::io::Result<()> {
+    /// Start flushing what is settled and not flushed yet, on a thread,
+    /// after the previous such flush has ended (its error is returned here).
+    pub(super) fn flush_behind(&mut self, settled: Settled) -> std::io::Result<()> {
         self.wait()?;
-        #[cfg(target_os = "linux")]
-        {
-            let dir = self.dir.clone();
-            self.behind = Some(std::thread::spawn(move || make_durable(&dir)));
-        }
+        let dir = self.dir.clone();
+        let done = self.done.clone();
+        self.behind = Some(std::thread::spawn(move || {
+            flush_settled(&dir, settled, &done)
+        }));
         Ok(())
     }
 
     fn wait(&mut self) -> std::io::Result<()> {
-        match self.behind.take() {
-            Some(thread) => thread
+        if let Some(thread) = self.behind.take() {
+            let flushed = thread
                 .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the flush thread panicked"))),
-            None => Ok(()),
+                .unwrap_or_else(|_| Err(std::io::Error::other("the flush thread panicked")))?;
+            self.done.extend(flushed);
         }
+        Ok(())
     }
 
     /// Everything written in the staging directory is on disk when this
     /// returns `Ok`.
     pub(super) fn finish(mut self) -> std::io::Result<()> {
         self.wait()?;
-        make_durable(&self.dir)
+        make_durable(&self.dir, &self.done)
     }
 }
 
-/// Flush the staged repository: on Linux one `syncfs` of its filesystem
-/// (measured as cheap as not syncing at all, where syncing each file cost
-/// 2-3 times the spawn; see docs/RELIABILITY.md); elsewhere each file and
-/// directory, in parallel.
-fn make_durable(dir: &Path) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        rustix::fs::syncfs(File::open(dir)?)?;
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        use rayon::prelude::*;
-        let entries: Vec<(PathBuf, bool)> = walkdir::WalkDir::new(dir)
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .filter(|e| !e.file_type().is_symlink())
-            .map(|e| (e.path().to_path_buf(), e.file_type().is_dir()))
+/// Flush what is `settled` in the staged tree and not in `done`, and return
+/// it.
+fn flush_settled(
+    dir: &Path,
+    settled: Settled,
+    done: &HashSet<durable::FileId>,
+) -> std::io::Result<Vec<durable::FileId>> {
+    let mut entries = settled_entries(dir, settled)?;
+    entries.retain(|e| !done.contains(&e.id));
+    durable::flush(&entries)?;
+    Ok(entries.into_iter().map(|e| e.id).collect())
+}
+
+/// What is `settled` in the staged tree. The staging directory itself never
+/// is: `.git` appears in it.
+pub(super) fn settled_entries(
+    dir: &Path,
+    settled: Settled,
+) -> std::io::Result<Vec<durable::Entry>> {
+    use durable::Take;
+    durable::tree(dir, |path, is_dir| {
+        let parts: Vec<&str> = path
+            .components()
+            .map(|c| c.as_os_str().to_str().unwrap_or(""))
             .collect();
-        entries.par_iter().try_for_each(|(path, is_dir)| {
-            let file = File::open(path)?;
-            if *is_dir {
-                file.sync_all()
-            } else {
-                file.sync_data()
-            }
-        })
-    }
+        let take = |yes: bool| if yes { Take::Yes } else { Take::No };
+        match parts.as_slice() {
+            [] => Take::No,
+            [".git", rest @ ..] if matches!(settled, Settled::AfterAdd) => match rest {
+                // SHA-1 and SHA-256 names, less the two characters of `fan`.
+                ["objects", fan, name] => take(
+                    !is_dir
+                        && fan.len() == 2
+                        && is_hex(fan)
+                        && matches!(name.len(), 38 | 62)
+                        && is_hex(name),
+                ),
+                [] | ["objects", ..] => Take::No,
+                ["hooks" | "info", ..] | ["description"] => Take::Yes,
+                _ => Take::Prune,
+            },
+            [".git", ..] => Take::Prune,
+            _ => Take::Yes,
+        }
+    })
+}
+
+/// Whether `s` is lowercase hex.
+fn is_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Flush the staged repository: every file and directory not in `done`
+/// (flushed behind git, unchanged since), many at a time.
+fn make_durable(dir: &Path, done: &HashSet<durable::FileId>) -> std::io::Result<()> {
+    durable::flush_tree_except(dir, done)
 }
 
 /// Flush `dir` itself (the new name in it); filesystems that cannot sync a
 /// directory (`EINVAL`) have nothing to flush.
 pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    match File::open(dir).and_then(|d| d.sync_all()) {
-        Err(e) if e.kind() == ErrorKind::InvalidInput => Ok(()),
-        other => other,
+    durable::flush_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = crate::ops::git::Git::new(dir, crate::ops::git::SPAWN)
+            .command()
+            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+
+    fn snapshot(entries: &[durable::Entry]) -> Vec<(PathBuf, u64, Vec<u8>)> {
+        entries
+            .iter()
+            .filter(|e| !e.dir)
+            .map(|e| (e.path.clone(), e.id, fs::read(&e.path).unwrap()))
+            .collect()
+    }
+
+    /// What is flushed behind git and then skipped by the last flush must
+    /// not change afterwards: every file settled after `git add` is still
+    /// the same file (inode) with the same bytes once `git commit` has run,
+    /// and what is settled before git runs leaves out `.git`.
+    #[test]
+    fn what_is_settled_behind_git_is_never_changed_by_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("src/app")).unwrap();
+        fs::write(root.join("README.md"), "readme\n").unwrap();
+        fs::write(root.join("src/app/main.py"), "print(1)\n").unwrap();
+        git(root, &["-c", "init.defaultBranch=main", "init", "--quiet"]);
+
+        let own = settled_entries(root, Settled::OwnFiles).unwrap();
+        let mut own_paths: Vec<String> = own
+            .iter()
+            .map(|e| e.path.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        own_paths.sort();
+        assert_eq!(
+            own_paths,
+            ["README.md", "src", "src/app", "src/app/main.py"]
+        );
+
+        git(root, &["add", "--all"]);
+        let after_add = settled_entries(root, Settled::AfterAdd).unwrap();
+        let names: Vec<String> = after_add
+            .iter()
+            .map(|e| e.path.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        let objects = names
+            .iter()
+            .filter(|n| n.starts_with(".git/objects/"))
+            .count();
+        assert!(
+            objects >= 2,
+            "the blobs git add wrote are settled: {names:?}"
+        );
+        for never in [
+            ".git",
+            ".git/index",
+            ".git/HEAD",
+            ".git/config",
+            ".git/objects",
+        ] {
+            assert!(
+                !names.iter().any(|n| n == never),
+                "{never} is not settled: {names:?}"
+            );
+        }
+
+        let before = snapshot(&after_add);
+        git(
+            root,
+            &["commit", "--quiet", "--no-verify", "-m", "scaffold"],
+        );
+        let after = snapshot(&settled_entries(root, Settled::AfterAdd).unwrap());
+        for file in &before {
+            assert!(
+                after.contains(file),
+                "{} changed after the commit",
+                file.0.display()
+            );
+        }
     }
 }

@@ -21,7 +21,7 @@ use crate::error::{ExitCode, fail};
 use crate::fsutil::{self, describe_io};
 use crate::interrupt;
 use crate::templates::PlannedFile;
-use durable::{Durability, sync_dir};
+use durable::{Durability, Settled, sync_dir};
 pub use staging::remove_stale;
 use staging::{Staging, stage_in};
 
@@ -173,8 +173,14 @@ fn write_staged(
     let mut durability = Durability::new(staging.dir.path());
     let git = if let Some(init) = init {
         check_interrupted()?;
-        durability.flush_behind().map_err(flush_failed)?;
-        let mut after_add = || durability.flush_behind().map_err(flush_failed);
+        durability
+            .flush_behind(Settled::OwnFiles)
+            .map_err(flush_failed)?;
+        let mut after_add = || {
+            durability
+                .flush_behind(Settled::AfterAdd)
+                .map_err(flush_failed)
+        };
         // Ctrl-C reaches git too and makes it fail: report the cause, not the symptom.
         let outcome = init.commit(&config.kind, config.elite, &config.clock, &mut after_add);
         check_interrupted()?;
