@@ -215,7 +215,8 @@ pub(crate) fn signer(
 }
 
 /// `--tsa URL`, else `SPAWN_ELITE_TSA` (an organisation's default TSA; an
-/// empty value is none), checked to be an http(s) URL.
+/// empty value is none), checked to be an http(s) URL. The whole exchange
+/// may take `SPAWN_ELITE_TSA_TIMEOUT` (default 15s), then it is queued.
 pub(crate) fn tsa_url(flag: Option<&str>) -> Result<Option<crate::provenance::tsa::Tsa>> {
     let url = match flag {
         Some(u) => u.to_owned(),
@@ -232,7 +233,10 @@ pub(crate) fn tsa_url(flag: Option<&str>) -> Result<Option<crate::provenance::ts
             ),
         ));
     }
-    Ok(Some(crate::provenance::tsa::Tsa::new(&url)))
+    let mut tsa = crate::provenance::tsa::Tsa::new(&url);
+    tsa.timeout = pick(None, "SPAWN_ELITE_TSA_TIMEOUT", parse_duration, tsa.timeout)?;
+    tsa.connect_timeout = tsa.connect_timeout.min(tsa.timeout);
+    Ok(Some(tsa))
 }
 
 /// The callback options of a spawn or an update, checked (key readable,
