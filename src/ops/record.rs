@@ -14,10 +14,10 @@ use crate::clock::Clock;
 use crate::error::{ExitCode, describe};
 use crate::fsutil::PlannedFile;
 use crate::ledger::{self, UpdateRecord};
+use crate::provenance::TIMESTAMP_PATH;
 use crate::provenance::stamp::{self, PendingStamp, Stamping};
 use crate::provenance::tsa::Stamp;
 use crate::provenance::{self, Signer};
-use crate::provenance::TIMESTAMP_PATH;
 use crate::receipt::{RECEIPT_PATH, Receipt};
 
 /// The metadata the record step makes for a tree, before it is written.

@@ -18,7 +18,10 @@ use crate::receipt::meta::{ATTESTATION_PATH, TIMESTAMP_PATH};
 /// 64-byte Ed25519 signature (base64-decoded from `signatures[0].sig`).
 pub fn stamped_bytes(envelope: &[u8]) -> Result<Vec<u8>, String> {
     let env = Envelope::parse(envelope).map_err(|e| format!("{e:?}"))?;
-    let sig = env.signatures.first().ok_or("the envelope has no signature")?;
+    let sig = env
+        .signatures
+        .first()
+        .ok_or("the envelope has no signature")?;
     STANDARD
         .decode(&sig.sig)
         .map_err(|e| format!("its signature is not base64 ({e})"))

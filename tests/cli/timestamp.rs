@@ -48,7 +48,15 @@ fn signature_file(sb: &Sandbox, repo: &Path) -> PathBuf {
 
 fn openssl_verifies(token: &Path, data: &Path, ca: &Path) -> (bool, String) {
     let out = Command::new("openssl")
-        .args(["ts", "-verify", "-in", s(token), "-token_in", "-data", s(data)])
+        .args([
+            "ts",
+            "-verify",
+            "-in",
+            s(token),
+            "-token_in",
+            "-data",
+            s(data),
+        ])
         .args(["-CAfile", s(ca)])
         .output()
         .expect("openssl");
@@ -103,7 +111,9 @@ fn a_stamped_spawn_commits_a_token_that_openssl_and_verify_accept() {
         let out = verify(&sb, &repo, cert);
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(
-            out.stdout.contains("timestamped: .spawn-elite/attestation.tst by CN=Loopback Test TSA at 20"),
+            out.stdout.contains(
+                "timestamped: .spawn-elite/attestation.tst by CN=Loopback Test TSA at 20"
+            ),
             "{}",
             out.stdout
         );
@@ -123,7 +133,11 @@ fn a_stamped_spawn_commits_a_token_that_openssl_and_verify_accept() {
     assert_eq!(ts["checked"], true);
     assert_eq!(ts["tsa"], "CN=Loopback Test TSA");
     assert_eq!(ts["policy"], "1.2.3.4.1");
-    let time: jiff::Timestamp = ts["time"].as_str().expect("time").parse().expect("RFC 3339");
+    let time: jiff::Timestamp = ts["time"]
+        .as_str()
+        .expect("time")
+        .parse()
+        .expect("RFC 3339");
     let age = jiff::Timestamp::now().duration_since(time);
     assert!(age.as_secs() < 600, "the TSA's time is now: {time}");
 }
@@ -159,7 +173,8 @@ fn a_token_is_present_but_unchecked_without_tsa_cert_and_foreign_with_another_ca
     let out = sb.run(["verify", s(&repo), "--trust", s(&sb.trust())]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.contains("is present but unchecked; pass --tsa-cert"),
+        out.stdout
+            .contains("is present but unchecked; pass --tsa-cert"),
         "{}",
         out.stdout
     );
@@ -244,14 +259,19 @@ fn an_unreachable_tsa_queues_the_request_and_flush_writes_the_token() {
     }
     assert_eq!(outbox_entries(&sb).len(), 2);
     let list = sb.run(["callback", "list"]);
-    assert!(list.stdout.contains("timestamp: http://"), "{}", list.stdout);
+    assert!(
+        list.stdout.contains("timestamp: http://"),
+        "{}",
+        list.stdout
+    );
 
     // Reachable again: flush sends both and writes the tokens.
     tsa.set(Mode::Good);
     let out = sb.run(["callback", "flush"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stdout.contains("2 timestamp(s) written, 0 still queued"),
+        out.stdout
+            .contains("2 timestamp(s) written, 0 still queued"),
         "{}",
         out.stdout
     );
@@ -260,7 +280,11 @@ fn an_unreachable_tsa_queues_the_request_and_flush_writes_the_token() {
         let repo = sb.repos().join(name);
         let verified = verify(&sb, &repo, &tsa.pki.ca);
         assert_eq!(verified.code, 0, "{name}: {}", verified.stderr);
-        assert!(verified.stdout.contains("timestamped:"), "{}", verified.stdout);
+        assert!(
+            verified.stdout.contains("timestamped:"),
+            "{}",
+            verified.stdout
+        );
     }
 }
 
@@ -275,7 +299,11 @@ fn attest_with_tsa_stamps_an_existing_tree() {
     let repo = sb.spawn(&["svc"]);
     let out = sb.run(["attest", s(&repo), "--key", s(&key), "--tsa", &tsa.url()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("stamped by CN=Loopback Test TSA at"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("stamped by CN=Loopback Test TSA at"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(verify(&sb, &repo, &tsa.pki.ca).code, 0);
     assert_eq!(tsa.served(), 1);
 }
@@ -290,7 +318,14 @@ fn tsa_needs_sign_and_an_http_url() {
     );
     let (key, _) = sb.trusted_key("signer");
     sb.assert_error(
-        ["svc", "--sign", "--key", s(&key), "--tsa", "ftp://example.invalid/"],
+        [
+            "svc",
+            "--sign",
+            "--key",
+            s(&key),
+            "--tsa",
+            "ftp://example.invalid/",
+        ],
         2,
         "is not http:// or https://",
     );

@@ -55,41 +55,37 @@ impl OutboxEntry {
 /// Queue `entry` under a new name, durably (file and directory flushed to
 /// disk), and return it claimed by this process.
 pub(in crate::callback) fn queue<E: Entry>(entry: E) -> Result<Claim<E>> {
-        let dir = outbox_dir()?;
-        // One look: another process may create the directory at any moment,
-        // so "not a directory now" and "exists now" must come from one call.
-        let found = fs::metadata(&dir);
-        let existed = found.as_ref().is_ok_and(|m| m.is_dir());
-        if found.is_ok_and(|m| !m.is_dir()) {
-            return Err(fail(
-                ExitCode::Io,
-                format!(
-                    "the outbox {} is not a directory; move that file away",
-                    dir.display()
-                ),
-            ));
-        }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create outbox {}", dir.display()))?;
-        if !existed && let Some(parent) = dir.parent() {
-            File::open(parent)
-                .and_then(|d| d.sync_all())
-                .with_context(|| format!("cannot flush {} to disk", parent.display()))?;
-        }
-        let root = entry.tag();
-        let tag = URL_SAFE_NO_PAD.encode(random_bytes::<6>()?);
-        let path = dir.join(format!("{}-{root}-{tag}.json", unix_now()));
-        let json = serde_json::to_vec_pretty(&entry)?;
-        let file = fsutil::write_new_locked(&path, &json, 0o600)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Claim {
-            path,
-            file,
-            entry,
-        })
+    let dir = outbox_dir()?;
+    // One look: another process may create the directory at any moment,
+    // so "not a directory now" and "exists now" must come from one call.
+    let found = fs::metadata(&dir);
+    let existed = found.as_ref().is_ok_and(|m| m.is_dir());
+    if found.is_ok_and(|m| !m.is_dir()) {
+        return Err(fail(
+            ExitCode::Io,
+            format!(
+                "the outbox {} is not a directory; move that file away",
+                dir.display()
+            ),
+        ));
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create outbox {}", dir.display()))?;
+    if !existed && let Some(parent) = dir.parent() {
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot flush {} to disk", parent.display()))?;
+    }
+    let root = entry.tag();
+    let tag = URL_SAFE_NO_PAD.encode(random_bytes::<6>()?);
+    let path = dir.join(format!("{}-{root}-{tag}.json", unix_now()));
+    let json = serde_json::to_vec_pretty(&entry)?;
+    let file = fsutil::write_new_locked(&path, &json, 0o600)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Claim { path, file, entry })
 }
 
 /// An outbox entry this process holds (see the module documentation).

@@ -137,7 +137,11 @@ fn obsolete(entry: &StampEntry, query: &Query) -> Option<String> {
 
 /// Send one claimed timestamp request; on a good token, write it into the
 /// repository (atomically) and remove the entry.
-pub(super) fn flush_one(mut claim: Claim<StampEntry>, retry: &RetryOptions, report: &mut FlushReport) {
+pub(super) fn flush_one(
+    mut claim: Claim<StampEntry>,
+    retry: &RetryOptions,
+    report: &mut FlushReport,
+) {
     let file = claim.path().to_path_buf();
     let query = match claim.entry.query() {
         Ok(q) => q,
@@ -211,7 +215,10 @@ pub(super) fn describe_entry(path: &Path) -> std::result::Result<(String, bool),
     let e = StampEntry::parse(&fs::read(path).map_err(|e| format!("cannot read: {e}"))?)?;
     let mut out = String::new();
     out.push_str(&format!("  timestamp: {}\n", e.tsa_url));
-    out.push_str(&format!("  for:       {}\n", e.repo.join(ATTESTATION_PATH).display()));
+    out.push_str(&format!(
+        "  for:       {}\n",
+        e.repo.join(ATTESTATION_PATH).display()
+    ));
     out.push_str(&format!("  queued at: {}\n", e.queued_at));
     out.push_str(&format!("  attempts:  {}\n", e.attempts));
     out.push_str(&format!("  last:      {}\n", e.last_error));
@@ -235,12 +242,18 @@ pub(super) fn drop_entry(path: &Path) -> Result<String> {
         }
         Ok(Take::Busy) => Err(crate::error::fail(
             crate::error::ExitCode::Io,
-            format!("{} is being sent by another process right now", path.display()),
+            format!(
+                "{} is being sent by another process right now",
+                path.display()
+            ),
         )),
         Ok(Take::Gone) => Ok(format!("{} was removed meanwhile", path.display())),
         Err(why) => Err(crate::error::fail(
             crate::error::ExitCode::InvalidReceipt,
-            format!("{}: {why}; inspect it and remove it by hand", path.display()),
+            format!(
+                "{}: {why}; inspect it and remove it by hand",
+                path.display()
+            ),
         )),
     }
 }

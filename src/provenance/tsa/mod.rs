@@ -193,9 +193,9 @@ fn post(tsa: &Tsa, body: &[u8]) -> Result<Vec<u8>, Failed> {
         .limit(MAX_REPLY)
         .read_to_vec()
         .map_err(|e| match e {
-            ureq::Error::Timeout(_) | ureq::Error::Io(_) => Failed::Unreachable(format!(
-                "the TSA at {at} did not finish its answer: {e}"
-            )),
+            ureq::Error::Timeout(_) | ureq::Error::Io(_) => {
+                Failed::Unreachable(format!("the TSA at {at} did not finish its answer: {e}"))
+            }
             _ => Failed::Refused(format!("the TSA at {at} sent an unreadable answer: {e}")),
         })
 }
@@ -203,8 +203,7 @@ fn post(tsa: &Tsa, body: &[u8]) -> Result<Vec<u8>, Failed> {
 /// Check a TimeStampResp against the query it answers; keep its token.
 pub fn answer(reply: &[u8], query: &Query) -> Result<Token, String> {
     use cmpv2::status::PkiStatus;
-    let resp =
-        TimeStampResp::from_der(reply).map_err(|e| format!("not a TimeStampResp ({e})"))?;
+    let resp = TimeStampResp::from_der(reply).map_err(|e| format!("not a TimeStampResp ({e})"))?;
     match resp.status.status {
         PkiStatus::Accepted | PkiStatus::GrantedWithMods => {}
         other => {
@@ -257,12 +256,13 @@ pub fn verify(token: &[u8], stamped: &[u8], trusted: &[Certificate]) -> Result<S
 
 /// The certificates of `--tsa-cert FILE` (PEM, one or more; or one DER).
 pub fn load_certificates(path: &Path) -> Result<Vec<Certificate>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let certs = if bytes.starts_with(b"-----") || bytes.iter().take(64).all(u8::is_ascii) {
         Certificate::load_pem_chain(&bytes).map_err(|e| e.to_string())
     } else {
-        Certificate::from_der(&bytes).map(|c| vec![c]).map_err(|e| e.to_string())
+        Certificate::from_der(&bytes)
+            .map(|c| vec![c])
+            .map_err(|e| e.to_string())
     };
     match certs {
         Ok(c) if !c.is_empty() => Ok(c),

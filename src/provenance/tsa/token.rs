@@ -76,10 +76,7 @@ pub fn check(token: &[u8], imprint: &[u8; 32], nonce: Option<&[u8]>) -> Result<C
         .map_err(|e| format!("its SignedData does not parse ({e})"))?;
     let encap = &signed.encap_content_info;
     if encap.econtent_type != TST_INFO {
-        return Err(format!(
-            "it signs a {}, not a TSTInfo",
-            encap.econtent_type
-        ));
+        return Err(format!("it signs a {}, not a TSTInfo", encap.econtent_type));
     }
     let tst_der = encap
         .econtent
@@ -88,7 +85,8 @@ pub fn check(token: &[u8], imprint: &[u8; 32], nonce: Option<&[u8]>) -> Result<C
         .decode_as::<OctetString>()
         .map_err(|e| format!("its eContent is not an OCTET STRING ({e})"))?;
     let tst_der = tst_der.as_bytes();
-    let tst = TstInfo::from_der(tst_der).map_err(|e| format!("its TSTInfo does not parse ({e})"))?;
+    let tst =
+        TstInfo::from_der(tst_der).map_err(|e| format!("its TSTInfo does not parse ({e})"))?;
     let mi = &tst.message_imprint;
     if mi.hash_algorithm.oid != SHA256 {
         return Err(format!(

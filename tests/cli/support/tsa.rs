@@ -94,9 +94,23 @@ impl Pki {
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "30", "-out", "tsa.pem", "-extfile", "ext.cnf",
-                "-extensions", "v3",
+                "x509",
+                "-req",
+                "-in",
+                "tsa.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-out",
+                "tsa.pem",
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                "v3",
             ],
         );
         std::fs::write(dir.join("serial"), "01\n").expect("serial");
