@@ -27,6 +27,8 @@ pub enum ExitCode {
     BadSignature = 14,
     UnknownKey = 15,
     ChangedSinceSigning = 16,
+    BadTimestamp = 17,
+    TimestampPending = 18,
     Internal = 70,
     Interrupted = 130,
 }
@@ -126,6 +128,16 @@ pub const EXIT_CODES: &[ExitInfo] = &[
         code: ExitCode::ChangedSinceSigning,
         name: "changed-since-signing",
         meaning: "`verify --trust`: files or the receipt changed since the attestation was signed",
+    },
+    ExitInfo {
+        code: ExitCode::BadTimestamp,
+        name: "bad-timestamp",
+        meaning: "a timestamp token is bad or foreign (`verify --tsa-cert`, `ledger verify --tsa-cert`), or a TSA answered `--tsa` with one (nothing was written)",
+    },
+    ExitInfo {
+        code: ExitCode::TimestampPending,
+        name: "timestamp-pending",
+        meaning: "signed, but the TSA could not be reached: the timestamp request is queued in the outbox (`spawn-elite callback flush`)",
     },
     ExitInfo {
         code: ExitCode::Internal,
@@ -293,7 +305,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(codes, sorted);
-        assert_eq!(codes.len(), 19, "every ExitCode variant has a row");
+        assert_eq!(codes.len(), 21, "every ExitCode variant has a row");
     }
 
     /// README.md documents the exit codes; its table must be this one.

@@ -78,6 +78,10 @@ pub struct CallbackArgs {
     /// Key id to put in the signature (default: the key's fingerprint)
     #[arg(long = "key-id", value_name = "ID", requires = "callback")]
     pub key_id: Option<String>,
+    /// With --sign: an RFC 3161 timestamp of the attestation from the TSA at URL, committed with it (queued in the outbox if the TSA cannot be reached) [env: SPAWN_ELITE_TSA]
+    // SPAWN_ELITE_TSA is read by the command layer, as SPAWN_ELITE_SIGN is.
+    #[arg(long = "tsa", value_name = "URL")]
+    pub tsa: Option<String>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }

@@ -157,6 +157,9 @@ pub enum Command {
         /// Also check the signed attestation: signed by a key in DIR (*.pub), binding this receipt and these files
         #[arg(long, value_name = "DIR")]
         trust: Option<PathBuf>,
+        /// With --trust: check the attestation's RFC 3161 timestamp against FILE, the TSA's CA certificate or its own (PEM)
+        #[arg(long, value_name = "FILE", requires = "trust")]
+        tsa_cert: Option<PathBuf>,
     },
     /// Sign a tree that has a receipt: an in-toto attestation in a DSSE envelope
     ///
@@ -170,6 +173,9 @@ pub enum Command {
         /// [default: $XDG_DATA_HOME/spawn-elite/keys/callback.pem]
         #[arg(long, value_name = "PATH")]
         key: Option<PathBuf>,
+        /// Also get an RFC 3161 timestamp of the attestation from the TSA at URL (queued in the outbox if it cannot be reached) [env: SPAWN_ELITE_TSA]
+        #[arg(long, value_name = "URL")]
+        tsa: Option<String>,
         /// Print the result as JSON
         #[arg(long)]
         json: bool,

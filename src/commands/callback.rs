@@ -77,6 +77,13 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
     for f in &report.delivered {
         crate::output::stdout_line(&format!("delivered {}", f.display()))?;
     }
+    for (f, token, time) in &report.stamped {
+        crate::output::stdout_line(&format!(
+            "stamped {}: wrote {} (TSA time {time}); commit it",
+            f.display(),
+            token.display()
+        ))?;
+    }
     for (f, why) in &report.abandoned {
         crate::output::stdout_line(&format!("removed {}: {why}", f.display()))?;
     }
@@ -103,8 +110,13 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
             eprintln!("still queued {}: {}", file.display(), failed.reason);
         }
     }
+    let stamped = if report.stamped.is_empty() {
+        String::new()
+    } else {
+        format!(", {} timestamp(s) written", report.stamped.len())
+    };
     let mut summary = format!(
-        "outbox: {} delivered, {} still queued",
+        "outbox: {} delivered{stamped}, {} still queued",
         report.delivered.len(),
         report.pending.len()
     );
@@ -135,9 +147,20 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
 /// `--sign` or `SPAWN_ELITE_SIGN=1`: the signer of a spawn's or an
 /// update's attestation, its key loaded (so a bad key fails before
 /// anything is written); `--key` or the default key.
+///
+/// With `stamps` (a spawn), `--tsa` or `SPAWN_ELITE_TSA` makes the signer
+/// time-stamp too; without (an update, which cannot yet), `--tsa` is
+/// refused and the variable is not read.
 pub(crate) fn signer(
     args: &CallbackArgs,
+    stamps: bool,
 ) -> Result<Option<std::sync::Arc<crate::provenance::Signer>>> {
+    if !stamps && args.tsa.is_some() {
+        return Err(fail(
+            ExitCode::Usage,
+            "update does not take --tsa yet: update with --sign, then stamp the new attestation with `spawn-elite attest --tsa URL`",
+        ));
+    }
     let from_env = match std::env::var("SPAWN_ELITE_SIGN") {
         Ok(v) => match v.trim() {
             "" | "0" | "false" | "no" => false,
@@ -153,7 +176,18 @@ pub(crate) fn signer(
         },
         Err(_) => false,
     };
+    let tsa = if stamps {
+        tsa_url(args.tsa.as_deref())?
+    } else {
+        None
+    };
     if !(args.sign || from_env) {
+        if args.tsa.is_some() {
+            return Err(fail(
+                ExitCode::Usage,
+                "--tsa time-stamps the attestation, so it needs --sign (or SPAWN_ELITE_SIGN=1)",
+            ));
+        }
         if args.key.is_some() && args.callback.is_none() {
             return Err(fail(
                 ExitCode::Usage,
@@ -175,9 +209,34 @@ pub(crate) fn signer(
             ),
         ));
     }
-    Ok(Some(std::sync::Arc::new(crate::provenance::Signer::load(
-        &path,
-    )?)))
+    Ok(Some(std::sync::Arc::new(
+        crate::provenance::Signer::load(&path)?.with_tsa(tsa),
+    )))
+}
+
+/// `--tsa URL`, else `SPAWN_ELITE_TSA` (an organisation's default TSA; an
+/// empty value is none), checked to be an http(s) URL. The whole exchange
+/// may take `SPAWN_ELITE_TSA_TIMEOUT` (default 15s), then it is queued.
+pub(crate) fn tsa_url(flag: Option<&str>) -> Result<Option<crate::provenance::tsa::Tsa>> {
+    let url = match flag {
+        Some(u) => u.to_owned(),
+        None => match std::env::var("SPAWN_ELITE_TSA") {
+            Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
+            _ => return Ok(None),
+        },
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(fail(
+            ExitCode::Usage,
+            format!(
+                "the TSA URL {url:?} is not http:// or https://; pass the TSA's RFC 3161 URL to --tsa (or SPAWN_ELITE_TSA)"
+            ),
+        ));
+    }
+    let mut tsa = crate::provenance::tsa::Tsa::new(&url);
+    tsa.timeout = pick(None, "SPAWN_ELITE_TSA_TIMEOUT", parse_duration, tsa.timeout)?;
+    tsa.connect_timeout = tsa.connect_timeout.min(tsa.timeout);
+    Ok(Some(tsa))
 }
 
 /// The callback options of a spawn or an update, checked (key readable,

@@ -73,15 +73,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             exclude,
             no_ignore,
             trust,
+            tsa_cert,
         }) => verify::run(
             &dir,
             receipt.as_deref(),
             json,
             &exclude,
             no_ignore,
-            trust.as_deref(),
+            (trust.as_deref(), tsa_cert.as_deref()),
         ),
-        Some(Command::Attest { dir, key, json }) => attest::run(&dir, key.as_deref(), json),
+        Some(Command::Attest {
+            dir,
+            key,
+            tsa,
+            json,
+        }) => attest::run(&dir, key.as_deref(), tsa.as_deref(), json),
         Some(Command::Receipt { dir, output, force }) => {
             receipt::run(&dir, output.as_deref(), force)
         }

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::error::{ExitCode, fail};
 use crate::ops::record;
 use crate::output::{self, stdout_json, stdout_write, warn};
-use crate::provenance::ATTESTATION_PATH;
+use crate::provenance::{ATTESTATION_PATH, TIMESTAMP_PATH};
 use crate::receipt::RECEIPT_PATH;
 use crate::spawn::git::GitOutcome;
 use crate::spawn::{self, Outcome, config::Request, config::SpawnConfig};
@@ -47,7 +47,7 @@ pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode>
     };
     let mut config = SpawnConfig::from_request(&request, Clock::from_env()?)?;
     // A bad signing key fails before anything is written.
-    config.signer = super::callback::signer(&args.callback)?;
+    config.signer = super::callback::signer(&args.callback, true)?;
     for warning in &config.warnings {
         warn(warning);
     }
@@ -78,7 +78,7 @@ pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode>
     if config.json {
         print_summary(&config, &outcome, delivered.as_ref().map(|d| &d.json))?;
     }
-    Ok(record::exit_code(delivered.as_ref()))
+    Ok(record::exit_code(delivered.as_ref(), &outcome.recorded))
 }
 
 /// Git-style, as in receipts, so the two can be compared by eye or by script.
@@ -157,6 +157,7 @@ fn print_summary(
             "attestation": outcome.signed_by.as_ref().map(|key_id| json!({
                 "path": outcome.path.join(ATTESTATION_PATH),
                 "key_id": key_id,
+                "timestamp": stamp_json(outcome),
             })),
             "callback": callback,
             "files": files_json(files),
@@ -188,6 +189,12 @@ fn print_summary(
             "  attestation {ATTESTATION_PATH}, signed by key {key_id}\n"
         ));
     }
+    if let Some(stamp) = &outcome.stamped {
+        text.push_str(&format!(
+            "  timestamp {TIMESTAMP_PATH}, TSA time {} ({})\n",
+            stamp.time, stamp.signer
+        ));
+    }
     text.push_str(&format!("\nNext steps:\n  cd {}\n", outcome.path.display()));
     let steps = config
         .set
@@ -199,4 +206,19 @@ fn print_summary(
         text.push_str(&format!("  {step}\n"));
     }
     output::stdout_write(text.as_bytes())
+}
+
+/// The timestamp of a signed spawn, for `--json`: the TSA's time, or
+/// pending (queued), or none asked for.
+fn stamp_json(outcome: &spawn::Outcome) -> serde_json::Value {
+    match (&outcome.stamped, &outcome.recorded.stamp_pending) {
+        (Some(stamp), _) => json!({
+            "path": outcome.path.join(TIMESTAMP_PATH),
+            "time": stamp.time,
+            "tsa": stamp.signer,
+            "serial": stamp.serial,
+        }),
+        (None, Some(url)) => json!({ "pending": true, "tsa_url": url }),
+        (None, None) => serde_json::Value::Null,
+    }
 }

@@ -41,9 +41,10 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
     // A bad callback key or URL fails before anything is changed.
     let callback = super::callback::checked_options(&args.callback)?;
     let opts = Options {
-        signer: super::callback::signer(&args.callback)?,
+        signer: super::callback::signer(&args.callback, false)?,
         ..opts
     };
+
     let mut outcome = update::run(&opts, callback.as_ref())?;
     for warning in &outcome.warnings {
         warn(warning);

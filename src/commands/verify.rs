@@ -10,6 +10,7 @@ use super::shared::{read_receipt, stdout_write};
 use crate::callback::keys;
 use crate::error::ExitCode;
 use crate::provenance;
+use crate::provenance::stamp::{self, TimestampCheck};
 use crate::receipt::drift::{self, Excludes, Walked};
 
 /// How many added paths `verify` lists in text before summing up the rest
@@ -29,7 +30,7 @@ pub fn run(
     json: bool,
     exclude: &[String],
     no_ignore: bool,
-    trust: Option<&Path>,
+    (trust, tsa_cert): (Option<&Path>, Option<&Path>),
 ) -> Result<ExitCode> {
     let excludes = Excludes::new(exclude)?;
     let (path, expected) = read_receipt(dir, receipt_file)?;
@@ -57,6 +58,12 @@ pub fn run(
         )?),
         None => None,
     };
+    // Then its timestamp, offline, when there is one: exit 17 if it is bad
+    // or by a TSA the --tsa-cert certificate does not vouch for.
+    let timestamp = match trust {
+        Some(_) => Some(stamp::verify_timestamp(dir, tsa_cert)?),
+        None => None,
+    };
     let Walked {
         actual,
         drift,
@@ -80,6 +87,17 @@ pub fn run(
             report["signed"] = serde_json::json!({
                 "key_id": signed.key_id,
                 "claimed": signed.claimed,
+                "timestamp": match &timestamp {
+                    Some(TimestampCheck::Checked(s)) => serde_json::json!({
+                        "checked": true,
+                        "time": s.time,
+                        "tsa": s.signer,
+                        "serial": s.serial,
+                        "policy": s.policy,
+                    }),
+                    Some(TimestampCheck::Unchecked) => serde_json::json!({ "checked": false }),
+                    _ => serde_json::Value::Null,
+                },
             });
         }
         let mut bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
@@ -94,6 +112,19 @@ pub fn run(
                 signed.key_id,
                 signed.claimed
             ));
+        }
+        match &timestamp {
+            Some(TimestampCheck::Checked(s)) => text.push_str(&format!(
+                "timestamped: {} by {} at {} (checked against --tsa-cert)\n",
+                provenance::TIMESTAMP_PATH,
+                s.signer,
+                s.time
+            )),
+            Some(TimestampCheck::Unchecked) => text.push_str(&format!(
+                "timestamped: {} is present but unchecked; pass --tsa-cert FILE (the TSA's CA certificate) to check it\n",
+                provenance::TIMESTAMP_PATH
+            )),
+            _ => {}
         }
         for p in &drift.modified {
             text.push_str(&format!("modified      {p}\n"));

@@ -7,36 +7,68 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::callback::{self, CallbackOptions, Pending};
+use anyhow::Result;
+
+use crate::callback::{self, CallbackOptions, Pending, outbox};
 use crate::clock::Clock;
 use crate::error::{ExitCode, describe};
 use crate::fsutil::PlannedFile;
 use crate::ledger::{self, UpdateRecord};
+use crate::provenance::TIMESTAMP_PATH;
+use crate::provenance::stamp::{self, PendingStamp, Stamping};
+use crate::provenance::tsa::Stamp;
 use crate::provenance::{self, Signer};
 use crate::receipt::{RECEIPT_PATH, Receipt};
 
+/// The metadata the record step makes for a tree, before it is written.
+#[derive(Debug, Default)]
+pub struct Metadata {
+    /// The files to write (and commit) with the tree: the receipt, and with
+    /// a signer the attestation, and with `--tsa` its timestamp.
+    pub files: Vec<PlannedFile>,
+    /// The TSA's time, when the attestation was stamped.
+    pub stamped: Option<Stamp>,
+    /// The TSA could not be reached: queue this with [`Record::pending_stamp`].
+    pub pending: Option<PendingStamp>,
+}
+
 /// The files the record step puts in the metadata directory with the tree,
 /// before it is committed: the receipt of `files`, and with a signer the
-/// attestation of both (naming `previous`, the attestation it replaces).
+/// attestation of both (naming `previous`, the attestation it replaces),
+/// time-stamped when the signer has a TSA. A TSA that answers with a bad
+/// token fails the work here, before anything is written (exit 17).
 pub fn metadata(
     receipt: &Receipt,
     files: &[PlannedFile],
     signer: Option<&Signer>,
     clock: &Clock,
     previous: Option<&[u8]>,
-) -> Vec<PlannedFile> {
-    let mut meta = vec![receipt.as_planned()];
+) -> Result<Metadata> {
+    let mut meta = Metadata {
+        files: vec![receipt.as_planned()],
+        ..Metadata::default()
+    };
     if let Some(signer) = signer {
-        meta.push(provenance::attest_planned(
+        let attestation = provenance::attest_planned(
             receipt,
             files,
             signer,
             clock.now(),
             clock.later(),
             previous,
-        ));
+        );
+        if let Some(tsa) = signer.tsa() {
+            match stamp::stamp_attestation(&attestation.contents, tsa)? {
+                Stamping::Stamped { file, stamp } => {
+                    meta.files.push(file);
+                    meta.stamped = Some(stamp);
+                }
+                Stamping::Pending(p) => meta.pending = Some(p),
+            }
+        }
+        meta.files.push(attestation);
     }
-    meta
+    Ok(meta)
 }
 
 /// What the ledger line records.
@@ -62,6 +94,7 @@ pub struct Record {
     receipt: Receipt,
     repo: PathBuf,
     pending: Option<Pending>,
+    stamp: Option<PendingStamp>,
 }
 
 /// Queue `receipt`'s callback (when there is one) for the repository at
@@ -91,10 +124,17 @@ pub fn begin(
         receipt: receipt.clone(),
         repo: repo.to_path_buf(),
         pending,
+        stamp: None,
     }
 }
 
 impl Record {
+    /// The attestation's timestamp could not be had: [`Record::finish`]
+    /// queues the request in the outbox, once the tree is in place.
+    pub fn pending_stamp(&mut self, stamp: Option<PendingStamp>) {
+        self.stamp = stamp;
+    }
+
     /// The tree was not written: the queued callback is withdrawn.
     pub fn abandon(self) {
         if let Some(p) = self.pending {
@@ -124,9 +164,27 @@ impl Record {
                 })
                 .ok()
         });
+        let stamp_pending = self.stamp.map(|p| {
+            match outbox::stamp::queue(&p, &self.repo) {
+                Ok(entry) => warnings.push(format!(
+                    "{}; the timestamp request is queued in {}: `spawn-elite callback flush` sends it and writes {} (commit it then)",
+                    p.reason,
+                    entry.display(),
+                    TIMESTAMP_PATH
+                )),
+                Err(e) => warnings.push(format!(
+                    "{}, and the request could not be queued ({}); stamp it later with `spawn-elite attest --tsa {}`",
+                    p.reason,
+                    describe(&e),
+                    p.url
+                )),
+            }
+            p.url
+        });
         Recorded {
             ledger,
             warnings,
+            stamp_pending,
             pending: self.pending,
         }
     }
@@ -139,6 +197,9 @@ pub struct Recorded {
     pub ledger: Option<PathBuf>,
     /// What went wrong without failing the work.
     pub warnings: Vec<String>,
+    /// `--tsa` could not be reached: the TSA's URL (the request is queued,
+    /// or a warning says why not).
+    pub stamp_pending: Option<String>,
     pending: Option<Pending>,
 }
 
@@ -159,7 +220,12 @@ impl Recorded {
     }
 }
 
-/// The exit code of work that ended with `delivered` (a callback or none).
-pub fn exit_code(delivered: Option<&callback::AfterSpawn>) -> ExitCode {
-    delivered.map_or(ExitCode::Success, |d| d.code)
+/// The exit code of work that ended with `delivered` (a callback or none):
+/// the callback's when it is not a success, else 18 when the timestamp is
+/// pending.
+pub fn exit_code(delivered: Option<&callback::AfterSpawn>, recorded: &Recorded) -> ExitCode {
+    match delivered.map_or(ExitCode::Success, |d| d.code) {
+        ExitCode::Success if recorded.stamp_pending.is_some() => ExitCode::TimestampPending,
+        code => code,
+    }
 }

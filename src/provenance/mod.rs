@@ -8,7 +8,9 @@
 //! - `dsse`: the envelope, its signing and its verification.
 
 pub mod dsse;
+pub mod stamp;
 pub mod statement;
+pub mod tsa;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use crate::error::{ExitCode, fail};
 use crate::fsutil::PlannedFile;
 use crate::receipt::{Receipt, hex, meta};
 use dsse::{Envelope, Refused};
-pub use meta::ATTESTATION_PATH;
+pub use meta::{ATTESTATION_PATH, TIMESTAMP_PATH};
 use statement::{Claim, sha256};
 
 /// The DSSE payload type of an in-toto Statement.
@@ -31,6 +33,8 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 pub struct Signer {
     key: SigningKey,
     path: PathBuf,
+    /// `--tsa`: where the attestation is time-stamped.
+    tsa: Option<tsa::Tsa>,
 }
 
 impl Signer {
@@ -39,7 +43,17 @@ impl Signer {
         Ok(Signer {
             key: keys::load_signing_key(path)?,
             path: path.to_path_buf(),
+            tsa: None,
         })
+    }
+
+    /// The same signer, time-stamping what it signs at `tsa`.
+    pub fn with_tsa(self, tsa: Option<tsa::Tsa>) -> Signer {
+        Signer { tsa, ..self }
+    }
+
+    pub fn tsa(&self) -> Option<&tsa::Tsa> {
+        self.tsa.as_ref()
     }
 
     pub fn key_id(&self) -> String {
@@ -56,6 +70,7 @@ impl std::fmt::Debug for Signer {
         f.debug_struct("Signer")
             .field("path", &self.path)
             .field("key_id", &self.key_id())
+            .field("tsa", &self.tsa.as_ref().map(|t| &t.url))
             .finish()
     }
 }

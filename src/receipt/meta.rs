@@ -14,6 +14,10 @@ pub const RECEIPT_PATH: &str = ".spawn-elite/receipt.json";
 /// Statement (docs/PROVENANCE.md).
 pub const ATTESTATION_PATH: &str = ".spawn-elite/attestation.intoto.json";
 
+/// The RFC 3161 timestamp of the attestation: a DER time-stamp token
+/// (a CMS ContentInfo) over the envelope's signature bytes.
+pub const TIMESTAMP_PATH: &str = ".spawn-elite/attestation.tst";
+
 /// The prefix, inside [`DIR`], of the scratch directories of an update
 /// without git history (`.spawn-elite/update-XXXX/`): never part of the
 /// tree, removed by the next update if a kill left one.
@@ -40,6 +44,10 @@ pub const FILES: &[MetaFile] = &[
     MetaFile {
         path: ATTESTATION_PATH,
         what: "the signed attestation",
+    },
+    MetaFile {
+        path: TIMESTAMP_PATH,
+        what: "the attestation's timestamp",
     },
 ];
 

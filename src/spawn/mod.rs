@@ -33,6 +33,9 @@ pub struct Outcome {
     pub receipt: Receipt,
     /// With `--sign`: the key id that signed the attestation.
     pub signed_by: Option<String>,
+    /// With `--tsa`: the TSA's time of the attestation's timestamp (none
+    /// when it is pending: `recorded.stamp_pending`).
+    pub stamped: Option<crate::provenance::tsa::Stamp>,
     /// The ledger line, and the callback still to be delivered.
     pub recorded: Recorded,
     /// What the user should know, though the spawn succeeded.
@@ -64,12 +67,12 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<O
         config.signer.as_deref(),
         &config.clock,
         None,
-    );
+    )?;
     let mut record = None;
-    let written = stage.write(&files, &meta, || {
+    let written = stage.write(&files, &meta.files, || {
         // Queued before the repository is moved into place, so that a kill
         // at any instant after that leaves the callback queued or delivered.
-        record = Some(record::begin(&receipt, &config.target, callback, &meta));
+        record = Some(record::begin(&receipt, &config.target, callback, &meta.files));
     });
     let record = record.unwrap_or_else(|| record::begin(&receipt, &config.target, None, &[]));
     let spawned = match written {
@@ -84,6 +87,8 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<O
             "git is not installed: the repository was created without git; install git, or pass --no-git to silence this".to_owned(),
         );
     }
+    let mut record = record;
+    record.pending_stamp(meta.pending);
     let recorded = record.finish(config.ledger.then_some(Event::Spawn));
     Ok(Outcome {
         files,
@@ -91,6 +96,7 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<O
         git: spawned.git,
         receipt,
         signed_by: config.signer.as_ref().map(|s| s.key_id()),
+        stamped: meta.stamped,
         recorded,
         warnings,
     })

@@ -194,7 +194,8 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome
             Some(signer),
             &opts.clock,
             previous.as_deref(),
-        )
+        )?
+        .files
         .into_iter()
         .find(|f| f.path == provenance::ATTESTATION_PATH);
     }

@@ -24,4 +24,5 @@ mod reliability_store;
 mod snapshots;
 mod spawn;
 mod templates_sets;
+mod timestamp;
 mod update;

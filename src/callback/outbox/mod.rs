@@ -10,6 +10,7 @@
 //! stale claims.
 
 mod claim;
+pub mod stamp;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -180,6 +181,9 @@ fn is_entry_name(p: &Path) -> bool {
 #[derive(Debug, Default)]
 pub struct FlushReport {
     pub delivered: Vec<PathBuf>,
+    /// Timestamp requests answered: the entry, the token file written, the
+    /// TSA's time.
+    pub stamped: Vec<(PathBuf, PathBuf, String)>,
     /// Still queued, with why the last try failed.
     pub pending: Vec<(PathBuf, Undelivered)>,
     /// Being sent right now by another process (another flush, a spawn,
@@ -206,7 +210,16 @@ pub fn flush(retry: &RetryOptions) -> Result<FlushReport> {
             report.interrupted = true;
             break;
         }
-        match Claim::take(&file) {
+        if stamp::is_stamp(&file) {
+            match Claim::take(&file) {
+                Ok(Take::Claimed(claim)) => stamp::flush_one(*claim, retry, &mut report),
+                Ok(Take::Busy) => report.busy.push(file),
+                Ok(Take::Gone) => {}
+                Err(why) => report.pending.push((file, Undelivered::permanent(why))),
+            }
+            continue;
+        }
+        match Claim::<OutboxEntry>::take(&file) {
             Ok(Take::Claimed(claim)) => flush_one(*claim, retry, &mut report),
             Ok(Take::Busy) => report.busy.push(file),
             Ok(Take::Gone) => {}
@@ -355,7 +368,10 @@ fn entry_path(arg: &Path) -> Result<PathBuf> {
 /// Returns the message for the user.
 pub fn drop_entry(arg: &Path) -> Result<String> {
     let file = entry_path(arg)?;
-    let claim = match Claim::take(&file) {
+    if stamp::is_stamp(&file) {
+        return stamp::drop_entry(&file);
+    }
+    let claim = match Claim::<OutboxEntry>::take(&file) {
         Ok(Take::Claimed(claim)) => *claim,
         Ok(Take::Busy) => {
             return Err(fail(
@@ -441,6 +457,19 @@ pub fn list() -> Result<String> {
     let mut permanent = 0;
     for f in &files {
         out.push_str(&format!("{}\n", f.display()));
+        if stamp::is_stamp(f) {
+            match stamp::describe_entry(f) {
+                Ok((block, failing)) => {
+                    out.push_str(&block);
+                    permanent += usize::from(failing);
+                }
+                Err(why) => {
+                    permanent += 1;
+                    out.push_str(&format!("  unreadable: {why}\n"));
+                }
+            }
+            continue;
+        }
         match OutboxEntry::read(f) {
             Ok(e) => {
                 if e.permanent {

@@ -5,6 +5,7 @@ mod callback;
 mod flaky;
 mod receiver;
 mod sandbox;
+pub mod tsa;
 
 pub use spawn_elite::callback::httpsig;
 

@@ -77,6 +77,8 @@ impl Sandbox {
             .env("XDG_DATA_HOME", self.data())
             .env_remove("VAULTMESH_REPOS")
             .env_remove("SSL_CERT_FILE")
+            .env_remove("SPAWN_ELITE_TSA")
+            .env("SPAWN_ELITE_TSA_TIMEOUT", "3s")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", self.git_config())
             .env("SOURCE_DATE_EPOCH", EPOCH)
