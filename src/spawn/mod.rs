@@ -72,7 +72,12 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<O
     let written = stage.write(&files, &meta.files, || {
         // Queued before the repository is moved into place, so that a kill
         // at any instant after that leaves the callback queued or delivered.
-        record = Some(record::begin(&receipt, &config.target, callback, &meta.files));
+        record = Some(record::begin(
+            &receipt,
+            &config.target,
+            callback,
+            &meta.files,
+        ));
     });
     let record = record.unwrap_or_else(|| record::begin(&receipt, &config.target, None, &[]));
     let spawned = match written {
