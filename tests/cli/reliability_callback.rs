@@ -2,8 +2,8 @@
 //! the process sending it, and `callback flush` is safe to run several times
 //! at once. Kills at random instants (of a spawn with a callback, of
 //! `callback flush`) are run many times against the release binary by
-//! scripts/faults.sh instead (docs/RELIABILITY.md). Every server listens on 127.0.0.1 and is stopped by its test;
-//! every wait and every loop is bounded.
+//! scripts/faults.sh instead (docs/RELIABILITY.md). Every server listens on
+//! 127.0.0.1 and is stopped by its test; every wait and every loop is bounded.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
