@@ -368,19 +368,21 @@ killed_spawns_leave_no_staging_directory_after_the_next_spawn() {
   done <"$CASE_DIR/left"
   timeout 30 "$BIN" ledger verify >/dev/null 2>&1 || fail "ledger verify fails after $KILL_TRIALS SIGKILLs"
 
-  # doctor, for the default base: spawns killed while their git runs.
+  # doctor, for the default base: spawns killed while their git runs. They
+  # run at once, so none sweeps another's (locked) staging directory.
   make_slow_git "$slow" 1
+  local pids=()
   for ((i = 1; i <= DOCTOR_KILLS; i++)); do
     PATH=$slow:$PATH "$BIN" "d$i" -o "$b" -q >/dev/null 2>&1 &
-    p=$!
-    track "$p"
-    for ((n = 0; n < 1000; n++)); do
-      compgen -G "$b/.d$i.spawning-*" >/dev/null && break
-      sleep 0.005
-    done
-    kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
+    pids+=("$!")
+    track "$!"
   done
+  for ((n = 0; n < 1000; n++)); do
+    (($(count_staging "$b" 'd[0-9]*') == DOCTOR_KILLS)) && break
+    sleep 0.005
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   wait_strays kill
   find "$b" -maxdepth 1 -name '.*.spawning-*' -printf '%f\n' >"$CASE_DIR/left"
   (($(grep -c . "$CASE_DIR/left") == DOCTOR_KILLS)) || fail "setup: $DOCTOR_KILLS spawns killed in git left $(grep -c . "$CASE_DIR/left") staging directories"
