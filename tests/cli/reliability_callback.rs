@@ -1,7 +1,9 @@
 //! Issue 14, items 4 and 5: a callback is never lost, whatever happens to
 //! the process sending it, and `callback flush` is safe to run several times
-//! at once. Every server listens on 127.0.0.1 and is stopped by its test;
-//! every wait and every loop is bounded.
+//! at once. Kills at random instants (of a spawn with a callback, of
+//! `callback flush`) are run many times against the release binary by
+//! scripts/faults.sh instead (docs/RELIABILITY.md). Every server listens on
+//! 127.0.0.1 and is stopped by its test; every wait and every loop is bounded.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -158,7 +160,7 @@ fn interrupt_in_flight(sender: Sender, sig: &str) {
     let case = format!("{sender:?} + SIG{sig}");
     let status = status.unwrap_or_else(|| panic!("{case}: still running 5 s after SIG{sig}"));
     assert!(
-        took < Duration::from_millis(1500),
+        took < Duration::from_secs(1),
         "{case}: took {took:?} to act"
     );
     assert_eq!(status.code(), Some(130), "{case}: {err}");
@@ -195,160 +197,6 @@ fn sigterm_during_an_in_flight_spawn_callback_exits_at_once_and_keeps_it_queued(
 fn sigint_and_sigterm_during_callback_send_exit_at_once_and_keep_it_queued() {
     interrupt_in_flight(Sender::Send, "INT");
     interrupt_in_flight(Sender::Send, "TERM");
-}
-
-/// SIGHUP (a closed terminal): whether the process ends at once by the
-/// signal or handles it like Ctrl-C (exit 130), the callback is queued.
-#[test]
-fn sighup_during_an_in_flight_spawn_callback_leaves_it_queued() {
-    use std::os::unix::process::ExitStatusExt as _;
-    let sb = Sandbox::new();
-    let (key, _) = sb.trusted_key("k");
-    let flaky = Flaky::start(vec![Step::Hang]);
-    let url = flaky.url("/hook");
-    let args = spawn_args(
-        &sb,
-        "svc",
-        &[
-            "--callback",
-            &url,
-            "--key",
-            s(&key),
-            "--callback-timeout",
-            "60s",
-        ],
-    );
-    let mut child = sb
-        .process()
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start spawn-elite");
-    await_requests(&flaky, 1);
-    signal(&child, "HUP");
-    let status = wait_for(&mut child, Duration::from_secs(5)).expect("ended by SIGHUP");
-    assert!(
-        status.code() == Some(130) || status.signal() == Some(libc::SIGHUP),
-        "{status:?}"
-    );
-    let root = spawned_root(&sb.repos().join("svc")).expect("spawned");
-    assert_eq!(queued_roots(&sb), BTreeSet::from([root]));
-}
-
-/// A tiny deterministic generator: the seed is printed, so a failing run
-/// can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-#[test]
-fn sigkill_at_random_instants_of_a_spawn_never_loses_its_callback() {
-    const TRIALS: usize = 40;
-    let sb = Sandbox::new();
-    let (key, _) = sb.trusted_key("k");
-    let rx = sb.receiver("127.0.0.1:0");
-    let url = rx.url("/hooks/spawn");
-    let cb = ["--callback", url.as_str(), "--key", s(&key), "-q"];
-
-    // How long one spawn with its callback takes here, start to end, and
-    // when its repository appears (from then on a callback is due).
-    let started = Instant::now();
-    let mut warm = sb
-        .process()
-        .args(spawn_args(&sb, "warm", &cb))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start spawn-elite");
-    let receipt = sb.repos().join("warm/.spawn-elite/receipt.json");
-    let mut appeared = None;
-    let status = loop {
-        if appeared.is_none() && receipt.exists() {
-            appeared = Some(started.elapsed());
-        }
-        match warm.try_wait().expect("wait") {
-            Some(status) => break status,
-            None if started.elapsed() > Duration::from_secs(30) => {
-                let _ = warm.kill();
-                let _ = warm.wait();
-                panic!("the warm-up spawn took over 30 s");
-            }
-            None => std::thread::sleep(Duration::from_micros(200)),
-        }
-    };
-    assert!(status.success(), "warm-up spawn: {status:?}");
-    let full = started.elapsed();
-    let appeared = appeared.unwrap_or(full);
-
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64 | 1)
-        .unwrap_or(0x9e37_79b9_7f4a_7c15);
-    let mut rng = Rng(seed);
-    let (mut not_spawned, mut delivered, mut queued) = (0, 0, 0);
-    for i in 0..TRIALS {
-        let name = format!("k{i}");
-        // Even trials: anywhere in the run (and a little beyond); odd ones:
-        // from shortly before the repository appears to the end.
-        let delay = if i % 2 == 0 {
-            full.mul_f64((rng.next() % 1200) as f64 / 1000.0)
-        } else {
-            let from = appeared.mul_f64(0.8);
-            from + (full.mul_f64(1.2).saturating_sub(from))
-                .mul_f64((rng.next() % 1000) as f64 / 1000.0)
-        };
-        let mut child = sb
-            .process()
-            .args(spawn_args(&sb, &name, &cb))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start spawn-elite");
-        std::thread::sleep(delay);
-        let _ = child.kill();
-        let _ = child.wait();
-        let Some(root) = spawned_root(&sb.repos().join(&name)) else {
-            not_spawned += 1;
-            continue;
-        };
-        let (logged, waiting) = (logged_roots(&sb), queued_roots(&sb));
-        assert!(
-            logged.contains(&root) || waiting.contains(&root),
-            "trial {i} (seed {seed}, killed after {delay:?} of {full:?}, repository at {appeared:?}): {name} was spawned but its callback is neither logged nor queued"
-        );
-        if waiting.contains(&root) {
-            queued += 1;
-        } else {
-            delivered += 1;
-        }
-    }
-    eprintln!(
-        "{TRIALS} SIGKILLs over {full:?}, repository at {appeared:?} (seed {seed}): {not_spawned} before the repository existed, {delivered} delivered, {queued} queued"
-    );
-
-    // One flush delivers everything queued and drops what was queued for
-    // spawns that never completed.
-    let out = sb.run(["callback", "flush"]);
-    assert!(out.success(), "{}\n{}", out.stdout, out.stderr);
-    assert!(sb.outbox_files().is_empty(), "{:?}", sb.outbox_files());
-    rx.stop();
-    let mut spawned: BTreeSet<String> = (0..TRIALS)
-        .filter_map(|i| spawned_root(&sb.repos().join(format!("k{i}"))))
-        .collect();
-    spawned.extend(spawned_root(&sb.repos().join("warm")));
-    assert_eq!(
-        logged_roots(&sb),
-        spawned,
-        "every spawned repository's receipt was delivered, and only those"
-    );
 }
 
 #[test]
@@ -397,6 +245,26 @@ fn an_unwritable_outbox_is_exit_4_when_undelivered_and_a_warning_when_delivered(
     let root = spawned_root(&sb.repos().join("svc2")).expect("spawned");
     assert_eq!(logged_roots(&sb), BTreeSet::from([root]));
     assert!(sb.outbox().is_file(), "left as it was");
+
+    // The outbox on a full filesystem: nothing can be queued there either.
+    let Some(full) = crate::reliability_store::Tmpfs::mount(&sb.path().join("full"), "16k") else {
+        return;
+    };
+    std::fs::create_dir_all(full.dir.join("spawn-elite/outbox")).expect("outbox");
+    full.fill();
+    let out =
+        crate::support::Outcome::of(sb.cmd().env("XDG_DATA_HOME", &full.dir).args(spawn_args(
+            &sb,
+            "svc3",
+            &["--callback", &down, "--key", s(&key), "--attempts", "1"],
+        )));
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("nothing was queued") && out.stderr.contains("callback send"),
+        "{}",
+        out.stderr
+    );
+    assert!(spawned_root(&sb.repos().join("svc3")).is_some(), "spawned");
 }
 
 // ------------------------------------------------------------------ item 5

@@ -26,14 +26,14 @@ fn ledger_path(sb: &Sandbox) -> PathBuf {
     sb.data().join("spawn-elite/ledger.jsonl")
 }
 
-/// A small tmpfs, unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
+/// A small tmpfs, unmounted on drop (also used by reliability_callback.rs).
+pub struct Tmpfs {
+    pub dir: PathBuf,
 }
 
 impl Tmpfs {
     /// Mount a `size` tmpfs at `dir`, or say why not and return None.
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         fs::create_dir_all(dir).expect("mount point");
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -58,7 +58,7 @@ impl Tmpfs {
     }
 
     /// Fill every free byte with one file, and return its path.
-    fn fill(&self) -> PathBuf {
+    pub fn fill(&self) -> PathBuf {
         let path = self.dir.join("filler");
         let mut f = fs::File::create(&path).expect("filler");
         let chunk = [b'x'; 4096];
@@ -170,6 +170,11 @@ fn a_full_disk_leaves_the_ledger_intact_and_ledger_add_records_the_spawn_later()
         out.stdout
     );
     assert_eq!(walk(&ledger), (i + 1, true));
+    // And the next spawn chains on without a word.
+    let out = spawn_into(&sb, "after", &data);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "the ledger is not reported broken");
+    assert_eq!(walk(&ledger), (i + 2, true));
 }
 
 #[test]
@@ -445,6 +450,12 @@ fn receipt_output_never_writes_through_a_planted_temporary_name() {
                 .contains("\"a.txt\"")
         );
         assert_eq!(fs::read_to_string(&victim).expect("victim"), "keep\n");
+        let verify = sb.run(["verify", s(&tree), "--receipt", s(&target)]);
+        assert_eq!(
+            verify.code, 0,
+            "the receipt written verifies: {}",
+            verify.stderr
+        );
         let mut left: Vec<String> = fs::read_dir(&out_dir)
             .expect("ls")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

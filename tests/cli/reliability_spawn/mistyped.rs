@@ -34,6 +34,23 @@ fn a_near_miss_of_a_subcommand_is_refused_with_a_suggestion() {
         &["recieve", "--no-git"],
         "did you mean `receive`? To spawn a repository with this name use `spawn-elite new recieve`",
     );
+    refused(
+        &sb,
+        &["updte", "--no-git"],
+        "did you mean `update`? To spawn a repository with this name use `spawn-elite new updte`",
+    );
+}
+
+/// `update` is a subcommand of its own: on a directory that is not a
+/// spawned repository it fails and creates nothing.
+#[test]
+fn update_of_a_directory_that_is_not_there_creates_nothing() {
+    let sb = Sandbox::new();
+    let target = sb.repos().join("svc");
+    let o = sb.run([OsStr::new("update"), target.as_os_str()]);
+    assert_ne!(o.code, 0, "{}", o.stderr);
+    assert!(!sb.repos().exists(), "update created {}", target.display());
+    assert!(!sb.data().join("spawn-elite/ledger.jsonl").exists());
 }
 
 #[test]

@@ -161,15 +161,6 @@ impl Held {
         std::fs::write(&self.gate, "").unwrap();
     }
 
-    /// The stand-in git's pid.
-    pub fn git_pid(&self) -> u32 {
-        std::fs::read_to_string(&self.started)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
     /// Release git and wait for the spawn to end.
     pub fn finish(mut self) -> std::process::Output {
         self.release();
@@ -205,18 +196,4 @@ pub fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     cond()
-}
-
-/// The hidden staging directories in `base`.
-pub fn staging_dirs(base: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".spawning-"))
-        .collect();
-    out.sort();
-    out
 }

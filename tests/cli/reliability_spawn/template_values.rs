@@ -239,6 +239,27 @@ fn the_heredoc_delimiter_is_just_text() {
     }
 }
 
+/// A fixed list of descriptions that mean something to a shell, a heredoc or
+/// the template engine, each checked like the property test's.
+#[test]
+fn shell_and_template_syntax_in_a_description_is_just_text() {
+    for d in [
+        "'DESCRIPTION_TEXT'",
+        "USAGE",
+        "EOF",
+        "it's \"quoted\" and 'single'",
+        "runs $(touch pwned) and ${HOME} and $1",
+        "runs `touch pwned`",
+        "{{ name }} {% if true %}x{% endif %} {# c #}",
+        "# not a comment",
+        "---",
+        "back\\slash \\n \\t and a trailing backslash\\",
+        "; exit 3; echo",
+    ] {
+        check_all(d, false).unwrap();
+    }
+}
+
 /// Values that could break a file are refused before anything is written.
 #[test]
 fn values_with_markup_are_refused_where_they_cannot_be_quoted() {
