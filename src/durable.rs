@@ -15,10 +15,16 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// How many flushes are in flight at once. More than the cores: each one
 /// mostly waits for the device.
 const IN_FLIGHT: usize = 16;
+
+/// A flush that took this long waited for the device: from then on the
+/// rest are flushed [`IN_FLIGHT`] at a time. One that returns sooner (a
+/// tmpfs, a file already clean) costs less than starting a thread.
+const WAITED: Duration = Duration::from_micros(100);
 
 /// A file's identity in a tree on one filesystem (its inode number), to
 /// remember what was flushed.
@@ -33,11 +39,25 @@ pub struct Entry {
 }
 
 /// Flush each entry's contents and metadata (`fsync`: the mode is part of
-/// what is promised, which `fdatasync` need not write), [`IN_FLIGHT`] at a
-/// time. Returns the first error; a failed flush fails the whole, since the
+/// what is promised, which `fdatasync` need not write), one at a time until
+/// one waits for the device ([`WAITED`]), then [`IN_FLIGHT`] at a time. Returns the first error; a failed flush fails the whole, since the
 /// kernel reports a writeback error to one caller only.
 pub fn flush(entries: &[Entry]) -> std::io::Result<()> {
     let next = AtomicUsize::new(0);
+    // Flushes that return at once (tmpfs, or nothing left to write) are
+    // not worth a thread each: go on alone until one waits for the device,
+    // then share the rest out.
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(entry) = entries.get(i) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        flush_one(entry)?;
+        if started.elapsed() >= WAITED {
+            break;
+        }
+    }
     let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
     let work = || {
         loop {
