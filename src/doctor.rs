@@ -111,6 +111,20 @@ pub const TOOLS: &[Tool] = &[
         needed_for: "infra, tool: make lint, make verify (a service installs its own into .venv)",
         failure_means_missing: false,
     },
+    Tool {
+        name: "kubectl",
+        argv: &["kubectl", "version", "--client"],
+        minimum: None,
+        needed_for: "service (elite), optional: applying the Kubernetes manifests (kubectl apply -k deployments/kubernetes/base)",
+        failure_means_missing: false,
+    },
+    Tool {
+        name: "tflint",
+        argv: &["tflint", "--version"],
+        minimum: None,
+        needed_for: "infra, optional: linting with the generated .tflint.hcl",
+        failure_means_missing: false,
+    },
 ];
 
 /// What looking for one tool found.

@@ -51,6 +51,12 @@ fn stand_ins() -> tempfile::TempDir {
     );
     fake_tool(dir.path(), "shfmt", "echo 'v3.8.0'");
     fake_tool(dir.path(), "yamllint", "echo 'yamllint 1.35.1'");
+    fake_tool(
+        dir.path(),
+        "kubectl",
+        "echo 'Client Version: v1.31.2'; echo 'Kustomize Version: v5.4.2'",
+    );
+    fake_tool(dir.path(), "tflint", "echo 'TFLint version 0.53.0'");
     // bats is absent.
     dir
 }
@@ -147,6 +153,23 @@ fn doctor_checks_yamllint_and_shfmt_the_lint_targets_run() {
     assert_eq!(
         names(&report, "missing"),
         ["python3.12", "docker compose", "bats", "shfmt", "yamllint"]
+    );
+}
+
+#[test]
+fn doctor_checks_the_optional_tools_the_readmes_list() {
+    let dir = stand_ins();
+    let text = doctor(dir.path(), &[]).stdout;
+    assert!(
+        text.contains("kubectl") && text.contains("1.31.2"),
+        "{text}"
+    );
+    assert!(text.contains("tflint") && text.contains("0.53.0"), "{text}");
+    std::fs::remove_file(dir.path().join("tflint")).unwrap();
+    let report: Value = serde_json::from_str(&doctor(dir.path(), &["--json"]).stdout).unwrap();
+    assert!(
+        names(&report, "missing").contains(&"tflint".to_owned()),
+        "{report}"
     );
 }
 
