@@ -137,10 +137,14 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
             "interrupted: what was not delivered is still queued in the outbox; resend with `spawn-elite callback flush`"
         );
         Ok(ExitCode::Interrupted)
+    } else if report.pending.len() > report.pending_stamps {
+        Ok(ExitCode::CallbackPending)
     } else if report.pending.is_empty() {
         Ok(ExitCode::Success)
     } else {
-        Ok(ExitCode::CallbackPending)
+        // Only timestamp requests are left: the same code as the spawn
+        // whose TSA could not be reached.
+        Ok(ExitCode::TimestampPending)
     }
 }
 

@@ -202,7 +202,7 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome
     // Queued before anything changes, so that from the moment the new
     // receipt is in place its callback is queued or delivered.
     let meta: Vec<_> = outcome.plan.attestation.iter().cloned().collect();
-    let record = record::begin(&outcome.plan.receipt, &outcome.dir, callback, &meta);
+    let record = record::begin(&outcome.plan.receipt, &outcome.dir, callback, &meta, None);
     let applied = match &found {
         Some(base) => apply_git(&mut outcome, base, &opts.clock),
         None => nogit::apply(&opts.dir, &outcome.plan, &mut outcome.changes),

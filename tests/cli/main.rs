@@ -25,4 +25,5 @@ mod snapshots;
 mod spawn;
 mod templates_sets;
 mod timestamp;
+mod timestamp_outbox;
 mod update;
