@@ -152,19 +152,10 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
 /// update's attestation, its key loaded (so a bad key fails before
 /// anything is written); `--key` or the default key.
 ///
-/// With `stamps` (a spawn), `--tsa` or `SPAWN_ELITE_TSA` makes the signer
-/// time-stamp too; without (an update, which cannot yet), `--tsa` is
-/// refused and the variable is not read.
+/// `--tsa` or `SPAWN_ELITE_TSA` makes the signer time-stamp too.
 pub(crate) fn signer(
     args: &CallbackArgs,
-    stamps: bool,
 ) -> Result<Option<std::sync::Arc<crate::provenance::Signer>>> {
-    if !stamps && args.tsa.is_some() {
-        return Err(fail(
-            ExitCode::Usage,
-            "update does not take --tsa yet: update with --sign, then stamp the new attestation with `spawn-elite attest --tsa URL`",
-        ));
-    }
     let from_env = match std::env::var("SPAWN_ELITE_SIGN") {
         Ok(v) => match v.trim() {
             "" | "0" | "false" | "no" => false,
@@ -180,11 +171,7 @@ pub(crate) fn signer(
         },
         Err(_) => false,
     };
-    let tsa = if stamps {
-        tsa_url(args.tsa.as_deref())?
-    } else {
-        None
-    };
+    let tsa = tsa_url(args.tsa.as_deref())?;
     if !(args.sign || from_env) {
         if args.tsa.is_some() {
             return Err(fail(
