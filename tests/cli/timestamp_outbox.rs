@@ -225,7 +225,9 @@ fn sigkill_at_random_instants_of_a_stamped_spawn_never_loses_its_timestamp() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let delay = full.mul_f64((x % 1200) as f64 / 1000.0);
+        // From a third of a spawn to twice one: spawns run slower while the
+        // others are killed and reaped, so most kills land near the end.
+        let delay = full.mul_f64(0.3 + (x % 1700) as f64 / 1000.0);
         let name = format!("k{i}");
         let mut child = sb
             .process()
