@@ -259,6 +259,22 @@ pub enum LedgerAction {
         /// Check this chain file instead: a copied ledger, or the `--log` of `spawn-elite receive`
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// Check the anchors (`ledger anchor`) too, against this TSA CA certificate (PEM)
+        #[arg(long = "tsa-cert", value_name = "FILE")]
+        tsa_cert: Option<PathBuf>,
+    },
+    /// Time-stamp the chain's head with an RFC 3161 TSA: proof that every entry up to it existed then
+    ///
+    /// The token is appended to FILE.anchors.jsonl beside the log (the
+    /// ledger's: ledger.jsonl.anchors.jsonl); `ledger verify --tsa-cert`
+    /// checks it (docs/PROVENANCE.md, "Anchoring the ledger").
+    Anchor {
+        /// The TSA's RFC 3161 URL [env: SPAWN_ELITE_TSA]
+        #[arg(long = "tsa", value_name = "URL")]
+        tsa: Option<String>,
+        /// Anchor this chain file instead: a copied ledger, or the `--log` of `spawn-elite receive`
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
     },
     /// Show past spawns and updates, oldest first, under a header line
     List {

@@ -137,10 +137,14 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
             "interrupted: what was not delivered is still queued in the outbox; resend with `spawn-elite callback flush`"
         );
         Ok(ExitCode::Interrupted)
+    } else if report.pending.len() > report.pending_stamps {
+        Ok(ExitCode::CallbackPending)
     } else if report.pending.is_empty() {
         Ok(ExitCode::Success)
     } else {
-        Ok(ExitCode::CallbackPending)
+        // Only timestamp requests are left: the same code as the spawn
+        // whose TSA could not be reached.
+        Ok(ExitCode::TimestampPending)
     }
 }
 
@@ -148,19 +152,10 @@ fn flush(retry: &RetryArgs) -> Result<ExitCode> {
 /// update's attestation, its key loaded (so a bad key fails before
 /// anything is written); `--key` or the default key.
 ///
-/// With `stamps` (a spawn), `--tsa` or `SPAWN_ELITE_TSA` makes the signer
-/// time-stamp too; without (an update, which cannot yet), `--tsa` is
-/// refused and the variable is not read.
+/// `--tsa` or `SPAWN_ELITE_TSA` makes the signer time-stamp too.
 pub(crate) fn signer(
     args: &CallbackArgs,
-    stamps: bool,
 ) -> Result<Option<std::sync::Arc<crate::provenance::Signer>>> {
-    if !stamps && args.tsa.is_some() {
-        return Err(fail(
-            ExitCode::Usage,
-            "update does not take --tsa yet: update with --sign, then stamp the new attestation with `spawn-elite attest --tsa URL`",
-        ));
-    }
     let from_env = match std::env::var("SPAWN_ELITE_SIGN") {
         Ok(v) => match v.trim() {
             "" | "0" | "false" | "no" => false,
@@ -176,11 +171,7 @@ pub(crate) fn signer(
         },
         Err(_) => false,
     };
-    let tsa = if stamps {
-        tsa_url(args.tsa.as_deref())?
-    } else {
-        None
-    };
+    let tsa = tsa_url(args.tsa.as_deref())?;
     if !(args.sign || from_env) {
         if args.tsa.is_some() {
             return Err(fail(

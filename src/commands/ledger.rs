@@ -1,28 +1,30 @@
 //! `spawn-elite ledger verify|list|repair|add`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use super::shared::{read_own_receipt, stdout_write};
 use crate::cli::LedgerAction;
 use crate::error::{ExitCode, fail};
-use crate::ledger::{self, Entry, Held, Repair};
+use crate::ledger::{self, Entry, Held, Repair, anchor};
 use crate::receipt::{self, Receipt};
 
 /// `spawn-elite ledger ACTION`
 pub fn run(action: &LedgerAction) -> Result<ExitCode> {
     match action {
-        LedgerAction::Verify { file } => verify(file.as_deref()),
+        LedgerAction::Verify { file, tsa_cert } => verify(file.as_deref(), tsa_cert.as_deref()),
+        LedgerAction::Anchor { tsa, file } => anchor(tsa.as_deref(), file.as_deref()),
         LedgerAction::List { json, file } => list(*json, file.as_deref()),
         LedgerAction::Repair { file } => repair(file.as_deref()),
         LedgerAction::Add { dir } => add(dir),
     }
 }
 
-/// `spawn-elite ledger verify [--file FILE]`
-pub fn verify(file: Option<&Path>) -> Result<ExitCode> {
-    let (label, path, held) = match file {
+/// The chain `ledger verify|anchor` works on (`--file`, else the ledger),
+/// checked whole: its label, path and entries.
+fn checked_chain(file: Option<&Path>) -> Result<(&'static str, PathBuf, Held)> {
+    Ok(match file {
         Some(f) => {
             let (held, broken) = ledger::read_file_until_break(f)?;
             if let Some(err) = broken {
@@ -35,7 +37,37 @@ pub fn verify(file: Option<&Path>) -> Result<ExitCode> {
             let entries = ledger::read_verified(&path)?;
             ("ledger", path, Held::Ledger(entries))
         }
+    })
+}
+
+/// `spawn-elite ledger anchor [--tsa URL] [--file FILE]`
+fn anchor(tsa: Option<&str>, file: Option<&Path>) -> Result<ExitCode> {
+    let Some(tsa) = super::callback::tsa_url(tsa)? else {
+        return Err(fail(
+            ExitCode::Usage,
+            "ledger anchor needs a time-stamp authority: pass --tsa URL (or set SPAWN_ELITE_TSA)",
+        ));
     };
+    let (label, path, held) = checked_chain(file)?;
+    let done = anchor::anchor(&path, held.len(), &tsa)?;
+    stdout_write(
+        format!(
+            "anchored {label} {} at line {} (head {}): TSA time {} ({}); kept in {}\n",
+            path.display(),
+            done.line,
+            done.head,
+            done.stamp.time,
+            done.stamp.signer,
+            done.sidecar.display()
+        )
+        .as_bytes(),
+    )?;
+    Ok(ExitCode::Success)
+}
+
+/// `spawn-elite ledger verify [--file FILE] [--tsa-cert FILE]`
+pub fn verify(file: Option<&Path>, tsa_cert: Option<&Path>) -> Result<ExitCode> {
+    let (label, path, held) = checked_chain(file)?;
     let last_root = match &held {
         Held::Ledger(entries) => entries.last().map(|e| e.merkle_root.clone()),
         Held::Log(lines) => lines
@@ -54,6 +86,32 @@ pub fn verify(file: Option<&Path>) -> Result<ExitCode> {
         ),
     };
     stdout_write(msg.as_bytes())?;
+    let sidecar = anchor::sidecar(&path);
+    match tsa_cert {
+        Some(cert) => match anchor::verify(&path, held.len(), cert)? {
+            None => stdout_write(
+                format!("no anchors: {} does not exist\n", sidecar.display()).as_bytes(),
+            )?,
+            Some(checked) => {
+                let mut text = String::new();
+                for (line, stamp) in &checked.anchors {
+                    text.push_str(&format!(
+                        "anchored: every entry up to line {line} existed at {} ({})\n",
+                        stamp.time, stamp.signer
+                    ));
+                }
+                stdout_write(text.as_bytes())?;
+            }
+        },
+        None if sidecar.exists() => stdout_write(
+            format!(
+                "anchors in {} are present but unchecked; pass --tsa-cert FILE\n",
+                sidecar.display()
+            )
+            .as_bytes(),
+        )?,
+        None => {}
+    }
     Ok(ExitCode::Success)
 }
 

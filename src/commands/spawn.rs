@@ -47,7 +47,7 @@ pub fn run(name: &str, kind: Option<&str>, args: &SpawnArgs) -> Result<ExitCode>
     };
     let mut config = SpawnConfig::from_request(&request, Clock::from_env()?)?;
     // A bad signing key fails before anything is written.
-    config.signer = super::callback::signer(&args.callback, true)?;
+    config.signer = super::callback::signer(&args.callback)?;
     for warning in &config.warnings {
         warn(warning);
     }

@@ -9,7 +9,9 @@ use super::callback::print_notes;
 use crate::cli::UpdateArgs;
 use crate::clock::Clock;
 use crate::error::ExitCode;
+use crate::ops::record;
 use crate::output::{stdout_write, warn};
+use crate::provenance::TIMESTAMP_PATH;
 use crate::update::classify::Action;
 use crate::update::merge::versions;
 use crate::update::nogit::NEW_SUFFIX;
@@ -41,7 +43,7 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
     // A bad callback key or URL fails before anything is changed.
     let callback = super::callback::checked_options(&args.callback)?;
     let opts = Options {
-        signer: super::callback::signer(&args.callback, false)?,
+        signer: super::callback::signer(&args.callback)?,
         ..opts
     };
 
@@ -71,10 +73,10 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
     if opts.json {
         print_outcome(&opts, &outcome, delivered.as_ref().map(|d| &d.json))?;
     }
-    Ok(match &delivered {
+    Ok(match outcome.recorded.as_ref() {
         _ if conflicts => ExitCode::Conflicts,
-        Some(d) => d.code,
-        None => ExitCode::Success,
+        Some(recorded) => record::exit_code(delivered.as_ref(), recorded),
+        None => delivered.as_ref().map_or(ExitCode::Success, |d| d.code),
     })
 }
 
@@ -211,6 +213,12 @@ fn print_outcome(opts: &Options, o: &Outcome, callback: Option<&serde_json::Valu
         if let Some(ledger) = o.recorded.as_ref().and_then(|r| r.ledger.as_ref()) {
             text.push_str(&format!("ledger: {}\n", ledger.display()));
         }
+        if let Some(stamp) = &o.stamped {
+            text.push_str(&format!(
+                "timestamp: {TIMESTAMP_PATH}, TSA time {} ({})\n",
+                stamp.time, stamp.signer
+            ));
+        }
     }
     if !conflicts.is_empty() {
         let n = conflicts.len();
@@ -230,7 +238,7 @@ fn print_outcome(opts: &Options, o: &Outcome, callback: Option<&serde_json::Valu
 }
 
 fn json_outcome(o: &Outcome, callback: Option<&serde_json::Value>) -> Result<()> {
-    let value = json!({
+    let mut value = json!({
         "dir": o.dir.display().to_string(),
         "dry_run": o.dry_run,
         "current": o.current(),
@@ -246,6 +254,21 @@ fn json_outcome(o: &Outcome, callback: Option<&serde_json::Value>) -> Result<()>
         "ledger": o.recorded.as_ref().and_then(|r| r.ledger.as_ref()).map(|p| p.display().to_string()),
         "callback": callback,
     });
+    // Only with --tsa, so the output of every other update stays as it was.
+    let pending = o.recorded.as_ref().and_then(|r| r.stamp_pending.as_ref());
+    let timestamp = match (&o.stamped, pending) {
+        (Some(stamp), _) => Some(json!({
+            "path": o.dir.join(TIMESTAMP_PATH),
+            "time": stamp.time,
+            "tsa": stamp.signer,
+            "serial": stamp.serial,
+        })),
+        (None, Some(url)) => Some(json!({ "pending": true, "tsa_url": url })),
+        (None, None) => None,
+    };
+    if let (Some(t), Some(map)) = (timestamp, value.as_object_mut()) {
+        map.insert("timestamp".to_owned(), t);
+    }
     let mut out = serde_json::to_vec_pretty(&value)?;
     out.push(b'\n');
     stdout_write(&out)

@@ -16,6 +16,7 @@ use crate::receipt::{Receipt, TemplatesInfo, hex};
 pub use crate::chain::GENESIS;
 pub use file::{Held, read_file_until_break};
 
+pub mod anchor;
 mod file;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,7 +28,7 @@ pub struct Metadata {
     pub files: Vec<PlannedFile>,
     /// The TSA's time, when the attestation was stamped.
     pub stamped: Option<Stamp>,
-    /// The TSA could not be reached: queue this with [`Record::pending_stamp`].
+    /// The TSA could not be reached: [`begin`] queues this request.
     pub pending: Option<PendingStamp>,
 }
 
@@ -87,25 +87,33 @@ impl Event {
     }
 }
 
-/// A record begun: the callback is queued. Begin it before the tree with
-/// its receipt is put in place, so that no instant exists at which the
-/// tree exists and its callback is neither delivered nor queued.
+/// A record begun: the callback and the pending timestamp request are
+/// queued. Begin it before the tree with its receipt is put in place, so
+/// that no instant exists at which the tree exists and its callback (or its
+/// attestation's timestamp) is neither done nor queued.
 pub struct Record {
     receipt: Receipt,
     repo: PathBuf,
     pending: Option<Pending>,
-    stamp: Option<PendingStamp>,
+    /// The request, and its outbox entry or why it could not be queued.
+    stamp: Option<(
+        PendingStamp,
+        std::result::Result<outbox::stamp::Queued, String>,
+    )>,
 }
 
 /// Queue `receipt`'s callback (when there is one) for the repository at
 /// `repo`, where the receipt will be at [`RECEIPT_PATH`]; `meta` are the
 /// metadata files written with it, whose attestation, if any, the callback
-/// carries.
+/// carries. `stamp` is the attestation's timestamp request when the TSA
+/// could not be reached: queued too, counting only once the attestation is
+/// in place (`awaiting_spawn`).
 pub fn begin(
     receipt: &Receipt,
     repo: &Path,
     callback: Option<&CallbackOptions>,
     meta: &[PlannedFile],
+    stamp: Option<&PendingStamp>,
 ) -> Record {
     let attestation = meta
         .iter()
@@ -120,25 +128,27 @@ pub fn begin(
             attestation,
         )
     });
+    let stamp = stamp.map(|p| {
+        let queued = outbox::stamp::queue_for_spawn(p, repo).map_err(|e| describe(&e));
+        (p.clone(), queued)
+    });
     Record {
         receipt: receipt.clone(),
         repo: repo.to_path_buf(),
         pending,
-        stamp: None,
+        stamp,
     }
 }
 
 impl Record {
-    /// The attestation's timestamp could not be had: [`Record::finish`]
-    /// queues the request in the outbox, once the tree is in place.
-    pub fn pending_stamp(&mut self, stamp: Option<PendingStamp>) {
-        self.stamp = stamp;
-    }
-
-    /// The tree was not written: the queued callback is withdrawn.
+    /// The tree was not written: the queued callback and timestamp request
+    /// are withdrawn.
     pub fn abandon(self) {
         if let Some(p) = self.pending {
             p.abandon();
+        }
+        if let Some((_, Ok(queued))) = self.stamp {
+            queued.abandon();
         }
     }
 
@@ -164,19 +174,20 @@ impl Record {
                 })
                 .ok()
         });
-        let stamp_pending = self.stamp.map(|p| {
-            match outbox::stamp::queue(&p, &self.repo) {
-                Ok(entry) => warnings.push(format!(
-                    "{}; the timestamp request is queued in {}: `spawn-elite callback flush` sends it and writes {} (commit it then)",
-                    p.reason,
-                    entry.display(),
-                    TIMESTAMP_PATH
-                )),
-                Err(e) => warnings.push(format!(
-                    "{}, and the request could not be queued ({}); stamp it later with `spawn-elite attest --tsa {}`",
-                    p.reason,
-                    describe(&e),
-                    p.url
+        let stamp_pending = self.stamp.map(|(p, queued)| {
+            match queued {
+                Ok(queued) => {
+                    warnings.push(format!(
+                        "{}; the timestamp request is queued in {}: `spawn-elite callback flush` sends it and writes {} (commit it then)",
+                        p.reason,
+                        queued.path().display(),
+                        TIMESTAMP_PATH
+                    ));
+                    queued.settle();
+                }
+                Err(why) => warnings.push(format!(
+                    "{}, and the request could not be queued ({why}); stamp it later with `spawn-elite attest --tsa {}`",
+                    p.reason, p.url
                 )),
             }
             p.url

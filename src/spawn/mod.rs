@@ -72,14 +72,16 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<O
     let written = stage.write(&files, &meta.files, || {
         // Queued before the repository is moved into place, so that a kill
         // at any instant after that leaves the callback queued or delivered.
+        // So is the attestation's timestamp request, if its TSA did not answer.
         record = Some(record::begin(
             &receipt,
             &config.target,
             callback,
             &meta.files,
+            meta.pending.as_ref(),
         ));
     });
-    let record = record.unwrap_or_else(|| record::begin(&receipt, &config.target, None, &[]));
+    let record = record.unwrap_or_else(|| record::begin(&receipt, &config.target, None, &[], None));
     let spawned = match written {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -92,8 +94,6 @@ pub fn run(config: &SpawnConfig, callback: Option<&CallbackOptions>) -> Result<O
             "git is not installed: the repository was created without git; install git, or pass --no-git to silence this".to_owned(),
         );
     }
-    let mut record = record;
-    record.pending_stamp(meta.pending);
     let recorded = record.finish(config.ledger.then_some(Event::Spawn));
     Ok(Outcome {
         files,

@@ -137,7 +137,7 @@ pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str, clock: &Clock) -> Re
     let tree_dir = scratch.path().join("tree");
     std::fs::create_dir(&tree_dir).map_err(io)?;
     let receipt = plan.receipt_file();
-    for file in plan.files.iter().chain([&receipt]).chain(&plan.attestation) {
+    for file in plan.files.iter().chain([&receipt]).chain(&plan.metadata) {
         fsutil::write_planned(&tree_dir, file).map_err(io)?;
     }
     let index = scratch.path().join("index");

@@ -97,6 +97,9 @@ pub struct Outcome {
     pub recorded: Option<Recorded>,
     /// What the user should know, though the update went on.
     pub warnings: Vec<String>,
+    /// With `--tsa`: the TSA's time of the new attestation's timestamp
+    /// (none when it is pending: `recorded.stamp_pending`).
+    pub stamped: Option<crate::provenance::tsa::Stamp>,
 }
 
 impl Outcome {
@@ -171,6 +174,7 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome
         fallback,
         recorded: None,
         warnings,
+        stamped: None,
     };
     if opts.dry_run || outcome.current() {
         return Ok(outcome);
@@ -184,25 +188,37 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome
             provenance::ATTESTATION_PATH
         ));
     }
+    let mut pending_stamp = None;
     if let Some(signer) = &opts.signer {
-        // The new pristine tree's attestation, naming the one it follows.
+        // The new pristine tree's attestation, naming the one it follows,
+        // and with --tsa its timestamp: written and committed with it.
         let previous = provenance::previous(&opts.dir);
         let plan = &outcome.plan;
-        outcome.plan.attestation = record::metadata(
+        let meta = record::metadata(
             &plan.receipt,
             &plan.files,
             Some(signer),
             &opts.clock,
             previous.as_deref(),
-        )?
-        .files
-        .into_iter()
-        .find(|f| f.path == provenance::ATTESTATION_PATH);
+        )?;
+        outcome.plan.metadata = meta
+            .files
+            .into_iter()
+            .filter(|f| f.path != crate::receipt::RECEIPT_PATH)
+            .collect();
+        outcome.stamped = meta.stamped;
+        pending_stamp = meta.pending;
     }
     // Queued before anything changes, so that from the moment the new
-    // receipt is in place its callback is queued or delivered.
-    let meta: Vec<_> = outcome.plan.attestation.iter().cloned().collect();
-    let record = record::begin(&outcome.plan.receipt, &outcome.dir, callback, &meta);
+    // receipt is in place its callback (and a timestamp request the TSA
+    // did not answer) is queued or done.
+    let record = record::begin(
+        &outcome.plan.receipt,
+        &outcome.dir,
+        callback,
+        &outcome.plan.metadata,
+        pending_stamp.as_ref(),
+    );
     let applied = match &found {
         Some(base) => apply_git(&mut outcome, base, &opts.clock),
         None => nogit::apply(&opts.dir, &outcome.plan, &mut outcome.changes),

@@ -28,6 +28,7 @@ use super::plan::Plan;
 use crate::error::{ExitCode, fail};
 use crate::fsutil;
 use crate::interrupt;
+use crate::receipt::meta::{ATTESTATION_PATH, TIMESTAMP_PATH};
 use crate::receipt::{RECEIPT_PATH, meta};
 
 /// The suffix of the new version of a file both sides changed.
@@ -116,15 +117,13 @@ pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
             .map_err(|e| io(&format!("stage the new {}", change.path), e))?;
         staged.push(Staged { from, to });
     }
-    let attestation_staged = match &plan.attestation {
-        Some(file) => {
-            let at = scratch.path().join("attestation.json");
-            write_new(&at, &file.contents, file.mode())
-                .map_err(|e| io("stage the new attestation", e))?;
-            Some((at, dir.join(&file.path)))
-        }
-        None => None,
-    };
+    let mut metadata_staged = Vec::new();
+    for (i, file) in plan.metadata.iter().enumerate() {
+        let at = scratch.path().join(format!("metadata-{i}"));
+        write_new(&at, &file.contents, file.mode())
+            .map_err(|e| io(&format!("stage the new {}", file.path), e))?;
+        metadata_staged.push((at, dir.join(&file.path)));
+    }
     let receipt_staged = scratch.path().join("receipt.json");
     let receipt_file = plan.receipt_file();
     write_new(&receipt_staged, &receipt_file.contents, receipt_file.mode())
@@ -175,17 +174,31 @@ pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
         let _ = fsutil::sync_dir(&file.to);
     }
 
-    // 3. The attestation of the new tree, then the receipt, last.
-    if let Some((from, to)) = &attestation_staged {
-        std::fs::rename(from, to).map_err(|e| {
-            fail(
-                ExitCode::Io,
-                format!(
-                    "cannot write attestation {}: {e}; every file is new but the receipt is the old one: fix this, then run spawn-elite update again",
-                    to.display()
-                ),
-            )
-        })?;
+    // 3. The attestation of the new tree (and its timestamp), then the
+    //    receipt, last. A new attestation without a new token makes the
+    //    old token a stamp of nothing here: it goes first.
+    let metadata_failed = |to: &Path, e: std::io::Error| {
+        fail(
+            ExitCode::Io,
+            format!(
+                "cannot write {}: {e}; every file is new but the receipt is the old one: fix this, then run spawn-elite update again",
+                to.display()
+            ),
+        )
+    };
+    let signed = plan.metadata.iter().any(|f| f.path == ATTESTATION_PATH);
+    let stamped = plan.metadata.iter().any(|f| f.path == TIMESTAMP_PATH);
+    if signed && !stamped {
+        let stale = dir.join(TIMESTAMP_PATH);
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(metadata_failed(&stale, e));
+            }
+            _ => {}
+        }
+    }
+    for (from, to) in &metadata_staged {
+        std::fs::rename(from, to).map_err(|e| metadata_failed(to, e))?;
     }
     let receipt = dir.join(RECEIPT_PATH);
     std::fs::rename(&receipt_staged, &receipt).map_err(|e| {

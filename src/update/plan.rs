@@ -26,8 +26,10 @@ pub struct Plan {
     pub receipt: Receipt,
     pub new_templates: TemplatesInfo,
     pub warnings: Vec<String>,
-    /// With `--sign`: the attestation of the new pristine files and receipt.
-    pub attestation: Option<PlannedFile>,
+    /// The metadata files besides the receipt, written (and committed) with
+    /// it: with `--sign` the attestation of the new pristine files and
+    /// receipt, and with `--tsa` its timestamp token.
+    pub metadata: Vec<PlannedFile>,
 }
 
 impl Plan {
@@ -154,6 +156,6 @@ pub fn plan(opts: &Options) -> Result<Plan> {
         receipt,
         new_templates,
         warnings,
-        attestation: None,
+        metadata: Vec::new(),
     })
 }

@@ -25,4 +25,6 @@ mod snapshots;
 mod spawn;
 mod templates_sets;
 mod timestamp;
+mod timestamp_ledger;
+mod timestamp_outbox;
 mod update;

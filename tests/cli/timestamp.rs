@@ -331,3 +331,93 @@ fn tsa_needs_sign_and_an_http_url() {
     );
     assert!(!sb.path().join("svc").exists());
 }
+
+#[test]
+fn update_with_tsa_stamps_the_new_attestation_in_git_and_receipt_mode() {
+    if !have_openssl() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let tsa = TestTsa::start(&sb.path().join("pki"), false);
+    let (key, _) = sb.trusted_key("signer");
+    for git_mode in [true, false] {
+        let name = if git_mode { "with-git" } else { "no-git" };
+        let mut args = vec![name, "--sign", "--key", s(&key), "--tsa"];
+        let url = tsa.url();
+        args.push(&url);
+        if !git_mode {
+            args.push("--no-git");
+        }
+        let repo = sb.spawn(&args);
+        let first = std::fs::read(repo.join(TOKEN)).expect("the spawn's token");
+        let update = |port: &str| {
+            sb.run([
+                "update",
+                s(&repo),
+                "--set",
+                port,
+                "--sign",
+                "--key",
+                s(&key),
+                "--tsa",
+                &tsa.url(),
+            ])
+        };
+
+        let out = update("port=9001");
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+        assert!(
+            out.stdout
+                .contains(&format!("timestamp: {TOKEN}, TSA time 20")),
+            "{name}: {}",
+            out.stdout
+        );
+        let token = std::fs::read(repo.join(TOKEN)).expect("a new token");
+        assert_ne!(token, first, "{name}: the update's own token");
+        if git_mode {
+            assert!(
+                git(&repo, &["ls-files"]).lines().any(|l| l == TOKEN),
+                "committed with the update"
+            );
+            assert_eq!(git(&repo, &["status", "--porcelain"]), "", "{name}");
+        }
+        let sig = signature_file(&sb, &repo);
+        let (ok, text) = openssl_verifies(&repo.join(TOKEN), &sig, &tsa.pki.ca);
+        assert!(ok, "{name}: {text}");
+        let verified = verify(&sb, &repo, &tsa.pki.ca);
+        assert_eq!(verified.code, 0, "{name}: {}", verified.stderr);
+        assert!(
+            verified.stdout.contains("timestamped:"),
+            "{}",
+            verified.stdout
+        );
+
+        // The TSA down: signed, exit 18, the request queued; the old token
+        // (of the attestation replaced) is not left beside the new one.
+        tsa.set(Mode::ServerError);
+        let out = update("port=9002");
+        assert_eq!(out.code, 18, "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("the timestamp request is queued in"),
+            "{}",
+            out.stderr
+        );
+        assert!(!repo.join(TOKEN).exists(), "{name}: no stale token");
+        assert_eq!(verify(&sb, &repo, &tsa.pki.ca).code, 0, "{name}");
+        tsa.set(Mode::Good);
+        let flushed = sb.run(["callback", "flush"]);
+        assert_eq!(
+            flushed.code, 0,
+            "{name}: {}{}",
+            flushed.stdout, flushed.stderr
+        );
+        assert!(outbox_entries(&sb).is_empty(), "{name}");
+        let verified = verify(&sb, &repo, &tsa.pki.ca);
+        assert_eq!(verified.code, 0, "{name}: {}", verified.stderr);
+        assert!(
+            verified.stdout.contains("timestamped:"),
+            "{}",
+            verified.stdout
+        );
+    }
+}

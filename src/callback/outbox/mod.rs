@@ -186,6 +186,8 @@ pub struct FlushReport {
     pub stamped: Vec<(PathBuf, PathBuf, String)>,
     /// Still queued, with why the last try failed.
     pub pending: Vec<(PathBuf, Undelivered)>,
+    /// How many of `pending` are timestamp requests (the rest: callbacks).
+    pub pending_stamps: usize,
     /// Being sent right now by another process (another flush, a spawn,
     /// `callback send`), which reports its outcome: left to it.
     pub busy: Vec<PathBuf>,
@@ -215,7 +217,10 @@ pub fn flush(retry: &RetryOptions) -> Result<FlushReport> {
                 Ok(Take::Claimed(claim)) => stamp::flush_one(*claim, retry, &mut report),
                 Ok(Take::Busy) => report.busy.push(file),
                 Ok(Take::Gone) => {}
-                Err(why) => report.pending.push((file, Undelivered::permanent(why))),
+                Err(why) => {
+                    report.pending_stamps += 1;
+                    report.pending.push((file, Undelivered::permanent(why)));
+                }
             }
             continue;
         }

@@ -41,6 +41,11 @@ pub(in crate::callback) struct StampEntry {
     last_error: String,
     #[serde(default)]
     permanent: bool,
+    /// Queued by a spawn or an update before its tree was put in place: it
+    /// counts only once the repository holds the attestation it stamps.
+    /// Cleared when the work completes; left set only if it was killed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    awaiting_spawn: bool,
 }
 
 impl Entry for StampEntry {
@@ -90,9 +95,49 @@ pub(super) fn is_stamp(path: &Path) -> bool {
         .is_some_and(|k| k.kind.as_deref() == Some(KIND))
 }
 
-/// Queue `pending` for the repository at `repo`; returns the entry's file.
+/// Queue `pending` for the repository at `repo`, whose attestation is in
+/// place already (`attest`); returns the entry's file.
 pub fn queue(pending: &PendingStamp, repo: &Path) -> Result<PathBuf> {
-    let entry = StampEntry {
+    Ok(claim::queue(entry(pending, repo, false))?
+        .path()
+        .to_path_buf())
+}
+
+/// A timestamp request queued before the tree it stamps was put in place,
+/// held (claimed) by this process until the work ends: [`Queued::settle`]
+/// once the attestation is in place, [`Queued::abandon`] if it never will be.
+/// A process killed in between leaves it queued, `awaiting_spawn`, and the
+/// next `flush` sends it or drops it by what the repository holds.
+pub struct Queued(Claim<StampEntry>);
+
+/// Queue `pending` for the repository at `repo` before the work that writes
+/// its attestation there has completed (see [`Queued`]).
+pub fn queue_for_spawn(pending: &PendingStamp, repo: &Path) -> Result<Queued> {
+    Ok(Queued(claim::queue(entry(pending, repo, true))?))
+}
+
+impl Queued {
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// The work completed: the entry counts from now on, whatever the
+    /// repository holds. A failure to clear the mark is harmless (the
+    /// attestation is in place, so `flush` sends it all the same).
+    pub fn settle(mut self) {
+        self.0.entry.awaiting_spawn = false;
+        let _ = self.0.update();
+    }
+
+    /// The work failed and wrote nothing: withdraw the request. (If this
+    /// fails, `flush` drops it later: the attestation is not there.)
+    pub fn abandon(self) {
+        let _ = self.0.remove();
+    }
+}
+
+fn entry(pending: &PendingStamp, repo: &Path, awaiting_spawn: bool) -> StampEntry {
+    StampEntry {
         kind: KIND.to_owned(),
         version: 1,
         tsa_url: pending.url.clone(),
@@ -103,14 +148,20 @@ pub fn queue(pending: &PendingStamp, repo: &Path) -> Result<PathBuf> {
         attempts: 1,
         last_error: pending.reason.clone(),
         permanent: false,
-    };
-    Ok(claim::queue(entry)?.path().to_path_buf())
+        awaiting_spawn,
+    }
 }
 
 /// Why the entry has nothing left to do, if so: its repository is gone,
 /// re-signed (the attestation is not the one stamped), or stamped already.
 fn obsolete(entry: &StampEntry, query: &Query) -> Option<String> {
     let attestation = entry.repo.join(ATTESTATION_PATH);
+    if entry.awaiting_spawn && !holds(&attestation, query) {
+        return Some(format!(
+            "queued by a spawn or update that never completed ({} does not hold the attestation it stamps), so there is nothing to stamp",
+            attestation.display()
+        ));
+    }
     let Ok(envelope) = fs::read(&attestation) else {
         return Some(format!(
             "{} is gone, so there is nothing to stamp",
@@ -135,6 +186,14 @@ fn obsolete(entry: &StampEntry, query: &Query) -> Option<String> {
     None
 }
 
+/// The attestation file at `at` is the one `query` stamps.
+fn holds(at: &Path, query: &Query) -> bool {
+    fs::read(at)
+        .ok()
+        .and_then(|envelope| stamped_bytes(&envelope).ok())
+        .is_some_and(|b| <sha2::Sha256 as sha2::Digest>::digest(&b).as_slice() == query.imprint)
+}
+
 /// Send one claimed timestamp request; on a good token, write it into the
 /// repository (atomically) and remove the entry.
 pub(super) fn flush_one(
@@ -146,6 +205,7 @@ pub(super) fn flush_one(
     let query = match claim.entry.query() {
         Ok(q) => q,
         Err(why) => {
+            report.pending_stamps += 1;
             report.pending.push((file, Undelivered::permanent(why)));
             return;
         }
@@ -198,6 +258,8 @@ pub(super) fn flush_one(
             interrupted: false,
         },
     };
+    // Past `obsolete`: the attestation is in place, so its work completed.
+    claim.entry.awaiting_spawn = false;
     claim.entry.attempts = claim.entry.attempts.saturating_add(1);
     claim.entry.last_error = failed.reason.clone();
     claim.entry.permanent = failed.permanent;
@@ -207,6 +269,7 @@ pub(super) fn flush_one(
             describe(&e)
         ));
     }
+    report.pending_stamps += 1;
     report.pending.push((file, failed));
 }
 
@@ -220,6 +283,11 @@ pub(super) fn describe_entry(path: &Path) -> std::result::Result<(String, bool),
         e.repo.join(ATTESTATION_PATH).display()
     ));
     out.push_str(&format!("  queued at: {}\n", e.queued_at));
+    if e.awaiting_spawn {
+        out.push_str(
+            "  spawn:     not completed yet, or killed; stamped only once the attestation is there\n",
+        );
+    }
     out.push_str(&format!("  attempts:  {}\n", e.attempts));
     out.push_str(&format!("  last:      {}\n", e.last_error));
     Ok((out, e.permanent))
