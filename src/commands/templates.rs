@@ -148,6 +148,23 @@ pub fn export(dir: &Path, force: bool) -> Result<ExitCode> {
         );
         fail_with(ExitCode::Io, message, e)
     };
+    // A symlink to nothing is neither a new directory nor an empty one:
+    // say so, rather than the "File exists" that creating through it gives.
+    if let Ok(link) = std::fs::symlink_metadata(dir)
+        && link.file_type().is_symlink()
+        && std::fs::metadata(dir).is_err()
+    {
+        let to = std::fs::read_link(dir)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        return Err(fail(
+            ExitCode::Usage,
+            format!(
+                "{} is a symlink to {to}, which does not exist; create {to} first, or name a new or empty directory",
+                dir.display()
+            ),
+        ));
+    }
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() && !force {
