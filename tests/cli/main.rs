@@ -26,3 +26,4 @@ mod spawn;
 mod templates_sets;
 mod timestamp;
 mod update;
+mod update_safety;
