@@ -45,14 +45,22 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
         ..opts
     };
 
+    if args.resume {
+        return resume(&opts, callback.as_ref());
+    }
     let mut outcome = update::run(&opts, callback.as_ref())?;
     for warning in &outcome.warnings {
         warn(warning);
     }
     let Some(recorded) = &outcome.recorded else {
-        // A dry run, or nothing to do.
+        // A dry run, nothing to do, or conflicts that wait for the user.
         print_outcome(&opts, &outcome, None)?;
-        return Ok(ExitCode::Success);
+        let waiting = !opts.dry_run && !outcome.conflicts().is_empty();
+        return Ok(if waiting {
+            ExitCode::Conflicts
+        } else {
+            ExitCode::Success
+        });
     };
     for warning in &recorded.warnings {
         warn(warning);
@@ -76,6 +84,48 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
         Some(d) => d.code,
         None => ExitCode::Success,
     })
+}
+
+/// `update --continue`: the finished update, recorded.
+fn resume(opts: &Options, callback: Option<&crate::callback::CallbackOptions>) -> Result<ExitCode> {
+    let mut done = update::resume::resume(&opts.dir, opts.ledger, &opts.clock, callback)?;
+    for warning in &done.recorded.warnings {
+        warn(warning);
+    }
+    let u = &done.update;
+    if opts.json {
+        let value = json!({
+            "dir": opts.dir.display().to_string(),
+            "templates": { "from": u.old_templates, "to": u.new_templates },
+            "merge": done.merge,
+            "conflicts_resolved": u.conflicts,
+            "ledger": done.recorded.ledger.as_ref().map(|p| p.display().to_string()),
+        });
+        let mut out = serde_json::to_vec_pretty(&value)?;
+        out.push(b'\n');
+        stdout_write(&out)?;
+    } else if !opts.quiet {
+        let mut text = format!(
+            "finished the update of {} from template set {} {} to {} {}\n",
+            opts.dir.display(),
+            u.old_templates.name,
+            u.old_templates.version,
+            u.new_templates.name,
+            u.new_templates.version
+        );
+        if let Some(commit) = &done.merge {
+            text.push_str(&format!("merge commit: {commit}\n"));
+        }
+        if let Some(ledger) = &done.recorded.ledger {
+            text.push_str(&format!("ledger: {}\n", ledger.display()));
+        }
+        stdout_write(text.as_bytes())?;
+    }
+    let delivered = done.recorded.deliver(opts.quiet);
+    if let Some(d) = &delivered {
+        print_notes(&d.notes);
+    }
+    Ok(delivered.map_or(ExitCode::Success, |d| d.code))
 }
 
 fn short(commit: &str) -> &str {
@@ -218,10 +268,10 @@ fn print_outcome(opts: &Options, o: &Outcome, callback: Option<&serde_json::Valu
         let what = match (o.mode, o.dry_run) {
             (_, true) => format!("{n} conflict{s} would need resolving\n"),
             (Mode::Git, false) => format!(
-                "{n} conflict{s} to resolve: git marked them (`git status` lists them); edit each (or run `git mergetool`), `git add` it, then `git commit`; `git merge --abort` undoes the update\n"
+                "{n} conflict{s} to resolve: git marked them (`git status` lists them); edit each (or run `git mergetool`), `git add` it, then run `spawn-elite update --continue`, which commits the merge and records the update; `git merge --abort` undoes it\n"
             ),
             (Mode::Receipt, false) => format!(
-                "{n} conflict{s} to resolve: your version was kept and the new one written beside it as PATH{NEW_SUFFIX}; merge it in by hand, then delete the {NEW_SUFFIX} file\n"
+                "{n} conflict{s} to resolve: your version was kept and the new one written beside it as PATH{NEW_SUFFIX}; merge it in by hand and delete the {NEW_SUFFIX} file, then run `spawn-elite update --continue` to record the update\n"
             ),
         };
         text.push_str(&what);

@@ -54,6 +54,14 @@ pub fn refuse_unready(dir: &Path) -> Result<()> {
         let path = git(dir).output(&["rev-parse", "--git-path", state], "read git's state")?;
         let path = PathBuf::from(text(&path));
         if dir.join(path).exists() {
+            if state == "MERGE_HEAD" && is_update_merge(dir) {
+                return Err(fail(
+                    ExitCode::Usage,
+                    format!(
+                        "{shown} has an update with conflicts in progress; resolve them (`git status` lists them), `git add` each, then run `spawn-elite update --continue` (or `git merge --abort` to undo it); nothing was changed"
+                    ),
+                ));
+            }
             return Err(fail(
                 ExitCode::Usage,
                 format!(
@@ -79,6 +87,18 @@ pub fn refuse_unready(dir: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether the merge in progress is of a pristine commit: an update's.
+fn is_update_merge(dir: &Path) -> bool {
+    git(dir)
+        .output(
+            &["log", "-1", "--format=%B", "MERGE_HEAD"],
+            "read MERGE_HEAD",
+        )
+        .is_ok_and(|m| {
+            String::from_utf8_lossy(&m).contains(&format!("{}: ", git::PRISTINE_TRAILER))
+        })
 }
 
 /// "acme 1.0.0" for messages.

@@ -244,7 +244,6 @@ fn export_force_never_writes_through_a_symlink_inside_the_folder() {
 /// replace it. The update refuses, names it, and the file is kept; the
 /// dry run says the same with the same exit code.
 #[test]
-#[ignore = "issue 19 item 2: fixed by the next commits"]
 fn git_mode_never_overwrites_an_ignored_or_excluded_file() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -283,7 +282,6 @@ fn git_mode_never_overwrites_an_ignored_or_excluded_file() {
 /// An uncommitted edit hidden from `git status` by the assume-unchanged
 /// bit: git's failed merge reset it. Refused up front, naming the file.
 #[test]
-#[ignore = "issue 19 item 3: fixed by the next commits"]
 fn an_assume_unchanged_file_is_refused_before_anything_changes() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -354,7 +352,6 @@ fn path_with(dir: &Path) -> std::ffi::OsString {
 /// changes nothing; the first then finishes, and the repository is merged
 /// once, clean, with one ledger line.
 #[test]
-#[ignore = "issue 19 item 4: fixed by the next commits"]
 fn a_second_update_while_one_runs_is_refused() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -412,7 +409,6 @@ fn a_second_update_while_one_runs_is_refused() {
 /// next update (to v3, or v2 again) refuses and lists it, rather than
 /// replacing it or saying "up to date".
 #[test]
-#[ignore = "issue 19 item 5: fixed by the next commits"]
 fn an_unresolved_spawn_elite_new_file_stops_the_next_update() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -442,7 +438,6 @@ fn an_unresolved_spawn_elite_new_file_stops_the_next_update() {
 /// `update --continue`, which also makes the merge commit. `--continue`
 /// refuses while a conflict marker remains.
 #[test]
-#[ignore = "issue 19 item 6: fixed by the next commits"]
 fn an_update_is_recorded_when_it_is_finished() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -503,7 +498,6 @@ fn an_update_is_recorded_when_it_is_finished() {
 /// Receipt mode: the update with conflicts is recorded once the user has
 /// merged each `PATH.spawn-elite-new` and runs `update --continue`.
 #[test]
-#[ignore = "issue 19 item 6: fixed by the next commits"]
 fn a_receipt_mode_update_is_recorded_when_its_conflicts_are_resolved() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -524,7 +518,6 @@ fn a_receipt_mode_update_is_recorded_when_its_conflicts_are_resolved() {
 /// `--dry-run` exits with the code the real run would, for a dirty tree,
 /// an untracked file at a path the set adds, and a merge in progress.
 #[test]
-#[ignore = "issue 19 item 7: fixed by the next commits"]
 fn the_dry_run_refuses_what_the_run_refuses() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
