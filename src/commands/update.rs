@@ -225,6 +225,14 @@ fn print_outcome(opts: &Options, o: &Outcome, callback: Option<&serde_json::Valu
             "updated {name} from template set {from} to {to} ({how})\n"
         ));
     }
+    for (key, old, new) in value_changes(&o.plan) {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_owned());
+        text.push_str(&format!(
+            "  value     {key} {} → {}\n",
+            show(&old),
+            show(&new)
+        ));
+    }
     let mut unchanged = 0;
     for change in &o.changes {
         if change.action == Action::Unchanged && !o.dry_run {
@@ -279,6 +287,19 @@ fn print_outcome(opts: &Options, o: &Outcome, callback: Option<&serde_json::Valu
     stdout_write(text.as_bytes())
 }
 
+/// The values the new receipt records differently from the old one
+/// (`--set`, a key the set added or dropped): key, old, new.
+fn value_changes(plan: &Plan) -> Vec<(String, Option<String>, Option<String>)> {
+    let empty = std::collections::BTreeMap::new();
+    let old = plan.old.spawn.as_ref().map_or(&empty, |s| &s.options);
+    let new = plan.receipt.spawn.as_ref().map_or(&empty, |s| &s.options);
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| ((*k).clone(), old.get(k).cloned(), new.get(k).cloned()))
+        .collect()
+}
+
 fn json_outcome(o: &Outcome, callback: Option<&serde_json::Value>) -> Result<()> {
     let value = json!({
         "dir": o.dir.display().to_string(),
@@ -292,6 +313,10 @@ fn json_outcome(o: &Outcome, callback: Option<&serde_json::Value>) -> Result<()>
         "pristine": o.pristine,
         "merge": o.merge,
         "files": o.changes,
+        "values": value_changes(&o.plan)
+            .into_iter()
+            .map(|(key, from, to)| json!({"key": key, "from": from, "to": to}))
+            .collect::<Vec<_>>(),
         "conflicts": o.conflicts(),
         "ledger": o.recorded.as_ref().and_then(|r| r.ledger.as_ref()).map(|p| p.display().to_string()),
         "callback": callback,

@@ -148,7 +148,8 @@ pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str, clock: &Clock) -> Re
         fail(
             ExitCode::Io,
             format!(
-                "cannot write the pristine files to a scratch directory in the git directory: {e}; free some space or check its permissions"
+                "cannot write the pristine files to a scratch directory in the git directory: {}; the repository was left unchanged: free some space or check its permissions, then run spawn-elite update again",
+                fsutil::describe_io(&e)
             ),
         )
     };

@@ -563,7 +563,6 @@ fn the_dry_run_refuses_what_the_run_refuses() {
 /// `-q` prints nothing for a clean update; a `--set` is named in the
 /// summary with its old and new value.
 #[test]
-#[ignore = "issue 19 item 8: fixed by the next commits"]
 fn quiet_is_quiet_and_a_value_change_is_named() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -595,7 +594,6 @@ fn quiet_is_quiet_and_a_value_change_is_named() {
 /// the receipt alone: the update says so, and that the result is left
 /// uncommitted for the user to review and commit.
 #[test]
-#[ignore = "issue 19 item 8: fixed by the next commits"]
 fn receipt_mode_in_a_git_repository_says_the_result_is_uncommitted() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -618,7 +616,6 @@ fn receipt_mode_in_a_git_repository_says_the_result_is_uncommitted() {
 /// message says the repository was left unchanged (not that "nothing was
 /// created", which is a spawn's), and it was.
 #[test]
-#[ignore = "issue 19 item 8: fixed by the next commits"]
 fn a_full_disk_in_git_mode_says_the_repository_is_unchanged() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
