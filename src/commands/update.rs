@@ -246,9 +246,12 @@ fn print_outcome(opts: &Options, o: &Outcome, callback: Option<&serde_json::Valu
                 change.path
             )),
             None => text.push_str(&format!(
-                "  {:<10}{}\n",
+                "  {:<10}{}{}\n",
                 change.action.as_str(),
-                change.path
+                change.path,
+                change.linked.as_ref().map_or_else(String::new, |l| format!(
+                    " ({l} is a symlink, which update never follows: nothing was written there)"
+                ))
             )),
         }
     }

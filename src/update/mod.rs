@@ -163,10 +163,13 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome
     } else {
         Mode::Receipt
     };
-    let changes = match &found {
+    let mut changes = match &found {
         Some(b) => classify::with_base(&opts.dir, &plan, b)?,
         None => classify::from_receipt(&opts.dir, &plan)?,
     };
+    if found.is_none() {
+        nogit::block_linked(&opts.dir, &mut changes)?;
+    }
     if found.is_some() {
         guard::refuse_what_git_would_lose(&opts.dir, &changes)?;
     }

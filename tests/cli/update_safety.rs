@@ -159,7 +159,6 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// removed through it. The file under it is a conflict that names the
 /// symlink; everything outside the repository is as it was.
 #[test]
-#[ignore = "issue 19 item 1: fixed by the next commits"]
 fn a_no_git_update_never_writes_or_removes_through_a_symlinked_folder() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -203,7 +202,6 @@ fn a_no_git_update_never_writes_or_removes_through_a_symlinked_folder() {
 /// receipt would land outside, so the update is refused and nothing there
 /// changes.
 #[test]
-#[ignore = "issue 19 item 1: fixed by the next commits"]
 fn a_no_git_update_refuses_a_symlinked_spawn_elite_folder() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
@@ -224,7 +222,6 @@ fn a_no_git_update_refuses_a_symlinked_spawn_elite_folder() {
 /// `templates export --force` into a folder whose `base` is a symlink out
 /// of it writes nothing there.
 #[test]
-#[ignore = "issue 19 item 1: fixed by the next commits"]
 fn export_force_never_writes_through_a_symlink_inside_the_folder() {
     let sb = Sandbox::new();
     let dir = sb.path().join("set");
