@@ -24,7 +24,7 @@ pub fn git(dir: &Path) -> Git<'_> {
 /// tracked files, or a merge, rebase, cherry-pick or revert in progress.
 pub fn refuse_unready(dir: &Path) -> Result<()> {
     let shown = dir.display();
-    for (state, what, how) in [
+    const STATES: [(&str, &str, &str); 5] = [
         (
             "MERGE_HEAD",
             "a merge",
@@ -50,11 +50,18 @@ pub fn refuse_unready(dir: &Path) -> Result<()> {
             "a revert",
             "git revert --continue` or `git revert --abort",
         ),
-    ] {
-        let path = git(dir).output(&["rev-parse", "--git-path", state], "read git's state")?;
-        let path = PathBuf::from(text(&path));
-        if dir.join(path).exists() {
-            if state == "MERGE_HEAD" && is_update_merge(dir) {
+    ];
+    // One `git rev-parse` for every state file (a git process costs more
+    // than the rest of these checks together).
+    let mut args = vec!["rev-parse"];
+    for (state, _, _) in STATES {
+        args.extend(["--git-path", state]);
+    }
+    let paths = git(dir).output(&args, "read git's state")?;
+    let paths = String::from_utf8_lossy(&paths);
+    for ((state, what, how), path) in STATES.iter().zip(paths.lines()) {
+        if dir.join(path.trim()).exists() {
+            if *state == "MERGE_HEAD" && is_update_merge(dir) {
                 return Err(fail(
                     ExitCode::Usage,
                     format!(
