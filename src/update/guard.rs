@@ -26,6 +26,9 @@ pub struct Lock {
     _dir: File,
 }
 
+/// How often a busy lock is tried again, 50 ms apart.
+const LOCK_TRIES: u32 = 20;
+
 /// Take the lock of `dir`, or refuse: another update is running.
 pub fn lock(dir: &Path, shared: bool) -> Result<Lock> {
     use rustix::fs::{FlockOperation, Mode, OFlags};
@@ -44,7 +47,20 @@ pub fn lock(dir: &Path, shared: bool) -> Result<Lock> {
     } else {
         FlockOperation::NonBlockingLockExclusive
     };
-    match rustix::fs::flock(&opened, op) {
+    // A lock held for a moment longer than its update: a child git forked
+    // by an update killed just then holds it until the child's `exec`.
+    // So a busy lock is tried again for up to a second before refusing.
+    let mut tries = 0;
+    let taken = loop {
+        match rustix::fs::flock(&opened, op) {
+            Err(rustix::io::Errno::WOULDBLOCK) if tries < LOCK_TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    match taken {
         Ok(()) => Ok(Lock {
             _dir: File::from(opened),
         }),
