@@ -8,6 +8,8 @@ use std::io::{ErrorKind, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
+pub mod beneath;
+
 /// How [`write_atomic`] creates the file.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
@@ -124,12 +126,20 @@ pub fn mode_of(executable: bool) -> u32 {
 /// Write `file` under `root`, creating its directories; the file must not
 /// exist yet. Its mode is exactly [`PlannedFile::mode`], whatever the umask.
 /// Not flushed: the caller decides when its tree is made durable.
+///
+/// Nothing below `root` is followed if it is a symlink (see [`beneath`]):
+/// a folder some other process replaced with one fails the write.
 pub fn write_planned(root: &Path, file: &PlannedFile) -> std::io::Result<File> {
-    let path = root.join(&file.path);
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    write_new(&path, &file.contents, file.mode())
+    let root = match beneath::Root::open(root) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            fs::create_dir_all(root)?;
+            beneath::Root::open(root)?
+        }
+        other => other?,
+    };
+    let (parent, name) = beneath::split(Path::new(&file.path))?;
+    let dir = root.create_dirs(parent)?;
+    beneath::write_new_in(&dir, name, &file.contents, file.mode())
 }
 
 /// Create `path` (never an existing file or symlink), write `bytes` and set

@@ -373,6 +373,10 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub no_ledger: bool,
 
+    /// Finish an update that left conflicts, once they are resolved: check that none is left, commit the merge (with git), then record it in the ledger and send its callback
+    #[arg(long = "continue", conflicts_with_all = ["dry_run", "check", "set"])]
+    pub resume: bool,
+
     #[command(flatten)]
     pub callback: CallbackArgs,
 }

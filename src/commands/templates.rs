@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::error::{ExitCode, fail, fail_with};
-use crate::fsutil::{self, WriteOptions};
+use crate::fsutil::{self, WriteOptions, beneath};
 use crate::templates::manifest::Check;
 use crate::templates::{self, TemplateSet};
 
@@ -148,6 +148,23 @@ pub fn export(dir: &Path, force: bool) -> Result<ExitCode> {
         );
         fail_with(ExitCode::Io, message, e)
     };
+    // A symlink to nothing is neither a new directory nor an empty one:
+    // say so, rather than the "File exists" that creating through it gives.
+    if let Ok(link) = std::fs::symlink_metadata(dir)
+        && link.file_type().is_symlink()
+        && std::fs::metadata(dir).is_err()
+    {
+        let to = std::fs::read_link(dir)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        return Err(fail(
+            ExitCode::Usage,
+            format!(
+                "{} is a symlink to {to}, which does not exist; create {to} first, or name a new or empty directory",
+                dir.display()
+            ),
+        ));
+    }
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() && !force {
@@ -173,7 +190,7 @@ pub fn export(dir: &Path, force: bool) -> Result<ExitCode> {
         Err(e) => return Err(io(dir, e)),
     }
     let files = templates::embedded_files();
-    for (path, bytes) in &files {
+    for (path, _) in &files {
         if let Some(why) = crate::receipt::path::problem(path, crate::receipt::path::Scope::Plain) {
             return Err(fail(
                 ExitCode::Unrecordable,
@@ -182,10 +199,26 @@ pub fn export(dir: &Path, force: bool) -> Result<ExitCode> {
                 ),
             ));
         }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let root = beneath::Root::open(dir).map_err(|e| io(dir, e))?;
+    // Nothing is written through a symlink inside DIR (`DIR/base` pointing
+    // elsewhere): checked for every file before the first is written, and
+    // each folder is then made without following one.
+    if let Some(linked) = files.iter().find_map(|(path, _)| root.linked_folder(path)) {
+        return Err(fail(
+            ExitCode::Usage,
+            format!(
+                "{} is a symlink (or a file), and export never writes through one; remove it, or export into another directory; nothing was written",
+                dir.join(linked).display()
+            ),
+        ));
+    }
+    for (path, bytes) in &files {
         let target = dir.join(path);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        }
+        let (parent, _) = beneath::split(Path::new(path)).map_err(|e| io(&target, e))?;
+        root.create_dirs(parent)
+            .map_err(|e| io(&dir.join(parent), e))?;
         fsutil::write_atomic(&target, bytes, WriteOptions::DATA).map_err(|e| io(&target, e))?;
     }
     let set = TemplateSet::embedded()?;

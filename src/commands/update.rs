@@ -47,14 +47,22 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
         ..opts
     };
 
+    if args.resume {
+        return resume(&opts, callback.as_ref());
+    }
     let mut outcome = update::run(&opts, callback.as_ref())?;
     for warning in &outcome.warnings {
         warn(warning);
     }
     let Some(recorded) = &outcome.recorded else {
-        // A dry run, or nothing to do.
+        // A dry run, nothing to do, or conflicts that wait for the user.
         print_outcome(&opts, &outcome, None)?;
-        return Ok(ExitCode::Success);
+        let waiting = !opts.dry_run && !outcome.conflicts().is_empty();
+        return Ok(if waiting {
+            ExitCode::Conflicts
+        } else {
+            ExitCode::Success
+        });
     };
     for warning in &recorded.warnings {
         warn(warning);
@@ -78,6 +86,48 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
         Some(recorded) => record::exit_code(delivered.as_ref(), recorded),
         None => delivered.as_ref().map_or(ExitCode::Success, |d| d.code),
     })
+}
+
+/// `update --continue`: the finished update, recorded.
+fn resume(opts: &Options, callback: Option<&crate::callback::CallbackOptions>) -> Result<ExitCode> {
+    let mut done = update::resume::resume(&opts.dir, opts.ledger, &opts.clock, callback)?;
+    for warning in &done.recorded.warnings {
+        warn(warning);
+    }
+    let u = &done.update;
+    if opts.json {
+        let value = json!({
+            "dir": opts.dir.display().to_string(),
+            "templates": { "from": u.old_templates, "to": u.new_templates },
+            "merge": done.merge,
+            "conflicts_resolved": u.conflicts,
+            "ledger": done.recorded.ledger.as_ref().map(|p| p.display().to_string()),
+        });
+        let mut out = serde_json::to_vec_pretty(&value)?;
+        out.push(b'\n');
+        stdout_write(&out)?;
+    } else if !opts.quiet {
+        let mut text = format!(
+            "finished the update of {} from template set {} {} to {} {}\n",
+            opts.dir.display(),
+            u.old_templates.name,
+            u.old_templates.version,
+            u.new_templates.name,
+            u.new_templates.version
+        );
+        if let Some(commit) = &done.merge {
+            text.push_str(&format!("merge commit: {commit}\n"));
+        }
+        if let Some(ledger) = &done.recorded.ledger {
+            text.push_str(&format!("ledger: {}\n", ledger.display()));
+        }
+        stdout_write(text.as_bytes())?;
+    }
+    let delivered = done.recorded.deliver(opts.quiet);
+    if let Some(d) = &delivered {
+        print_notes(&d.notes);
+    }
+    Ok(delivered.map_or(ExitCode::Success, |d| d.code))
 }
 
 fn short(commit: &str) -> &str {
@@ -177,6 +227,14 @@ fn print_outcome(opts: &Options, o: &Outcome, callback: Option<&serde_json::Valu
             "updated {name} from template set {from} to {to} ({how})\n"
         ));
     }
+    for (key, old, new) in value_changes(&o.plan) {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_owned());
+        text.push_str(&format!(
+            "  value     {key} {} → {}\n",
+            show(&old),
+            show(&new)
+        ));
+    }
     let mut unchanged = 0;
     for change in &o.changes {
         if change.action == Action::Unchanged && !o.dry_run {
@@ -190,9 +248,12 @@ fn print_outcome(opts: &Options, o: &Outcome, callback: Option<&serde_json::Valu
                 change.path
             )),
             None => text.push_str(&format!(
-                "  {:<10}{}\n",
+                "  {:<10}{}{}\n",
                 change.action.as_str(),
-                change.path
+                change.path,
+                change.linked.as_ref().map_or_else(String::new, |l| format!(
+                    " ({l} is a symlink, which update never follows: nothing was written there)"
+                ))
             )),
         }
     }
@@ -226,15 +287,28 @@ fn print_outcome(opts: &Options, o: &Outcome, callback: Option<&serde_json::Valu
         let what = match (o.mode, o.dry_run) {
             (_, true) => format!("{n} conflict{s} would need resolving\n"),
             (Mode::Git, false) => format!(
-                "{n} conflict{s} to resolve: git marked them (`git status` lists them); edit each (or run `git mergetool`), `git add` it, then `git commit`; `git merge --abort` undoes the update\n"
+                "{n} conflict{s} to resolve: git marked them (`git status` lists them); edit each (or run `git mergetool`), `git add` it, then run `spawn-elite update --continue`, which commits the merge and records the update; `git merge --abort` undoes it\n"
             ),
             (Mode::Receipt, false) => format!(
-                "{n} conflict{s} to resolve: your version was kept and the new one written beside it as PATH{NEW_SUFFIX}; merge it in by hand, then delete the {NEW_SUFFIX} file\n"
+                "{n} conflict{s} to resolve: your version was kept and the new one written beside it as PATH{NEW_SUFFIX}; merge it in by hand and delete the {NEW_SUFFIX} file, then run `spawn-elite update --continue` to record the update\n"
             ),
         };
         text.push_str(&what);
     }
     stdout_write(text.as_bytes())
+}
+
+/// The values the new receipt records differently from the old one
+/// (`--set`, a key the set added or dropped): key, old, new.
+fn value_changes(plan: &Plan) -> Vec<(String, Option<String>, Option<String>)> {
+    let empty = std::collections::BTreeMap::new();
+    let old = plan.old.spawn.as_ref().map_or(&empty, |s| &s.options);
+    let new = plan.receipt.spawn.as_ref().map_or(&empty, |s| &s.options);
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| ((*k).clone(), old.get(k).cloned(), new.get(k).cloned()))
+        .collect()
 }
 
 fn json_outcome(o: &Outcome, callback: Option<&serde_json::Value>) -> Result<()> {
@@ -250,6 +324,10 @@ fn json_outcome(o: &Outcome, callback: Option<&serde_json::Value>) -> Result<()>
         "pristine": o.pristine,
         "merge": o.merge,
         "files": o.changes,
+        "values": value_changes(&o.plan)
+            .into_iter()
+            .map(|(key, from, to)| json!({"key": key, "from": from, "to": to}))
+            .collect::<Vec<_>>(),
         "conflicts": o.conflicts(),
         "ledger": o.recorded.as_ref().and_then(|r| r.ledger.as_ref()).map(|p| p.display().to_string()),
         "callback": callback,

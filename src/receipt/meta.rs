@@ -23,6 +23,10 @@ pub const TIMESTAMP_PATH: &str = ".spawn-elite/attestation.tst";
 /// tree, removed by the next update if a kill left one.
 pub const SCRATCH_PREFIX: &str = "update-";
 
+/// What an update that left conflicts without git keeps until
+/// `update --continue` records it (see `update::resume`).
+pub const PENDING_UPDATE_PATH: &str = ".spawn-elite/pending-update.json";
+
 /// One file spawn-elite keeps in [`DIR`].
 #[derive(Debug, Clone, Copy)]
 pub struct MetaFile {
@@ -48,6 +52,10 @@ pub const FILES: &[MetaFile] = &[
     MetaFile {
         path: TIMESTAMP_PATH,
         what: "the attestation's timestamp",
+    },
+    MetaFile {
+        path: PENDING_UPDATE_PATH,
+        what: "the note of an update that waits for `spawn-elite update --continue`",
     },
 ];
 

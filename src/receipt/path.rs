@@ -56,7 +56,9 @@ pub fn problem(path: &str, scope: Scope) -> Option<&'static str> {
     }
     match scope {
         Scope::Plain => None,
-        Scope::Output if path.split('/').any(|c| c == ".git") => {
+        // Any case: `.GIT` is the git directory on a case-insensitive
+        // filesystem, and git refuses it as well.
+        Scope::Output if path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) => {
             Some("git owns every .git directory, and would not commit it")
         }
         Scope::Covered if path == ".git" || path.starts_with(".git/") => {
@@ -99,6 +101,7 @@ mod tests {
     fn git_and_metadata_paths_depend_on_the_scope() {
         assert!(problem(".git/config", Scope::Output).is_some());
         assert!(problem("sub/.git/config", Scope::Output).is_some());
+        assert!(problem("sub/.GIT/config", Scope::Output).is_some());
         assert!(problem("sub/.git/config", Scope::Covered).is_none());
         assert!(problem("a\\b", Scope::Covered).is_none());
         assert!(problem(".git", Scope::Covered).is_some());

@@ -31,8 +31,8 @@ impl TemplateSet {
             }
             for elite in [false, true] {
                 let ctx = context("my-repo", &spec.name, elite, now, &values);
-                let (_, problems) = self.plan(spec, elite, "my-repo", &ctx, false);
-                for p in problems {
+                let (_, problems, of_outputs) = self.plan(spec, elite, "my-repo", &ctx, false);
+                for p in problems.into_iter().chain(of_outputs) {
                     push(p, &mut out);
                 }
             }

@@ -48,7 +48,7 @@ pub(super) fn embedded_entries() -> Vec<RawEntry> {
             match entry {
                 DirEntry::Dir(sub) => walk(sub, out),
                 DirEntry::File(file) => {
-                    let path = file.path().to_string_lossy().replace('\\', "/");
+                    let path = file.path().to_string_lossy().into_owned();
                     out.push(RawEntry {
                         shown: join_shown(EMBEDDED_SHOWN, &path),
                         path,
@@ -71,10 +71,9 @@ pub fn embedded_files() -> Vec<(String, &'static [u8])> {
         for entry in dir.entries() {
             match entry {
                 DirEntry::Dir(sub) => walk(sub, out),
-                DirEntry::File(file) => out.push((
-                    file.path().to_string_lossy().replace('\\', "/"),
-                    file.contents(),
-                )),
+                DirEntry::File(file) => {
+                    out.push((file.path().to_string_lossy().into_owned(), file.contents()))
+                }
             }
         }
     }
@@ -116,13 +115,24 @@ pub(super) fn read_dir_entries(dir: &Path, shown: &str) -> Result<Vec<RawEntry>,
         let Ok(rel) = entry.path().strip_prefix(dir) else {
             continue;
         };
-        let Some(rel) = rel.to_str().map(|r| r.replace('\\', "/")) else {
+        let Some(rel) = rel.to_str().map(str::to_owned) else {
             problems.push(here(format!(
                 "holds {}, whose name is not UTF-8; rename it",
                 entry.path().display()
             )));
             continue;
         };
+        // A backslash is an ordinary character in a name here but a folder
+        // separator elsewhere: `a\b` beside `a/b` would be two files of the
+        // set and one output path (and, once, one digest). Refused.
+        if rel.contains('\\') {
+            problems.push(Problem {
+                file: join_shown(shown, &rel),
+                line: None,
+                message: "has a backslash in its name, which is a folder separator on some systems; rename it (folders are separated by '/')".into(),
+            });
+            continue;
+        }
         let file_shown = join_shown(shown, &rel);
         let ft = entry.file_type();
         if ft.is_dir() || meta::is_uncovered(&rel) {

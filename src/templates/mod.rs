@@ -10,6 +10,7 @@
 mod check;
 mod load;
 pub mod manifest;
+mod outputs;
 mod render;
 mod rules;
 pub mod values;

@@ -79,6 +79,65 @@ pub fn replay_values(
     Ok(())
 }
 
+/// The largest `--values` file read: a file of keys is a few hundred bytes,
+/// and anything this large is not one.
+pub const VALUES_MAX: u64 = 1 << 20;
+
+/// The text of a `--values` file: a regular file of at most [`VALUES_MAX`]
+/// bytes. A device (`/dev/zero`), a FIFO or a directory is refused before a
+/// byte is read, so that nothing can make the read endless or unbounded.
+fn read_values_file(file: &Path) -> Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let shown_file = file.display();
+    let refuse = |why: String| {
+        fail(
+            ExitCode::Usage,
+            format!(
+                "cannot read --values {shown_file}: {why}; pass a TOML or JSON file of KEY = VALUE"
+            ),
+        )
+    };
+    // Non-blocking, so that opening a FIFO with no writer does not wait.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)
+        .map_err(|e| refuse(e.to_string()))?;
+    let meta = opened.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let t = meta.file_type();
+        let what = if t.is_dir() {
+            "a directory"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else {
+            "a socket"
+        };
+        return Err(refuse(format!("it is {what}, not a regular file")));
+    }
+    if meta.len() > VALUES_MAX {
+        return Err(refuse(format!(
+            "it is {} bytes, more than the {VALUES_MAX} a file of values may hold",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    opened
+        .take(VALUES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| refuse(e.to_string()))?;
+    if bytes.len() as u64 > VALUES_MAX {
+        return Err(refuse(format!(
+            "it grew past the {VALUES_MAX} bytes a file of values may hold while it was read"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| refuse("it is not UTF-8".into()))
+}
+
 /// `--values FILE`: a TOML table or JSON object of keys to strings (whole
 /// numbers are taken as their digits).
 /// Returns the keys the file gives.
@@ -88,14 +147,7 @@ pub fn file_values(
     values: &mut BTreeMap<String, String>,
 ) -> Result<Vec<String>> {
     let shown_file = file.display();
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        fail(
-            ExitCode::Usage,
-            format!(
-                "cannot read --values {shown_file}: {e}; pass a TOML or JSON file of KEY = VALUE"
-            ),
-        )
-    })?;
+    let text = read_values_file(file)?;
     let is_json = file.extension().is_some_and(|e| e == "json");
     let table: serde_json::Map<String, serde_json::Value> = if is_json {
         serde_json::from_str(&text).map_err(|e| {

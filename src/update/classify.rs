@@ -61,6 +61,10 @@ pub struct Change {
     /// For `Renamed`: the path it had.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// For a `Conflict` nothing is written for: the folder on its way that
+    /// is a symlink, which the update never follows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked: Option<String>,
 }
 
 impl Change {
@@ -69,6 +73,7 @@ impl Change {
             path,
             action,
             from: None,
+            linked: None,
         }
     }
 }

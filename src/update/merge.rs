@@ -24,7 +24,7 @@ pub fn git(dir: &Path) -> Git<'_> {
 /// tracked files, or a merge, rebase, cherry-pick or revert in progress.
 pub fn refuse_unready(dir: &Path) -> Result<()> {
     let shown = dir.display();
-    for (state, what, how) in [
+    const STATES: [(&str, &str, &str); 5] = [
         (
             "MERGE_HEAD",
             "a merge",
@@ -50,10 +50,25 @@ pub fn refuse_unready(dir: &Path) -> Result<()> {
             "a revert",
             "git revert --continue` or `git revert --abort",
         ),
-    ] {
-        let path = git(dir).output(&["rev-parse", "--git-path", state], "read git's state")?;
-        let path = PathBuf::from(text(&path));
-        if dir.join(path).exists() {
+    ];
+    // One `git rev-parse` for every state file (a git process costs more
+    // than the rest of these checks together).
+    let mut args = vec!["rev-parse"];
+    for (state, _, _) in STATES {
+        args.extend(["--git-path", state]);
+    }
+    let paths = git(dir).output(&args, "read git's state")?;
+    let paths = String::from_utf8_lossy(&paths);
+    for ((state, what, how), path) in STATES.iter().zip(paths.lines()) {
+        if dir.join(path.trim()).exists() {
+            if *state == "MERGE_HEAD" && is_update_merge(dir) {
+                return Err(fail(
+                    ExitCode::Usage,
+                    format!(
+                        "{shown} has an update with conflicts in progress; resolve them (`git status` lists them), `git add` each, then run `spawn-elite update --continue` (or `git merge --abort` to undo it); nothing was changed"
+                    ),
+                ));
+            }
             return Err(fail(
                 ExitCode::Usage,
                 format!(
@@ -79,6 +94,18 @@ pub fn refuse_unready(dir: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether the merge in progress is of a pristine commit: an update's.
+fn is_update_merge(dir: &Path) -> bool {
+    git(dir)
+        .output(
+            &["log", "-1", "--format=%B", "MERGE_HEAD"],
+            "read MERGE_HEAD",
+        )
+        .is_ok_and(|m| {
+            String::from_utf8_lossy(&m).contains(&format!("{}: ", git::PRISTINE_TRAILER))
+        })
 }
 
 /// "acme 1.0.0" for messages.
@@ -128,7 +155,8 @@ pub fn pristine_commit(dir: &Path, plan: &Plan, base: &str, clock: &Clock) -> Re
         fail(
             ExitCode::Io,
             format!(
-                "cannot write the pristine files to a scratch directory in the git directory: {e}; free some space or check its permissions"
+                "cannot write the pristine files to a scratch directory in the git directory: {}; the repository was left unchanged: free some space or check its permissions, then run spawn-elite update again",
+                fsutil::describe_io(&e)
             ),
         )
     };

@@ -21,9 +21,11 @@
 
 pub mod base;
 pub mod classify;
+pub mod guard;
 pub mod merge;
 pub mod nogit;
 pub mod plan;
+pub mod resume;
 
 use std::path::{Path, PathBuf};
 
@@ -93,7 +95,9 @@ pub struct Outcome {
     /// Why git mode was not used, when the repository has a `.git`.
     pub fallback: Option<String>,
     /// The ledger line and the callback still to be delivered; `None`
-    /// when nothing was applied (a dry run, or nothing to do).
+    /// when nothing was recorded: a dry run, nothing to do, or conflicts
+    /// that wait for the user (`update --continue` records the update once
+    /// they are resolved).
     pub recorded: Option<Recorded>,
     /// What the user should know, though the update went on.
     pub warnings: Vec<String>,
@@ -126,7 +130,12 @@ pub fn check(opts: &Options) -> Result<Plan> {
 /// One update, start to end; with `--dry-run`, what it would do.
 pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome> {
     interrupt::install();
+    // One update of a repository at a time, held until it is recorded.
+    let _lock = guard::lock(&opts.dir, opts.dry_run)?;
+    guard::refuse_linked_metadata(&opts.dir)?;
     let plan = plan::plan(opts)?;
+    guard::refuse_unresolved(&opts.dir, &plan)?;
+    guard::refuse_pending(&opts.dir)?;
     let mut warnings = plan.warnings.clone();
     let git_repo = opts.dir.join(".git").exists() && merge::git(&opts.dir).available();
     if !opts.dry_run {
@@ -139,13 +148,12 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome
     }
     let mut fallback = None;
     let found = if git_repo {
-        if !opts.dry_run {
-            merge::refuse_unready(&opts.dir)?;
-        }
+        // In a dry run too, so that it exits as the run would.
+        merge::refuse_unready(&opts.dir)?;
         let found = base::find(&opts.dir)?;
         if found.is_none() {
             fallback = Some(
-                "no pristine scaffold commit is in HEAD's history (no commit holds exactly the files its receipt lists); updating from the receipt alone".to_owned(),
+                "no pristine scaffold commit is in HEAD's history (no commit holds exactly the files its receipt lists); updating from the receipt alone: the result is left uncommitted in the work tree, for you to review (`git status`) and commit".to_owned(),
             );
         }
         found
@@ -158,10 +166,16 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome
     } else {
         Mode::Receipt
     };
-    let changes = match &found {
+    let mut changes = match &found {
         Some(b) => classify::with_base(&opts.dir, &plan, b)?,
         None => classify::from_receipt(&opts.dir, &plan)?,
     };
+    if found.is_none() {
+        nogit::block_linked(&opts.dir, &mut changes)?;
+    }
+    if found.is_some() {
+        guard::refuse_what_git_would_lose(&opts.dir, &changes)?;
+    }
     let mut outcome = Outcome {
         dir: opts.dir.clone(),
         plan,
@@ -227,9 +241,19 @@ pub fn run(opts: &Options, callback: Option<&CallbackOptions>) -> Result<Outcome
         record.abandon();
         return Err(e);
     }
-    let event = opts
-        .ledger
-        .then(|| Event::Update(Box::new(update_record(&outcome, &opts.clock))));
+    let update = update_record(&outcome, &opts.clock);
+    if !outcome.conflicts().is_empty() {
+        // Not finished: recorded by `update --continue` once the user has
+        // resolved the conflicts, never if they abort.
+        record.abandon();
+        // Without git, a note keeps what the record needs (with git, the
+        // merge in progress holds it); with nothing to record, no note.
+        if outcome.mode == Mode::Receipt && (opts.ledger || callback.is_some()) {
+            resume::keep_pending(&outcome.dir, &update)?;
+        }
+        return Ok(outcome);
+    }
+    let event = opts.ledger.then(|| Event::Update(Box::new(update)));
     outcome.recorded = Some(record.finish(event));
     Ok(outcome)
 }

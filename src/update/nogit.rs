@@ -26,7 +26,7 @@ use anyhow::Result;
 use super::classify::{Action, Change};
 use super::plan::Plan;
 use crate::error::{ExitCode, fail};
-use crate::fsutil;
+use crate::fsutil::beneath::{self, Root};
 use crate::interrupt;
 use crate::receipt::meta::{ATTESTATION_PATH, TIMESTAMP_PATH};
 use crate::receipt::{RECEIPT_PATH, meta};
@@ -44,10 +44,11 @@ pub fn remove_stale_scratch(dir: &Path) -> Result<()> {
     super::remove_scratch_dirs(&state_dir(dir), meta::SCRATCH_PREFIX)
 }
 
-/// One file to move into place: its staged copy and its destination.
+/// One file to move into place: its name in the scratch directory and its
+/// path in the repository.
 struct Staged {
-    from: PathBuf,
-    to: PathBuf,
+    from: String,
+    to: String,
 }
 
 fn interrupted(done: usize, total: usize) -> anyhow::Error {
@@ -59,18 +60,37 @@ fn interrupted(done: usize, total: usize) -> anyhow::Error {
     )
 }
 
-/// Write `bytes` to a new file `path` with exactly `mode`, synced.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    fsutil::write_new(path, bytes, mode)?.sync_all()
+/// A change under a folder that is a symlink becomes a conflict for
+/// which nothing is written, moved or removed: the update never reaches
+/// through a symlink out of the repository (or into another part of it).
+pub fn block_linked(dir: &Path, changes: &mut [Change]) -> Result<()> {
+    let root = Root::open(dir)
+        .map_err(|e| fail(ExitCode::Io, format!("cannot open {}: {e}", dir.display())))?;
+    for change in changes.iter_mut() {
+        if matches!(change.action, Action::Unchanged | Action::Kept) {
+            continue;
+        }
+        let linked = root
+            .linked_folder(&change.path)
+            .or_else(|| change.from.as_deref().and_then(|f| root.linked_folder(f)));
+        if let Some(folder) = linked {
+            change.action = Action::Conflict;
+            change.linked = Some(folder);
+        }
+    }
+    Ok(())
 }
 
 /// Apply `changes` to `dir`, then write the new receipt.
+///
+/// Every rename and removal is made relative to a folder opened without
+/// following symlinks ([`fsutil::beneath`]): one that became a symlink
+/// since [`block_linked`] looked fails the update instead.
 pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
     let total = changes
         .iter()
         .filter(|c| c.action != Action::Unchanged && c.action != Action::Kept)
         .count();
-    let state = state_dir(dir);
     let io = |what: &str, e: std::io::Error| {
         fail(
             ExitCode::Io,
@@ -79,20 +99,30 @@ pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
             ),
         )
     };
-    std::fs::create_dir_all(&state).map_err(|e| io("create .spawn-elite/", e))?;
+    let root = Root::open(dir).map_err(|e| io(&format!("open {}", dir.display()), e))?;
+    let state_rel = Path::new(meta::DIR);
+    root.create_dirs(state_rel)
+        .map_err(|e| io("open .spawn-elite/ (it must be a folder, not a symlink)", e))?;
     let scratch = tempfile::Builder::new()
         .prefix(meta::SCRATCH_PREFIX)
-        .tempdir_in(&state)
+        .tempdir_in(state_dir(dir))
         .map_err(|e| io("create a scratch directory in .spawn-elite/", e))?;
+    let scratch_rel = state_rel.join(scratch.path().file_name().unwrap_or_default());
+    let scratch_fd = root
+        .dir(&scratch_rel)
+        .map_err(|e| io("open the scratch directory in .spawn-elite/", e))?;
 
     // 1. Stage every new file, and the receipt.
-    let mut staged = Vec::new();
-    let mut removed = Vec::new();
+    let mut staged: Vec<Staged> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
     for change in changes.iter() {
         if interrupt::requested() {
             return Err(interrupted(0, total));
         }
-        let mut to = dir.join(&change.path);
+        if change.linked.is_some() {
+            continue;
+        }
+        let mut to = change.path.clone();
         match change.action {
             Action::Updated | Action::Added | Action::Renamed | Action::Conflict => {}
             Action::Removed => {
@@ -102,126 +132,157 @@ pub fn apply(dir: &Path, plan: &Plan, changes: &mut [Change]) -> Result<()> {
             Action::Unchanged | Action::Kept | Action::Merged => continue,
         }
         if let Some(from) = change.from.as_deref() {
-            removed.push(dir.join(from));
+            removed.push(from.to_owned());
         }
         let Some(file) = plan.file(&change.path) else {
             continue;
         };
         if change.action == Action::Conflict {
-            let mut beside = to.into_os_string();
-            beside.push(NEW_SUFFIX);
-            to = PathBuf::from(beside);
+            to.push_str(NEW_SUFFIX);
         }
-        let from = scratch.path().join(staged.len().to_string());
-        write_new(&from, &file.contents, file.mode())
+        let from = staged.len().to_string();
+        beneath::write_new_in(&scratch_fd, from.as_ref(), &file.contents, file.mode())
+            .and_then(|f| f.sync_all())
             .map_err(|e| io(&format!("stage the new {}", change.path), e))?;
         staged.push(Staged { from, to });
     }
+    // The other metadata files (attestation, timestamp), staged like the rest.
     let mut metadata_staged = Vec::new();
     for (i, file) in plan.metadata.iter().enumerate() {
-        let at = scratch.path().join(format!("metadata-{i}"));
-        write_new(&at, &file.contents, file.mode())
+        let name = format!("metadata-{i}");
+        beneath::write_new_in(&scratch_fd, name.as_ref(), &file.contents, file.mode())
+            .and_then(|f| f.sync_all())
             .map_err(|e| io(&format!("stage the new {}", file.path), e))?;
-        metadata_staged.push((at, dir.join(&file.path)));
+        metadata_staged.push((name, file.path.clone()));
     }
-    let receipt_staged = scratch.path().join("receipt.json");
     let receipt_file = plan.receipt_file();
-    write_new(&receipt_staged, &receipt_file.contents, receipt_file.mode())
-        .map_err(|e| io("stage the new receipt", e))?;
-    fsutil::sync_dir(&receipt_staged).map_err(|e| io("sync the scratch directory", e))?;
+    beneath::write_new_in(
+        &scratch_fd,
+        "receipt.json".as_ref(),
+        &receipt_file.contents,
+        receipt_file.mode(),
+    )
+    .and_then(|f| f.sync_all())
+    .map_err(|e| io("stage the new receipt", e))?;
+    rustix::fs::fsync(&scratch_fd)
+        .map_err(|e| io("sync the scratch directory", std::io::Error::from(e)))?;
 
     // 2. Into place, one rename a file; then the removals.
     let mut done = 0;
+    let mut touched: Vec<PathBuf> = Vec::new();
     for file in &staged {
         if interrupt::requested() {
             return Err(interrupted(done, total));
         }
-        let failed = |e: std::io::Error| {
-            fail(
-                ExitCode::Io,
-                format!(
-                    "cannot update {}: {e}; {done} of {total} changes were made and the receipt is the old one: fix this, then run spawn-elite update again",
-                    file.to.display()
-                ),
-            )
-        };
-        if let Some(parent) = file.to.parent() {
-            std::fs::create_dir_all(parent).map_err(failed)?;
-        }
-        std::fs::rename(&file.from, &file.to).map_err(failed)?;
+        let failed = |e: std::io::Error| partial(&file.to, &e, done, total, "update");
+        let (parent, name) = beneath::split(Path::new(&file.to)).map_err(failed)?;
+        let into = root.create_dirs(parent).map_err(failed)?;
+        beneath::rename(&scratch_fd, file.from.as_ref(), &into, name).map_err(failed)?;
+        touched.push(parent.to_path_buf());
         done += 1;
     }
     for path in &removed {
         if interrupt::requested() {
             return Err(interrupted(done, total));
         }
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(fail(
-                    ExitCode::Io,
-                    format!(
-                        "cannot remove {}: {e}; {done} of {total} changes were made and the receipt is the old one: fix this, then run spawn-elite update again",
-                        path.display()
-                    ),
-                ));
-            }
+        let failed = |e: std::io::Error| partial(path, &e, done, total, "remove");
+        let (parent, name) = beneath::split(Path::new(path)).map_err(failed)?;
+        match root
+            .dir(parent)
+            .and_then(|d| beneath::remove_file(&d, name))
+        {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
             _ => {}
         }
-        remove_empty_parents(dir, path);
+        remove_empty_parents(&root, parent);
         done += 1;
     }
-    for file in &staged {
-        let _ = fsutil::sync_dir(&file.to);
+    touched.sort();
+    touched.dedup();
+    for parent in &touched {
+        if let Ok(d) = root.dir(parent) {
+            let _ = rustix::fs::fsync(&d);
+        }
     }
 
     // 3. The attestation of the new tree (and its timestamp), then the
     //    receipt, last. A new attestation without a new token makes the
     //    old token a stamp of nothing here: it goes first.
-    let metadata_failed = |to: &Path, e: std::io::Error| {
+    let metadata_failed = |to: &str, e: std::io::Error| {
         fail(
             ExitCode::Io,
             format!(
                 "cannot write {}: {e}; every file is new but the receipt is the old one: fix this, then run spawn-elite update again",
-                to.display()
+                dir.join(to).display()
             ),
         )
     };
     let signed = plan.metadata.iter().any(|f| f.path == ATTESTATION_PATH);
     let stamped = plan.metadata.iter().any(|f| f.path == TIMESTAMP_PATH);
     if signed && !stamped {
-        let stale = dir.join(TIMESTAMP_PATH);
-        match std::fs::remove_file(&stale) {
+        let (parent, name) = beneath::split(Path::new(TIMESTAMP_PATH))
+            .map_err(|e| metadata_failed(TIMESTAMP_PATH, e))?;
+        match root
+            .dir(parent)
+            .and_then(|d| beneath::remove_file(&d, name))
+        {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(metadata_failed(&stale, e));
+                return Err(metadata_failed(TIMESTAMP_PATH, e));
             }
             _ => {}
         }
     }
     for (from, to) in &metadata_staged {
-        std::fs::rename(from, to).map_err(|e| metadata_failed(to, e))?;
+        let (parent, name) = beneath::split(Path::new(to)).map_err(|e| metadata_failed(to, e))?;
+        root.dir(parent)
+            .and_then(|into| beneath::rename(&scratch_fd, from.as_ref(), &into, name))
+            .map_err(|e| metadata_failed(to, e))?;
     }
-    let receipt = dir.join(RECEIPT_PATH);
-    std::fs::rename(&receipt_staged, &receipt).map_err(|e| {
-        fail(
-            ExitCode::Io,
-            format!(
-                "cannot write receipt {}: {e}; every file is new but the receipt is the old one: fix this, then run spawn-elite update again",
-                receipt.display()
-            ),
-        )
-    })?;
-    let _ = fsutil::sync_dir(&receipt);
+    let (parent, name) =
+        beneath::split(Path::new(RECEIPT_PATH)).map_err(|e| io("name the receipt", e))?;
+    root.dir(parent)
+        .and_then(|into| {
+            beneath::rename(&scratch_fd, "receipt.json".as_ref(), &into, name)?;
+            let _ = rustix::fs::fsync(&into);
+            Ok(())
+        })
+        .map_err(|e| {
+            fail(
+                ExitCode::Io,
+                format!(
+                    "cannot write receipt {}: {e}; every file is new but the receipt is the old one: fix this, then run spawn-elite update again",
+                    dir.join(RECEIPT_PATH).display()
+                ),
+            )
+        })?;
     let _ = scratch.close();
     Ok(())
 }
 
-/// Remove the directories a removed file leaves empty, up to `root`.
-fn remove_empty_parents(root: &Path, file: &Path) {
-    let mut dir = file.parent();
-    while let Some(d) = dir {
-        if d == root || !d.starts_with(root) || std::fs::remove_dir(d).is_err() {
+/// A failure after some changes were made.
+fn partial(path: &str, e: &std::io::Error, done: usize, total: usize, what: &str) -> anyhow::Error {
+    let why = if beneath::is_link_error(e) {
+        "a folder on its way is a symlink (or a file), which update never follows".to_owned()
+    } else {
+        e.to_string()
+    };
+    fail(
+        ExitCode::Io,
+        format!(
+            "cannot {what} {path}: {why}; {done} of {total} changes were made and the receipt is the old one: fix this, then run spawn-elite update again"
+        ),
+    )
+}
+
+/// Remove the folders a removed file leaves empty, innermost first, up to
+/// the root; each relative to its parent, never through a symlink.
+fn remove_empty_parents(root: &Root, folder: &Path) {
+    let mut dir = folder;
+    while let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
+        let removed = root.dir(parent).and_then(|p| beneath::remove_dir(&p, name));
+        if removed.is_err() {
             break;
         }
-        dir = d.parent();
+        dir = parent;
     }
 }

@@ -28,3 +28,4 @@ mod timestamp;
 mod timestamp_ledger;
 mod timestamp_outbox;
 mod update;
+mod update_safety;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{Sandbox, tree};
+use crate::support::{Outcome, Sandbox, tree};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
@@ -393,7 +393,62 @@ fn each_broken_set_is_reported_with_file_and_line_and_never_spawned() {
                 )
                 .unwrap()
             },
-            "app/README.md.j2:3: template not found",
+            "app/README.md.j2:3: invalid operation: \"../secret\" cannot be included: absolute names and '..' are not allowed",
+        ),
+        (
+            "an absolute include",
+            |d| {
+                fs::write(
+                    d.join("app/README.md.j2"),
+                    "# {{ name }}\n{% include \"/etc/hostname\" %}\n",
+                )
+                .unwrap()
+            },
+            "app/README.md.j2:2: invalid operation: \"/etc/hostname\" cannot be included: absolute names and '..' are not allowed (it is absolute)",
+        ),
+        (
+            "an output file named .spawn-elite",
+            |d| fs::write(d.join("app/.spawn-elite"), "x\n").unwrap(),
+            "app/.spawn-elite: would be written to \".spawn-elite\", where spawn-elite keeps its receipt",
+        ),
+        (
+            "a file in one layer where another has a folder",
+            |d| {
+                fs::write(d.join("app/a"), "file\n").unwrap();
+                fs::create_dir_all(d.join("extra/a")).unwrap();
+                fs::write(d.join("extra/a/b"), "inside\n").unwrap();
+            },
+            "extra/a/b: would be written to a/b, inside a, which",
+        ),
+        (
+            "a nested .git",
+            |d| {
+                fs::create_dir_all(d.join("app/sub/.git")).unwrap();
+                fs::write(d.join("app/sub/.git/config"), "[core]\n").unwrap();
+            },
+            "app/sub/.git/config: would be written to \"sub/.git/config\", where git owns every .git directory",
+        ),
+        (
+            "a generated .gitignore that ignores a generated file",
+            |d| {
+                fs::write(d.join("app/.gitignore"), "# logs\n*.log\n").unwrap();
+                fs::write(d.join("app/keep.log"), "x\n").unwrap();
+            },
+            "app/.gitignore:2: the pattern `*.log` ignores keep.log, which the spawn writes",
+        ),
+        (
+            "a .gitignore of *",
+            |d| fs::write(d.join("app/.gitignore"), "*\n").unwrap(),
+            "app/.gitignore:1: the pattern `*` ignores .gitignore, ",
+        ),
+        (
+            "a backslash in a file name",
+            |d| {
+                fs::write(d.join("app/a\\b"), "one\n").unwrap();
+                fs::create_dir_all(d.join("app/a")).unwrap();
+                fs::write(d.join("app/a/b"), "two\n").unwrap();
+            },
+            "app/a\\b: has a backslash in its name",
         ),
         (
             "a default that fails its own rule",
@@ -1058,5 +1113,184 @@ fn an_unknown_type_or_pin_without_templates_points_at_templates_dir() {
         ["w2", "--templates-digest", pin.as_str()],
         2,
         "no --templates was given, so that is the set built into spawn-elite",
+    );
+}
+
+// ------------------------------------------------------------ bounded work
+
+/// A set of one type, `app`, whose one layer holds `files`.
+fn set_of(dir: &Path, files: &[(String, String)]) {
+    fs::create_dir_all(dir.join("app")).unwrap();
+    fs::write(
+        dir.join("spawn-elite.toml"),
+        "[set]\nname = \"b\"\nversion = \"1\"\n\n[[types]]\nname = \"app\"\ndescription = \"d\"\nlayers = [\"app\"]\n",
+    )
+    .unwrap();
+    for (path, text) in files {
+        fs::write(dir.join("app").join(path), text).unwrap();
+    }
+}
+
+/// Run with a time limit: a run that outlives it is killed (code -1).
+fn run_within(sb: &Sandbox, args: &[&str], secs: u64) -> Outcome {
+    Outcome::of(
+        sb.cmd()
+            .args(args)
+            .timeout(std::time::Duration::from_secs(secs)),
+    )
+}
+
+/// `check` of the set in `dir` and a spawn from it both fail at once with
+/// `needle` (which names the file), and the spawn leaves nothing behind:
+/// no repository, no staging directory, not the `--out-dir` it made.
+fn refused_by_check_and_spawn(sb: &Sandbox, dir: &Path, needle: &str) {
+    let check = run_within(sb, &["templates", "check", s(dir)], 120);
+    check.assert_error(2, needle);
+    let base = sb.path().join("fresh/base");
+    let spawn = run_within(
+        sb,
+        &["zz", "app", "--templates", s(dir), "--out-dir", s(&base)],
+        120,
+    );
+    spawn.assert_error(2, needle);
+    assert!(
+        !sb.path().join("fresh").exists(),
+        "the spawn left {:?}",
+        tree(&sb.path().join("fresh"))
+    );
+}
+
+/// A template set is code: one that loops for hours or renders gigabytes
+/// is stopped at a limit, named with its file, in `check` and in a spawn.
+#[test]
+fn a_set_that_loops_or_floods_is_stopped_naming_the_file() {
+    let sb = Sandbox::new();
+    // Nested loops: 10^10 steps, hours before the limits.
+    let dir = sb.path().join("loops");
+    set_of(
+        &dir,
+        &[(
+            "x.j2".into(),
+            "a\n{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}\n"
+                .into(),
+        )],
+    );
+    refused_by_check_and_spawn(
+        &sb,
+        &dir,
+        &format!(
+            "{}/app/x.j2:2: takes more than 1000000 steps to render, the limit for one file",
+            dir.display()
+        ),
+    );
+    // 10 GB of output from one file (before the limits: killed by an
+    // allocation failure, with its staging directory left behind).
+    let dir = sb.path().join("flood");
+    set_of(
+        &dir,
+        &[(
+            "x.j2".into(),
+            "{% for i in range(100000) %}{{ \"x\" * 100000 }}{% endfor %}\n".into(),
+        )],
+    );
+    refused_by_check_and_spawn(
+        &sb,
+        &dir,
+        &format!(
+            "{}/app/x.j2: renders more than 4 MiB, the limit for one file",
+            dir.display()
+        ),
+    );
+    // Twelve files of 3 MB each: each within its limit, too much together.
+    let dir = sb.path().join("many");
+    let files: Vec<(String, String)> = (10..22)
+        .map(|i| (format!("f{i}.j2"), "{{ \"x\" * 3000000 }}\n".to_owned()))
+        .collect();
+    set_of(&dir, &files);
+    refused_by_check_and_spawn(
+        &sb,
+        &dir,
+        "the templates of one spawn render more than 32 MiB together, the limit for a spawn",
+    );
+    // Twelve files of three long loops each: each within its limit, too
+    // many steps together.
+    let dir = sb.path().join("busy");
+    let loops = "{% for i in range(100000) %}{% endfor %}\n".repeat(3);
+    let files: Vec<(String, String)> = (10..22)
+        .map(|i| (format!("f{i}.j2"), loops.clone()))
+        .collect();
+    set_of(&dir, &files);
+    refused_by_check_and_spawn(
+        &sb,
+        &dir,
+        "the templates of one spawn take more than 10000000 steps to render together, the limit for a spawn",
+    );
+}
+
+/// `--values` is read only from a regular file of at most 1 MiB: a device,
+/// a FIFO with no writer, a folder or a large file is refused at once.
+#[test]
+fn values_that_are_not_a_small_regular_file_are_refused_at_once() {
+    let sb = Sandbox::new();
+    let fifo = sb.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let big = sb.path().join("big.toml");
+    fs::write(&big, format!("# {}\n", "x".repeat(2 << 20))).unwrap();
+    for (file, why) in [
+        (Path::new("/dev/zero"), "it is a device, not a regular file"),
+        (fifo.as_path(), "it is a FIFO, not a regular file"),
+        (sb.path(), "it is a directory, not a regular file"),
+        (
+            big.as_path(),
+            "it is 2097155 bytes, more than the 1048576 a file of values may hold",
+        ),
+    ] {
+        let out = run_within(&sb, &["svc", "--values", s(file), "--no-git"], 60);
+        out.assert_error(
+            2,
+            &format!("cannot read --values {}: {why}", file.display()),
+        );
+        assert!(!sb.repos().exists());
+    }
+}
+
+#[test]
+fn export_into_a_dangling_symlink_says_what_it_is() {
+    let sb = Sandbox::new();
+    let link = sb.path().join("set");
+    let gone = sb.path().join("gone");
+    std::os::unix::fs::symlink(&gone, &link).unwrap();
+    sb.assert_error(
+        ["templates", "export", s(&link)],
+        2,
+        &format!(
+            "{} is a symlink to {}, which does not exist",
+            link.display(),
+            gone.display()
+        ),
+    );
+    assert!(!gone.exists());
+}
+
+/// The embedded `.gitignore` ignores `tfplan` anywhere: a tool named so
+/// would get a `bin/tfplan` that git leaves out of the initial commit.
+#[test]
+fn a_name_the_generated_gitignore_would_ignore_is_refused() {
+    let sb = Sandbox::new();
+    sb.assert_error(
+        ["tfplan", "tool", "--out-dir", s(&sb.repos())],
+        2,
+        "cannot spawn tfplan from the embedded set: embedded:base/.gitignore:25: the pattern `tfplan` ignores bin/tfplan",
+    );
+    assert!(!sb.repos().exists());
+    // Another name is fine, and its script is committed.
+    let repo = sb.spawn(&["tfplans", "tool"]);
+    assert!(
+        crate::support::git(&repo, &["ls-files", "bin/tfplans"]).contains("bin/tfplans"),
+        "bin/tfplans is committed"
     );
 }

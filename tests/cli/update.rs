@@ -347,18 +347,20 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
     expected.push("notes.txt".into());
     expected.sort();
     assert_eq!(tree(&b), expected);
-    // Another update waits for the merge to be finished.
+    // Another update waits for this one to be finished.
     sb.assert_error(
         ["update", s(&b), "--templates", s(&v2)],
         2,
-        "has a merge in progress; finish it",
+        "has an update with conflicts in progress; resolve them",
     );
 
-    // Resolve with the template's side, commit: a merge with two parents,
-    // and verify lists exactly the user's own changes.
+    // Resolve with the template's side, `update --continue` commits: a
+    // merge with two parents, and verify lists exactly the user's own
+    // changes.
     ugit(&sb, &b, &["checkout", "--theirs", "Makefile"]);
     ugit(&sb, &b, &["add", "Makefile", "SECURITY.md"]);
-    ugit(&sb, &b, &["commit", "-q", "--no-edit"]);
+    let done = update(&sb, &b, &["--continue"]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
     let parents = ugit(&sb, &b, &["rev-list", "--parents", "-n1", "HEAD"]);
     assert_eq!(parents.split(' ').count(), 3, "{parents}");
     assert_eq!(ugit(&sb, &b, &["rev-parse", "HEAD^1"]), b_head);
@@ -500,6 +502,7 @@ fn without_git_the_receipt_decides_and_conflicts_are_written_beside() {
     expected.extend(
         [
             "notes.txt",
+            ".spawn-elite/pending-update.json",
             "main.py.spawn-elite-new",
             "Makefile.spawn-elite-new",
             "SECURITY.md.spawn-elite-new",
@@ -519,6 +522,10 @@ fn without_git_the_receipt_decides_and_conflicts_are_written_beside() {
     for f in ["main.py", "Makefile", "SECURITY.md"] {
         fs::rename(b.join(format!("{f}.spawn-elite-new")), b.join(f)).expect("mv");
     }
+    // Finished: recorded now, and the note is gone.
+    let done = update(&sb, &b, &["--continue"]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(!b.join(".spawn-elite/pending-update.json").exists());
     let verify = sb.run(["verify", s(&b)]);
     assert_eq!(verify.code, 1);
     let drift: Vec<&str> = verify.stdout.lines().collect();

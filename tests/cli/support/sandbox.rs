@@ -138,6 +138,7 @@ impl Sandbox {
 
 /// How a run of the binary ended: its exit code (-1 if a signal ended it)
 /// and its output as text.
+#[derive(Debug)]
 pub struct Outcome {
     pub code: i32,
     pub stdout: String,
