@@ -294,3 +294,41 @@ fn the_registry_refuses_an_attestation_it_cannot_trust_or_that_binds_another_rec
     assert!(clean);
     assert!(sb.log_lines().is_empty(), "nothing refused was logged");
 }
+
+#[test]
+fn a_trusted_signature_over_a_statement_with_an_extra_or_missing_subject_is_refused() {
+    let sb = Sandbox::new();
+    let (key, _) = sb.trusted_key("signer");
+    let signing = spawn_elite::callback::keys::load_signing_key(&key).expect("key");
+    let repo = sb.spawn(&["subjects", "--no-git", "--sign", "--key", s(&key)]);
+    let original = statement(&repo);
+    // Re-signed by the trusted key itself: the signature verifies, and it is
+    // the statement that must be refused.
+    let resign = |st: &Value| {
+        let env = spawn_elite::provenance::dsse::Envelope::sign(
+            "application/vnd.in-toto+json",
+            &serde_json::to_vec(st).unwrap(),
+            &signing,
+        );
+        std::fs::write(repo.join(ATTESTATION), env.to_json_bytes()).unwrap();
+    };
+    let mut missing = original.clone();
+    missing["subject"].as_array_mut().unwrap().pop();
+    resign(&missing);
+    verify(&sb, &repo).assert_error(14, "its subjects are not the files the receipt covers");
+
+    let mut extra = original.clone();
+    extra["subject"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "extra.txt", "digest": {"sha256": "00"}}));
+    resign(&extra);
+    verify(&sb, &repo).assert_error(14, "its subjects are not the files the receipt covers");
+
+    resign(&original);
+    assert_eq!(
+        verify(&sb, &repo).code,
+        0,
+        "the same statement re-signed verifies"
+    );
+}
