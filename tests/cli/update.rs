@@ -10,38 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Outcome, Sandbox, tree};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-fn replace_in(path: &Path, from: &str, to: &str) {
-    let text = read(path);
-    assert!(text.contains(from), "{from:?} not in {}", path.display());
-    fs::write(path, text.replacen(from, to, 1)).expect("write");
-}
-
-fn append(path: &Path, text: &str) {
-    let mut old = read(path);
-    old.push_str(text);
-    fs::write(path, old).expect("write");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let ok = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp")
-        .success();
-    assert!(ok, "cp -a {} {}", from.display(), to.display());
-}
+use crate::support::files::{append, copy_dir, read, replace_in, s};
+use crate::support::{Sandbox, tree};
 
 /// The embedded set, exported as v1.
 fn export_v1(sb: &Sandbox) -> PathBuf {
@@ -100,31 +70,6 @@ fn make_v3(sb: &Sandbox, v2: &Path) -> PathBuf {
     v3
 }
 
-/// git as the user, with the sandbox's identity.
-fn ugit(sb: &Sandbox, dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", sb.git_config())
-        .env("GIT_AUTHOR_DATE", "@1767323045 +0000")
-        .env("GIT_COMMITTER_DATE", "@1767323045 +0000")
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn update(sb: &Sandbox, dir: &Path, args: &[&str]) -> Outcome {
-    let mut all = vec!["update", s(dir)];
-    all.extend(args);
-    sb.run(all)
-}
-
 fn receipt_of(repo: &Path) -> Value {
     serde_json::from_str(&read(&repo.join(".spawn-elite/receipt.json"))).expect("JSON")
 }
@@ -176,9 +121,9 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
     let b = sb.spawn(&["edited", "--templates", s(&v1)]);
     let v1_tree = tree(&a);
     edit_as_user(&b);
-    ugit(&sb, &b, &["add", "--all"]);
-    ugit(&sb, &b, &["commit", "-q", "-m", "our changes"]);
-    let b_head = ugit(&sb, &b, &["rev-parse", "HEAD"]);
+    sb.user_git(&b, &["add", "--all"]);
+    sb.user_git(&b, &["commit", "-q", "-m", "our changes"]);
+    let b_head = sb.user_git(&b, &["rev-parse", "HEAD"]);
 
     // A set on disk is required, and --check says it is behind.
     sb.assert_error(
@@ -186,9 +131,9 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
         2,
         "was spawned from template set acme 1.0.0 on disk; pass the set to update to with --templates DIR",
     );
-    let check = update(&sb, &a, &["--check", "--templates", s(&v1)]);
+    let check = sb.update(&a, &["--check", "--templates", s(&v1)]);
     assert_eq!(check.code, 0, "{}", check.stderr);
-    let check = update(&sb, &a, &["--check", "--templates", s(&v2)]);
+    let check = sb.update(&a, &["--check", "--templates", s(&v2)]);
     assert_eq!(check.code, 1, "{}", check.stderr);
     assert!(
         check
@@ -199,7 +144,7 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
     );
 
     // --dry-run: every path and its fate, nothing changed.
-    let dry = update(&sb, &b, &["--dry-run", "--templates", s(&v2)]);
+    let dry = sb.update(&b, &["--dry-run", "--templates", s(&v2)]);
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     for line in [
         "  unchanged .dockerignore\n",
@@ -220,7 +165,7 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
         "a rename is one line: {}",
         dry.stdout
     );
-    let json = update(&sb, &a, &["--dry-run", "--json", "--templates", s(&v2)]);
+    let json = sb.update(&a, &["--dry-run", "--json", "--templates", s(&v2)]);
     let json: Value = serde_json::from_str(&json.stdout).expect("JSON");
     assert_eq!(json["mode"], "git");
     assert_eq!(json["templates"]["from"]["version"], "1.0.0");
@@ -240,8 +185,8 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
         .expect("docs/INDEX.md listed");
     assert_eq!(renamed["from"], "docs/README.md");
     assert_eq!(fate("LICENSE"), Some("unchanged".into()));
-    assert_eq!(ugit(&sb, &b, &["rev-parse", "HEAD"]), b_head);
-    assert_eq!(ugit(&sb, &b, &["status", "--porcelain"]), "");
+    assert_eq!(sb.user_git(&b, &["rev-parse", "HEAD"]), b_head);
+    assert_eq!(sb.user_git(&b, &["status", "--porcelain"]), "");
 
     // A dirty work tree is refused, untouched.
     append(&b.join("README.md"), "uncommitted\n");
@@ -250,12 +195,12 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
         2,
         "has uncommitted changes (1 file, e.g. README.md); commit or stash them",
     );
-    ugit(&sb, &b, &["checkout", "--", "README.md"]);
-    assert_eq!(ugit(&sb, &b, &["rev-parse", "HEAD"]), b_head);
+    sb.user_git(&b, &["checkout", "--", "README.md"]);
+    assert_eq!(sb.user_git(&b, &["rev-parse", "HEAD"]), b_head);
 
     // (a) untouched: a clean merge whose result is exactly a fresh spawn
     // from v2 with the recorded port (the new default does not apply).
-    let out = update(&sb, &a, &["--templates", s(&v2)]);
+    let out = sb.update(&a, &["--templates", s(&v2)]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout
@@ -265,13 +210,13 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
     );
     assert_eq!(tree(&a), v2_tree(&v1_tree));
     assert!(read(&a.join("Makefile")).contains("HOST ?= 0.0.0.0\nPORT ?= 8000"));
-    let parents = ugit(&sb, &a, &["rev-list", "--parents", "-n1", "HEAD"]);
+    let parents = sb.user_git(&a, &["rev-list", "--parents", "-n1", "HEAD"]);
     assert_eq!(parents.split(' ').count(), 3, "a merge commit: {parents}");
     assert!(
-        ugit(&sb, &a, &["log", "-1", "--format=%s"])
+        sb.user_git(&a, &["log", "-1", "--format=%s"])
             .contains("update scaffold from template set acme 1.0.0 to acme 2.0.0")
     );
-    let pristine_msg = ugit(&sb, &a, &["log", "-1", "--format=%B", "HEAD^2"]);
+    let pristine_msg = sb.user_git(&a, &["log", "-1", "--format=%B", "HEAD^2"]);
     let root = receipt_of(&a)["merkle_root"].as_str().unwrap().to_owned();
     assert!(
         pristine_msg.contains(&format!("Spawn-Elite-Pristine: {root}")),
@@ -292,11 +237,11 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
     let fresh = sb.path().join("fresh/plain");
     assert_eq!(receipt_of(&fresh)["merkle_root"], root.as_str());
     assert!(sb.run(["verify", s(&a)]).success());
-    assert_eq!(update(&sb, &a, &["--check", "--templates", s(&v2)]).code, 0);
+    assert_eq!(sb.update(&a, &["--check", "--templates", s(&v2)]).code, 0);
 
     // (b)-(f): conflicts in Makefile (same line) and SECURITY.md (deleted
     // by the user, changed by v2); the rest merges.
-    let out = update(&sb, &b, &["--templates", s(&v2)]);
+    let out = sb.update(&b, &["--templates", s(&v2)]);
     assert_eq!(out.code, 12, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("  conflict  Makefile\n"),
@@ -319,7 +264,7 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
         "{}",
         out.stdout
     );
-    let status = ugit(&sb, &b, &["status", "--porcelain"]);
+    let status = sb.user_git(&b, &["status", "--porcelain"]);
     let mut status: Vec<&str> = status.lines().collect();
     status.sort();
     assert_eq!(
@@ -357,13 +302,13 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
     // Resolve with the template's side, `update --continue` commits: a
     // merge with two parents, and verify lists exactly the user's own
     // changes.
-    ugit(&sb, &b, &["checkout", "--theirs", "Makefile"]);
-    ugit(&sb, &b, &["add", "Makefile", "SECURITY.md"]);
-    let done = update(&sb, &b, &["--continue"]);
+    sb.user_git(&b, &["checkout", "--theirs", "Makefile"]);
+    sb.user_git(&b, &["add", "Makefile", "SECURITY.md"]);
+    let done = sb.update(&b, &["--continue"]);
     assert_eq!(done.code, 0, "{}", done.stderr);
-    let parents = ugit(&sb, &b, &["rev-list", "--parents", "-n1", "HEAD"]);
+    let parents = sb.user_git(&b, &["rev-list", "--parents", "-n1", "HEAD"]);
     assert_eq!(parents.split(' ').count(), 3, "{parents}");
-    assert_eq!(ugit(&sb, &b, &["rev-parse", "HEAD^1"]), b_head);
+    assert_eq!(sb.user_git(&b, &["rev-parse", "HEAD^1"]), b_head);
     let verify = sb.run(["verify", s(&b)]);
     assert_eq!(verify.code, 1, "{}", verify.stdout);
     let drift: Vec<&str> = verify.stdout.lines().collect();
@@ -377,7 +322,7 @@ fn git_mode_merges_the_template_changes_and_keeps_the_users() {
         "{}",
         verify.stdout
     );
-    assert_eq!(update(&sb, &b, &["--check", "--templates", s(&v2)]).code, 0);
+    assert_eq!(sb.update(&b, &["--check", "--templates", s(&v2)]).code, 0);
 
     // The ledger: two spawns, then the two updates.
     let lines = ledger_lines(&sb);
@@ -406,36 +351,36 @@ fn each_update_finds_its_base_after_user_commits_and_in_a_fresh_clone() {
     let v2 = make_v2(&sb, &v1);
     let v3 = make_v3(&sb, &v2);
     let repo = sb.spawn(&["chain", "--templates", s(&v1), "--no-ledger"]);
-    let initial = ugit(&sb, &repo, &["rev-parse", "HEAD"]);
+    let initial = sb.user_git(&repo, &["rev-parse", "HEAD"]);
     replace_in(
         &repo.join("main.py"),
         "import time\n",
         "import time  # ours\n",
     );
-    ugit(&sb, &repo, &["commit", "-q", "-am", "ours"]);
-    let out = update(&sb, &repo, &["--templates", s(&v2), "--no-ledger"]);
+    sb.user_git(&repo, &["commit", "-q", "-am", "ours"]);
+    let out = sb.update(&repo, &["--templates", s(&v2), "--no-ledger"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains(&format!("base {}", &initial[..12])),
         "{}",
         out.stdout
     );
-    let pristine2 = ugit(&sb, &repo, &["rev-parse", "HEAD^2"]);
-    assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD^2^"]), initial);
+    let pristine2 = sb.user_git(&repo, &["rev-parse", "HEAD^2"]);
+    assert_eq!(sb.user_git(&repo, &["rev-parse", "HEAD^2^"]), initial);
     // The user commits on top, then clones: no refs but the branch.
     fs::write(repo.join("later.txt"), "later\n").expect("write");
-    ugit(&sb, &repo, &["add", "later.txt"]);
-    ugit(&sb, &repo, &["commit", "-q", "-m", "later"]);
+    sb.user_git(&repo, &["add", "later.txt"]);
+    sb.user_git(&repo, &["commit", "-q", "-m", "later"]);
     let clone = sb.path().join("clone");
-    ugit(&sb, sb.path(), &["clone", "-q", s(&repo), s(&clone)]);
-    let out = update(&sb, &clone, &["--templates", s(&v3), "--no-ledger"]);
+    sb.user_git(sb.path(), &["clone", "-q", s(&repo), s(&clone)]);
+    let out = sb.update(&clone, &["--templates", s(&v3), "--no-ledger"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains(&format!("base {}", &pristine2[..12])),
         "{}",
         out.stdout
     );
-    assert_eq!(ugit(&sb, &clone, &["rev-parse", "HEAD^2^"]), pristine2);
+    assert_eq!(sb.user_git(&clone, &["rev-parse", "HEAD^2^"]), pristine2);
     assert_eq!(
         read(&clone.join("MAINTAINERS")),
         "* @acme/platform @acme/sre\n"
@@ -446,14 +391,14 @@ fn each_update_finds_its_base_after_user_commits_and_in_a_fresh_clone() {
         "{main}"
     );
     assert!(clone.join("later.txt").is_file());
-    let check = update(&sb, &clone, &["--check", "--templates", s(&v3)]);
+    let check = sb.update(&clone, &["--check", "--templates", s(&v3)]);
     assert_eq!(check.code, 0, "{}", check.stdout);
     // Already current: nothing to do, nothing changed.
-    let head = ugit(&sb, &clone, &["rev-parse", "HEAD"]);
-    let again = update(&sb, &clone, &["--templates", s(&v3), "--no-ledger"]);
+    let head = sb.user_git(&clone, &["rev-parse", "HEAD"]);
+    let again = sb.update(&clone, &["--templates", s(&v3), "--no-ledger"]);
     assert_eq!(again.code, 0);
     assert!(again.stdout.contains("is up to date"), "{}", again.stdout);
-    assert_eq!(ugit(&sb, &clone, &["rev-parse", "HEAD"]), head);
+    assert_eq!(sb.user_git(&clone, &["rev-parse", "HEAD"]), head);
 }
 
 #[test]
@@ -467,7 +412,7 @@ fn without_git_the_receipt_decides_and_conflicts_are_written_beside() {
     edit_as_user(&b);
 
     // (a) untouched: exactly v2's output, and it verifies.
-    let out = update(&sb, &a, &["--templates", s(&v2)]);
+    let out = sb.update(&a, &["--templates", s(&v2)]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("(receipt only, no git history)"),
@@ -476,10 +421,10 @@ fn without_git_the_receipt_decides_and_conflicts_are_written_beside() {
     );
     assert_eq!(tree(&a), v2_tree(&v1_tree));
     assert!(sb.run(["verify", s(&a)]).success());
-    assert_eq!(update(&sb, &a, &["--check", "--templates", s(&v2)]).code, 0);
+    assert_eq!(sb.update(&a, &["--check", "--templates", s(&v2)]).code, 0);
 
     // (b)-(f): without the old contents, both-changed is a conflict.
-    let dry = update(&sb, &b, &["--dry-run", "--templates", s(&v2)]);
+    let dry = sb.update(&b, &["--dry-run", "--templates", s(&v2)]);
     assert_eq!(dry.code, 0);
     assert!(
         dry.stdout.contains("  conflict  main.py\n"),
@@ -488,7 +433,7 @@ fn without_git_the_receipt_decides_and_conflicts_are_written_beside() {
     );
     assert_eq!(tree(&b).len(), v1_tree.len(), "dry run changed nothing");
     let before_readme = read(&b.join("README.md"));
-    let out = update(&sb, &b, &["--templates", s(&v2)]);
+    let out = sb.update(&b, &["--templates", s(&v2)]);
     assert_eq!(out.code, 12, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("3 conflicts to resolve: your version was kept and the new one written beside it as PATH.spawn-elite-new"),
@@ -517,13 +462,13 @@ fn without_git_the_receipt_decides_and_conflicts_are_written_beside() {
     assert!(read(&b.join("Makefile")).contains("HOST ?= localhost"));
     assert!(read(&b.join("Makefile.spawn-elite-new")).contains("HOST ?= 0.0.0.0"));
     assert_eq!(receipt_of(&b)["spawn"]["templates"]["version"], "2.0.0");
-    assert_eq!(update(&sb, &b, &["--check", "--templates", s(&v2)]).code, 0);
+    assert_eq!(sb.update(&b, &["--check", "--templates", s(&v2)]).code, 0);
     // Resolved by taking the new versions: only the user's own changes remain.
     for f in ["main.py", "Makefile", "SECURITY.md"] {
         fs::rename(b.join(format!("{f}.spawn-elite-new")), b.join(f)).expect("mv");
     }
     // Finished: recorded now, and the note is gone.
-    let done = update(&sb, &b, &["--continue"]);
+    let done = sb.update(&b, &["--continue"]);
     assert_eq!(done.code, 0, "{}", done.stderr);
     assert!(!b.join(".spawn-elite/pending-update.json").exists());
     let verify = sb.run(["verify", s(&b)]);
@@ -545,8 +490,8 @@ fn set_changes_a_recorded_value_checked_by_the_sets_rules() {
         2,
         "invalid --set port=\"80\": use a port from 1024 to 65535",
     );
-    assert_eq!(update(&sb, &repo, &["--check"]).code, 0);
-    let out = update(&sb, &repo, &["--set", "port=9100", "--no-ledger"]);
+    assert_eq!(sb.update(&repo, &["--check"]).code, 0);
+    let out = sb.update(&repo, &["--set", "port=9100", "--no-ledger"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(read(&repo.join("Makefile")).contains("PORT ?= 9100"));
     assert_eq!(receipt_of(&repo)["spawn"]["options"]["port"], "9100");
@@ -678,19 +623,18 @@ fn assert_fully_updated(
     (reference, reference_tree): (&str, &str),
     trial: u64,
 ) {
-    let head = ugit(sb, repo, &["rev-parse", "HEAD"]);
+    let head = sb.user_git(repo, &["rev-parse", "HEAD"]);
     if head == reference {
         return;
     }
     eprintln!(
         "trial {trial}: merge {} is not the reference commit; checking parents and tree",
-        ugit(
-            sb,
+        sb.user_git(
             repo,
             &["log", "-1", "--format=%H author %ad committer %cd", "HEAD"]
         )
     );
-    let parents = ugit(sb, repo, &["rev-list", "--parents", "-n", "1", "HEAD"]);
+    let parents = sb.user_git(repo, &["rev-list", "--parents", "-n", "1", "HEAD"]);
     let parents: Vec<&str> = parents.split_whitespace().skip(1).collect();
     assert_eq!(
         parents.len(),
@@ -702,10 +646,10 @@ fn assert_fully_updated(
         "trial {trial}: the merge is not on the user's branch"
     );
     assert_eq!(
-        ugit(sb, repo, &["rev-parse", "HEAD^{tree}"]),
+        sb.user_git(repo, &["rev-parse", "HEAD^{tree}"]),
         reference_tree,
         "trial {trial}: the merge's tree differs from the reference update's; HEAD {}",
-        ugit(sb, repo, &["log", "-1", "--format=%H %ad %cd %s", "HEAD"])
+        sb.user_git(repo, &["log", "-1", "--format=%H %ad %cd %s", "HEAD"])
     );
 }
 
@@ -718,20 +662,20 @@ fn an_update_killed_at_any_instant_leaves_the_branch_untouched_or_merged() {
     fs::create_dir(&tmp).expect("mkdir");
     let template = sb.spawn(&["killed", "--templates", s(&v1), "--no-ledger"]);
     append(&template.join("README.md"), "ours\n");
-    ugit(&sb, &template, &["commit", "-q", "-am", "ours"]);
+    sb.user_git(&template, &["commit", "-q", "-am", "ours"]);
     let template = fs::canonicalize(&template).expect("canonical");
-    let old_head = ugit(&sb, &template, &["rev-parse", "HEAD"]);
+    let old_head = sb.user_git(&template, &["rev-parse", "HEAD"]);
 
     // A reference run: how long an update takes, and the merge it makes
     // (commit ids are reproducible: fixed dates, same content).
     let reference = sb.path().join("reference");
     copy_dir(&template, &reference);
     let started = Instant::now();
-    let out = update(&sb, &reference, &["--templates", s(&v2), "--no-ledger"]);
+    let out = sb.update(&reference, &["--templates", s(&v2), "--no-ledger"]);
     let took = started.elapsed();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let merged_head = ugit(&sb, &reference, &["rev-parse", "HEAD"]);
-    let merged_tree = ugit(&sb, &reference, &["rev-parse", "HEAD^{tree}"]);
+    let merged_head = sb.user_git(&reference, &["rev-parse", "HEAD"]);
+    let merged_tree = sb.user_git(&reference, &["rev-parse", "HEAD^{tree}"]);
 
     // 52 trials, one in four a Ctrl-C to the process group, the others a
     // SIGKILL; each on a fresh copy of the prepared repository.
@@ -744,12 +688,8 @@ fn an_update_killed_at_any_instant_leaves_the_branch_untouched_or_merged() {
         let repo = fs::canonicalize(&repo).expect("canonical");
         let delay = delays.next(took);
         interrupt_update(&sb, &repo, &v2, &tmp, delay, trial % 4 == 3);
-        let head = ugit(&sb, &repo, &["rev-parse", "HEAD"]);
-        let status = ugit(
-            &sb,
-            &repo,
-            &["status", "--porcelain", "--untracked-files=all"],
-        );
+        let head = sb.user_git(&repo, &["rev-parse", "HEAD"]);
+        let status = sb.user_git(&repo, &["status", "--porcelain", "--untracked-files=all"]);
         assert_eq!(
             status, "",
             "trial {trial} (after {delay:?}): work tree not clean"
@@ -766,7 +706,7 @@ fn an_update_killed_at_any_instant_leaves_the_branch_untouched_or_merged() {
         }
         // Finishing the job afterwards works from either state, and leaves
         // no scratch directory behind (in .git or in $TMPDIR).
-        let again = update(&sb, &repo, &["--templates", s(&v2), "--no-ledger", "-q"]);
+        let again = sb.update(&repo, &["--templates", s(&v2), "--no-ledger", "-q"]);
         assert_eq!(again.code, 0, "trial {trial}: {}", again.stderr);
         assert_fully_updated(&sb, &repo, &old_head, (&merged_head, &merged_tree), trial);
         let left = leftovers(&repo.join(".git"), "spawn-elite-update-");
@@ -800,7 +740,7 @@ fn a_receipt_mode_update_killed_at_any_instant_leaves_each_file_old_or_new() {
     let reference = sb.path().join("reference");
     copy_dir(&template, &reference);
     let started = Instant::now();
-    let out = update(&sb, &reference, &["--templates", s(&v2), "--no-ledger"]);
+    let out = sb.update(&reference, &["--templates", s(&v2), "--no-ledger"]);
     let took = started.elapsed();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let new = contents(&reference);
@@ -845,7 +785,7 @@ fn a_receipt_mode_update_killed_at_any_instant_leaves_each_file_old_or_new() {
             }
         }
         // Running it again finishes the job and removes the scratch.
-        let again = update(&sb, &repo, &["--templates", s(&v2), "--no-ledger", "-q"]);
+        let again = sb.update(&repo, &["--templates", s(&v2), "--no-ledger", "-q"]);
         assert_eq!(again.code, 0, "trial {trial}: {}", again.stderr);
         assert_eq!(
             contents(&repo),
@@ -875,7 +815,7 @@ fn a_receipt_mode_update_killed_at_any_instant_leaves_each_file_old_or_new() {
     }
     fs::create_dir(repo.join(".spawn-elite/update-Ab12Cd")).expect("mkdir");
     fs::write(repo.join(".spawn-elite/update-Ab12Cd/0"), "staged").expect("write");
-    let again = update(&sb, &repo, &["--templates", s(&v2), "--no-ledger"]);
+    let again = sb.update(&repo, &["--templates", s(&v2), "--no-ledger"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(
         again.stdout.contains("  updated   main.py\n")
@@ -898,8 +838,7 @@ fn callback_delivers_the_updated_receipt_to_the_receiver() {
     let repo = sb.spawn(&["called", "--templates", s(&v1), "--no-ledger"]);
     let rx = sb.receiver("127.0.0.1:0");
     let url = rx.url("/hooks/update");
-    let out = update(
-        &sb,
+    let out = sb.update(
         &repo,
         &[
             "--templates",
@@ -968,7 +907,7 @@ fn a_new_set_version_with_the_same_files_is_recorded_in_the_receipt() {
                 (p, bytes)
             })
             .collect();
-        let check = update(&sb, &repo, &["--check", "--templates", s(&v1b)]);
+        let check = sb.update(&repo, &["--check", "--templates", s(&v1b)]);
         assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
         assert!(
             check.stdout.starts_with(
@@ -977,8 +916,8 @@ fn a_new_set_version_with_the_same_files_is_recorded_in_the_receipt() {
             "{}",
             check.stdout
         );
-        let head = git.then(|| ugit(&sb, &repo, &["rev-parse", "HEAD"]));
-        let out = update(&sb, &repo, &["--templates", s(&v1b), "--no-ledger"]);
+        let head = git.then(|| sb.user_git(&repo, &["rev-parse", "HEAD"]));
+        let out = sb.update(&repo, &["--templates", s(&v1b), "--no-ledger"]);
         assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
         assert!(
             out.stdout.contains(
@@ -994,13 +933,13 @@ fn a_new_set_version_with_the_same_files_is_recorded_in_the_receipt() {
         }
         if let Some(head) = head {
             // A merge whose pristine side changes only the receipt.
-            assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD^1"]), head);
-            let changed = ugit(&sb, &repo, &["diff", "--name-only", "HEAD^2^", "HEAD^2"]);
+            assert_eq!(sb.user_git(&repo, &["rev-parse", "HEAD^1"]), head);
+            let changed = sb.user_git(&repo, &["diff", "--name-only", "HEAD^2^", "HEAD^2"]);
             assert_eq!(changed, ".spawn-elite/receipt.json");
-            assert_eq!(ugit(&sb, &repo, &["status", "--porcelain"]), "");
+            assert_eq!(sb.user_git(&repo, &["status", "--porcelain"]), "");
         }
         assert!(sb.run(["verify", s(&repo)]).success());
-        let check = update(&sb, &repo, &["--check", "--templates", s(&v1b)]);
+        let check = sb.update(&repo, &["--check", "--templates", s(&v1b)]);
         assert_eq!(check.code, 0, "{}", check.stdout);
     }
 }
@@ -1025,7 +964,7 @@ fn a_receipt_records_only_the_keys_that_apply_and_older_receipts_stay_current() 
         serde_json::to_vec_pretty(&older).expect("json"),
     )
     .expect("write");
-    let check = update(&sb, &repo, &["--check"]);
+    let check = sb.update(&repo, &["--check"]);
     assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
     assert!(
         check.stdout.starts_with("ok: scaffold is current"),

@@ -14,38 +14,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::files::{append, copy_dir, read, replace_in, s};
 use crate::support::{Outcome, Sandbox};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-fn replace_in(path: &Path, from: &str, to: &str) {
-    let text = read(path);
-    assert!(text.contains(from), "{from:?} not in {}", path.display());
-    fs::write(path, text.replacen(from, to, 1)).expect("write");
-}
-
-fn append(path: &Path, text: &str) {
-    let mut old = read(path);
-    old.push_str(text);
-    fs::write(path, old).expect("write");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp")
-        .success();
-    assert!(ok, "cp -a {} {}", from.display(), to.display());
-}
 
 /// The sets v1, v2, v3 and v2-drop (see the module's doc).
 struct Sets {
@@ -92,29 +62,6 @@ fn sets(sb: &Sandbox) -> Sets {
         v3,
         v2_drop,
     }
-}
-
-/// git as the user, with the sandbox's identity; expect success.
-fn ugit(sb: &Sandbox, dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", sb.git_config())
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn update(sb: &Sandbox, dir: &Path, args: &[&str]) -> Outcome {
-    let mut all = vec!["update", s(dir)];
-    all.extend(args);
-    sb.run(all)
 }
 
 fn spawn_svc(sb: &Sandbox, set: &Path, extra: &[&str]) -> PathBuf {
@@ -177,7 +124,7 @@ fn a_no_git_update_never_writes_or_removes_through_a_symlinked_folder() {
         std::os::unix::fs::symlink(elsewhere.join("docs"), repo.join("docs")).expect("symlink");
         let before = snapshot(&elsewhere);
 
-        let out = update(&sb, &repo, &["--templates", s(set), "--no-ledger"]);
+        let out = sb.update(&repo, &["--templates", s(set), "--no-ledger"]);
         assert_eq!(
             snapshot(&elsewhere),
             before,
@@ -213,7 +160,7 @@ fn a_no_git_update_refuses_a_symlinked_spawn_elite_folder() {
         .expect("symlink");
     let before = snapshot(&elsewhere);
     let main_before = read(&repo.join("main.py"));
-    let out = update(&sb, &repo, &["--templates", s(&sets.v2), "--no-ledger"]);
+    let out = sb.update(&repo, &["--templates", s(&sets.v2), "--no-ledger"]);
     out.assert_error(2, ".spawn-elite is a symlink");
     assert_eq!(snapshot(&elsewhere), before);
     assert_eq!(read(&repo.join("main.py")), main_before);
@@ -254,13 +201,13 @@ fn git_mode_never_overwrites_an_ignored_or_excluded_file() {
             append(&repo.join(".git/info/exclude"), "MAINTAINERS\n");
         } else {
             append(&repo.join(".gitignore"), "MAINTAINERS\n");
-            ugit(&sb, &repo, &["commit", "-qam", "ignore my MAINTAINERS"]);
+            sb.user_git(&repo, &["commit", "-qam", "ignore my MAINTAINERS"]);
         }
         fs::write(repo.join("MAINTAINERS"), "mine, not in git\n").expect("write");
-        let head = ugit(&sb, &repo, &["rev-parse", "HEAD"]);
+        let head = sb.user_git(&repo, &["rev-parse", "HEAD"]);
 
-        let dry = update(&sb, &repo, &["--templates", s(&sets.v2), "--dry-run"]);
-        let real = update(&sb, &repo, &["--templates", s(&sets.v2)]);
+        let dry = sb.update(&repo, &["--templates", s(&sets.v2), "--dry-run"]);
+        let real = sb.update(&repo, &["--templates", s(&sets.v2)]);
         assert_eq!(
             read(&repo.join("MAINTAINERS")),
             "mine, not in git\n",
@@ -269,7 +216,7 @@ fn git_mode_never_overwrites_an_ignored_or_excluded_file() {
         real.assert_error(2, "MAINTAINERS");
         assert!(real.stderr.contains("ignored"), "{how}: {}", real.stderr);
         assert_eq!(dry.code, real.code, "{how}: the dry run: {dry:?}");
-        assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD"]), head);
+        assert_eq!(sb.user_git(&repo, &["rev-parse", "HEAD"]), head);
         assert!(update_lines(&sb).is_empty());
     }
 }
@@ -284,20 +231,16 @@ fn an_assume_unchanged_file_is_refused_before_anything_changes() {
     let sets = sets(&sb);
     let repo = spawn_svc(&sb, &sets.v1, &["--no-ledger"]);
     append(&repo.join("main.py"), "# my uncommitted edit\n");
-    ugit(
-        &sb,
-        &repo,
-        &["update-index", "--assume-unchanged", "main.py"],
-    );
-    let head = ugit(&sb, &repo, &["rev-parse", "HEAD"]);
+    sb.user_git(&repo, &["update-index", "--assume-unchanged", "main.py"]);
+    let head = sb.user_git(&repo, &["rev-parse", "HEAD"]);
     for args in [vec!["--dry-run"], vec![]] {
         let mut all = vec!["--templates", s(&sets.v2)];
         all.extend(args);
-        let out = update(&sb, &repo, &all);
+        let out = sb.update(&repo, &all);
         out.assert_error(2, "assume-unchanged");
         assert!(out.stderr.contains("main.py"), "{}", out.stderr);
         assert!(read(&repo.join("main.py")).ends_with("# my uncommitted edit\n"));
-        assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD"]), head);
+        assert_eq!(sb.user_git(&repo, &["rev-parse", "HEAD"]), head);
     }
 }
 
@@ -385,16 +328,12 @@ fn a_second_update_while_one_runs_is_refused() {
     second.assert_error(2, "another update of this repository is running");
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(
-        ugit(
-            &sb,
-            &repo,
-            &["status", "--porcelain", "--untracked-files=all"]
-        ),
+        sb.user_git(&repo, &["status", "--porcelain", "--untracked-files=all"]),
         "",
         "nothing staged or changed after the update"
     );
     assert_eq!(
-        ugit(&sb, &repo, &["rev-list", "--merges", "--count", "HEAD"]),
+        sb.user_git(&repo, &["rev-list", "--merges", "--count", "HEAD"]),
         "1"
     );
     assert_eq!(update_lines(&sb).len(), 1);
@@ -411,20 +350,20 @@ fn an_unresolved_spawn_elite_new_file_stops_the_next_update() {
     let sets = sets(&sb);
     let repo = spawn_svc(&sb, &sets.v1, &["--no-git", "--no-ledger"]);
     append(&repo.join("main.py"), "# mine\n");
-    let first = update(&sb, &repo, &["--templates", s(&sets.v2), "--no-ledger"]);
+    let first = sb.update(&repo, &["--templates", s(&sets.v2), "--no-ledger"]);
     assert_eq!(first.code, 12, "{}{}", first.stdout, first.stderr);
     let pending = repo.join("main.py.spawn-elite-new");
     let waiting = read(&pending);
     assert!(waiting.ends_with("# v2\n"));
 
     for set in [&sets.v3, &sets.v2] {
-        let out = update(&sb, &repo, &["--templates", s(set), "--no-ledger"]);
+        let out = sb.update(&repo, &["--templates", s(set), "--no-ledger"]);
         out.assert_error(2, "main.py.spawn-elite-new");
         assert_eq!(read(&pending), waiting, "left as it was");
     }
     // Resolved (taken, here): the next update goes ahead.
     fs::rename(&pending, repo.join("main.py")).expect("take it");
-    let out = update(&sb, &repo, &["--templates", s(&sets.v3), "--no-ledger"]);
+    let out = sb.update(&repo, &["--templates", s(&sets.v3), "--no-ledger"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
 
@@ -440,9 +379,9 @@ fn an_update_is_recorded_when_it_is_finished() {
     let sets = sets(&sb);
     let repo = spawn_svc(&sb, &sets.v1, &[]);
     append(&repo.join("main.py"), "# mine\n");
-    ugit(&sb, &repo, &["commit", "-qam", "mine"]);
+    sb.user_git(&repo, &["commit", "-qam", "mine"]);
 
-    let out = update(&sb, &repo, &["--templates", s(&sets.v2)]);
+    let out = sb.update(&repo, &["--templates", s(&sets.v2)]);
     assert_eq!(out.code, 12, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("spawn-elite update --continue"),
@@ -454,16 +393,16 @@ fn an_update_is_recorded_when_it_is_finished() {
         0,
         "not recorded while conflicts wait"
     );
-    ugit(&sb, &repo, &["merge", "--abort"]);
+    sb.user_git(&repo, &["merge", "--abort"]);
     assert_eq!(
         update_lines(&sb).len(),
         0,
         "an aborted update is never recorded"
     );
 
-    let out = update(&sb, &repo, &["--templates", s(&sets.v2)]);
+    let out = sb.update(&repo, &["--templates", s(&sets.v2)]);
     assert_eq!(out.code, 12, "{}{}", out.stdout, out.stderr);
-    let refused = update(&sb, &repo, &["--continue"]);
+    let refused = sb.update(&repo, &["--continue"]);
     refused.assert_error(2, "main.py");
     assert!(refused.stderr.contains("conflict"), "{}", refused.stderr);
 
@@ -476,18 +415,18 @@ fn an_update_is_recorded_when_it_is_finished() {
         .map(|l| format!("{l}\n"))
         .collect();
     fs::write(repo.join("main.py"), resolved).expect("resolve");
-    ugit(&sb, &repo, &["add", "main.py"]);
-    let done = update(&sb, &repo, &["--continue"]);
+    sb.user_git(&repo, &["add", "main.py"]);
+    let done = sb.update(&repo, &["--continue"]);
     assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
     assert!(!repo.join(".git/MERGE_HEAD").exists());
     assert_eq!(
-        ugit(&sb, &repo, &["rev-list", "--merges", "--count", "HEAD"]),
+        sb.user_git(&repo, &["rev-list", "--merges", "--count", "HEAD"]),
         "1"
     );
     let lines = update_lines(&sb);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["update"]["new_templates"]["version"], "2.0.0");
-    let again = update(&sb, &repo, &["--continue"]);
+    let again = sb.update(&repo, &["--continue"]);
     again.assert_error(2, "no update");
     assert_eq!(update_lines(&sb).len(), 1);
 }
@@ -500,12 +439,13 @@ fn a_receipt_mode_update_is_recorded_when_its_conflicts_are_resolved() {
     let sets = sets(&sb);
     let repo = spawn_svc(&sb, &sets.v1, &["--no-git"]);
     append(&repo.join("main.py"), "# mine\n");
-    let out = update(&sb, &repo, &["--templates", s(&sets.v2)]);
+    let out = sb.update(&repo, &["--templates", s(&sets.v2)]);
     assert_eq!(out.code, 12, "{}{}", out.stdout, out.stderr);
     assert_eq!(update_lines(&sb).len(), 0);
-    update(&sb, &repo, &["--continue"]).assert_error(2, "main.py.spawn-elite-new");
+    sb.update(&repo, &["--continue"])
+        .assert_error(2, "main.py.spawn-elite-new");
     fs::remove_file(repo.join("main.py.spawn-elite-new")).expect("resolve: keep mine");
-    let done = update(&sb, &repo, &["--continue"]);
+    let done = sb.update(&repo, &["--continue"]);
     assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
     assert_eq!(update_lines(&sb).len(), 1);
 }
@@ -521,10 +461,10 @@ fn the_dry_run_refuses_what_the_run_refuses() {
     let repo = spawn_svc(&sb, &sets.v1, &["--no-ledger"]);
     let v2 = s(&sets.v2);
     let both = |what: &str| {
-        let dry = update(&sb, &repo, &["--templates", v2, "--dry-run", "--no-ledger"]);
-        let head = ugit(&sb, &repo, &["rev-parse", "HEAD"]);
-        let real = update(&sb, &repo, &["--templates", v2, "--no-ledger"]);
-        assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD"]), head, "{what}");
+        let dry = sb.update(&repo, &["--templates", v2, "--dry-run", "--no-ledger"]);
+        let head = sb.user_git(&repo, &["rev-parse", "HEAD"]);
+        let real = sb.update(&repo, &["--templates", v2, "--no-ledger"]);
+        assert_eq!(sb.user_git(&repo, &["rev-parse", "HEAD"]), head, "{what}");
         assert_ne!(real.code, 0, "{what}: the real run refuses: {real:?}");
         assert_eq!(dry.code, real.code, "{what}: {dry:?} vs {real:?}");
         assert_eq!(dry.stderr, real.stderr, "{what}");
@@ -532,18 +472,18 @@ fn the_dry_run_refuses_what_the_run_refuses() {
     // A dirty tree.
     append(&repo.join("README.md"), "draft\n");
     both("a dirty tree");
-    ugit(&sb, &repo, &["checkout", "README.md"]);
+    sb.user_git(&repo, &["checkout", "README.md"]);
     // An untracked file where the set adds one.
     fs::write(repo.join("MAINTAINERS"), "mine\n").expect("write");
     both("an untracked file at an added path");
     fs::remove_file(repo.join("MAINTAINERS")).expect("rm");
     // A merge in progress.
-    ugit(&sb, &repo, &["checkout", "-qb", "side"]);
+    sb.user_git(&repo, &["checkout", "-qb", "side"]);
     append(&repo.join("README.md"), "side\n");
-    ugit(&sb, &repo, &["commit", "-qam", "side"]);
-    ugit(&sb, &repo, &["checkout", "-q", "-"]);
+    sb.user_git(&repo, &["commit", "-qam", "side"]);
+    sb.user_git(&repo, &["checkout", "-q", "-"]);
     append(&repo.join("README.md"), "main\n");
-    ugit(&sb, &repo, &["commit", "-qam", "main"]);
+    sb.user_git(&repo, &["commit", "-qam", "main"]);
     let merge = Command::new("git")
         .current_dir(&repo)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -564,16 +504,11 @@ fn quiet_is_quiet_and_a_value_change_is_named() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
     let repo = spawn_svc(&sb, &sets.v1, &["--no-ledger"]);
-    let out = update(
-        &sb,
-        &repo,
-        &["--templates", s(&sets.v2), "-q", "--no-ledger"],
-    );
+    let out = sb.update(&repo, &["--templates", s(&sets.v2), "-q", "--no-ledger"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
 
-    let out = update(
-        &sb,
+    let out = sb.update(
         &repo,
         &[
             "--templates",
@@ -595,16 +530,16 @@ fn receipt_mode_in_a_git_repository_says_the_result_is_uncommitted() {
     let sb = Sandbox::new();
     let sets = sets(&sb);
     let repo = spawn_svc(&sb, &sets.v1, &["--no-git", "--no-ledger"]);
-    ugit(&sb, &repo, &["init", "-q"]);
-    ugit(&sb, &repo, &["add", "-A"]);
-    ugit(&sb, &repo, &["commit", "-qm", "imported"]);
-    let out = update(&sb, &repo, &["--templates", s(&sets.v2), "--no-ledger"]);
+    sb.user_git(&repo, &["init", "-q"]);
+    sb.user_git(&repo, &["add", "-A"]);
+    sb.user_git(&repo, &["commit", "-qm", "imported"]);
+    let out = sb.update(&repo, &["--templates", s(&sets.v2), "--no-ledger"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(said.contains("no pristine scaffold commit"), "{said}");
     assert!(said.contains("left uncommitted"), "{said}");
     assert!(
-        !ugit(&sb, &repo, &["status", "--porcelain"]).is_empty(),
+        !sb.user_git(&repo, &["status", "--porcelain"]).is_empty(),
         "the changes are in the work tree"
     );
 }
@@ -644,7 +579,7 @@ fn a_full_disk_in_git_mode_says_the_repository_is_unchanged() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let repo = mount.join("svc");
-    let head = ugit(&sb, &repo, &["rev-parse", "HEAD"]);
+    let head = sb.user_git(&repo, &["rev-parse", "HEAD"]);
     // Fill the disk, then free 48 KiB: room for git's index, not for the
     // files of the pristine commit.
     {
@@ -665,7 +600,7 @@ fn a_full_disk_in_git_mode_says_the_repository_is_unchanged() {
         f.set_len(len.saturating_sub(48 << 10))
             .expect("free 48 KiB");
     }
-    let out = update(&sb, &repo, &["--templates", s(&sets.v2), "--no-ledger"]);
+    let out = sb.update(&repo, &["--templates", s(&sets.v2), "--no-ledger"]);
     assert_ne!(out.code, 0, "{}", out.stdout);
     assert!(
         !out.stderr.contains("nothing was created"),
@@ -673,5 +608,5 @@ fn a_full_disk_in_git_mode_says_the_repository_is_unchanged() {
         out.stderr
     );
     assert!(out.stderr.contains("left unchanged"), "{}", out.stderr);
-    assert_eq!(ugit(&sb, &repo, &["rev-parse", "HEAD"]), head);
+    assert_eq!(sb.user_git(&repo, &["rev-parse", "HEAD"]), head);
 }

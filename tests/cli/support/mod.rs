@@ -2,6 +2,7 @@
 //! of callbacks, the real receiver, and a scripted server.
 
 mod callback;
+pub mod files;
 mod flaky;
 mod receiver;
 mod sandbox;

@@ -1,0 +1,69 @@
+//! Small file and git helpers the update tests share.
+
+use std::fs;
+use std::path::Path;
+
+use super::{Outcome, Sandbox};
+
+/// A path as the `&str` an argument list takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+pub fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Replace the first `from` in the file with `to`; `from` must be there.
+pub fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = read(path);
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    fs::write(path, text.replacen(from, to, 1)).expect("write");
+}
+
+pub fn append(path: &Path, text: &str) {
+    let mut old = read(path);
+    old.push_str(text);
+    fs::write(path, old).expect("write");
+}
+
+/// `cp -a FROM TO`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp")
+        .success();
+    assert!(ok, "cp -a {} {}", from.display(), to.display());
+}
+
+impl Sandbox {
+    /// `git ARGS` in `dir` as the user, with the sandbox's identity and a
+    /// fixed date; its stdout, trimmed. Fails the test if git fails.
+    pub fn user_git(&self, dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", self.git_config())
+            .env("GIT_AUTHOR_DATE", "@1767323045 +0000")
+            .env("GIT_COMMITTER_DATE", "@1767323045 +0000")
+            .args(args)
+            .output()
+            .expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `spawn-elite update DIR ARGS`.
+    pub fn update(&self, dir: &Path, args: &[&str]) -> Outcome {
+        let mut all = vec!["update", s(dir)];
+        all.extend(args);
+        self.run(all)
+    }
+}
