@@ -10,7 +10,7 @@ use crate::callback::keys;
 use crate::callback::outbox;
 use crate::clock::Clock;
 use crate::error::{ExitCode, fail};
-use crate::fsutil::{self, WriteOptions};
+use crate::fsutil::beneath;
 use crate::output::{stdout_json, stdout_line, warn};
 use crate::provenance::stamp::{self, Stamping};
 use crate::provenance::{self, ATTESTATION_PATH, Signer, TIMESTAMP_PATH};
@@ -42,7 +42,8 @@ pub fn run(dir: &Path, key: Option<&Path>, tsa: Option<&str>, json: bool) -> Res
     let at = dir.join(ATTESTATION_PATH);
     let token_at = dir.join(TIMESTAMP_PATH);
     let write = |path: &Path, bytes: &[u8]| {
-        fsutil::write_atomic(path, bytes, WriteOptions::DATA).map_err(|e| {
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        beneath::write_atomic_in(dir, rel, bytes).map_err(|e| {
             fail(
                 ExitCode::Io,
                 format!("cannot write {}: {e}", path.display()),

@@ -177,3 +177,28 @@ pub fn is_link_error(e: &std::io::Error) -> bool {
         Some(code) if code == libc::ELOOP || code == libc::ENOTDIR || code == libc::EXDEV
     )
 }
+
+/// Write `bytes` to `rel` inside the tree at `root` so that readers see the
+/// old file or the new one (a temporary file beside it, flushed, renamed
+/// over it, the folder flushed), with every folder on the way opened
+/// beneath `root` without following a symlink: a metadata file written
+/// into a repository (an attestation, a timestamp, a note) never lands
+/// outside it.
+pub fn write_atomic_in(root: &Path, rel: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let (parent, name) = split(rel)?;
+    let dir = Root::open(root)?.dir(parent)?;
+    let mut tag = [0u8; 6];
+    getrandom::fill(&mut tag).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".{tag}.tmp"));
+    let written = write_new_in(&dir, &tmp, bytes, 0o644)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| rename(&dir, &tmp, &dir, name));
+    if written.is_err() {
+        let _ = remove_file(&dir, &tmp);
+    }
+    written?;
+    rustix::fs::fsync(&dir).map_err(io)
+}

@@ -19,7 +19,7 @@ use super::nogit::NEW_SUFFIX;
 use crate::callback::CallbackOptions;
 use crate::clock::Clock;
 use crate::error::{ExitCode, fail};
-use crate::fsutil::{self, WriteOptions};
+use crate::fsutil::beneath;
 use crate::ledger::UpdateRecord;
 use crate::ops::git::{self as ops_git, PRISTINE_TRAILER, text};
 use crate::ops::record::{self, Event, Recorded};
@@ -44,7 +44,7 @@ fn pending_path(dir: &Path) -> PathBuf {
 pub fn keep_pending(dir: &Path, update: &UpdateRecord) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(update)?;
     let path = pending_path(dir);
-    fsutil::write_atomic(&path, &bytes, WriteOptions::DATA).map_err(|e| {
+    beneath::write_atomic_in(dir, Path::new(meta::PENDING_UPDATE_PATH), &bytes).map_err(|e| {
         fail(
             ExitCode::Io,
             format!(

@@ -332,3 +332,20 @@ fn a_trusted_signature_over_a_statement_with_an_extra_or_missing_subject_is_refu
         "the same statement re-signed verifies"
     );
 }
+
+#[test]
+fn attest_never_writes_through_a_symlinked_metadata_folder() {
+    let sb = Sandbox::new();
+    let (key, _) = sb.trusted_key("signer");
+    let repo = sb.spawn(&["linked", "tool", "--no-git"]);
+    let elsewhere = sb.path().join("elsewhere");
+    std::fs::rename(repo.join(".spawn-elite"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, repo.join(".spawn-elite")).unwrap();
+    let out = sb.run(["attest", s(&repo), "--key", s(&key)]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot write"), "{}", out.stderr);
+    assert!(
+        !elsewhere.join("attestation.intoto.json").exists(),
+        "nothing was written outside the repository"
+    );
+}

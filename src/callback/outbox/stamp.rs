@@ -14,7 +14,7 @@ use super::claim::{self, Claim, Entry};
 use super::{FlushReport, RetryOptions};
 use crate::callback::Undelivered;
 use crate::error::describe;
-use crate::fsutil::{self, WriteOptions};
+use crate::fsutil::beneath;
 use crate::provenance::stamp::{PendingStamp, stamped_bytes};
 use crate::provenance::tsa::{self, Failed, Query, Tsa};
 use crate::provenance::{ATTESTATION_PATH, TIMESTAMP_PATH};
@@ -225,7 +225,8 @@ pub(super) fn flush_one(
     let failed = match tsa::stamp(&tsa, &query) {
         Ok(token) => {
             let at = claim.entry.repo.join(TIMESTAMP_PATH);
-            match fsutil::write_atomic(&at, &token.der, WriteOptions::DATA) {
+            match beneath::write_atomic_in(&claim.entry.repo, Path::new(TIMESTAMP_PATH), &token.der)
+            {
                 Ok(()) => {
                     if let Err(e) = claim.remove() {
                         report.warnings.push(format!(
