@@ -574,11 +574,32 @@ fn interrupt_update(
         }
     }
     let _ = child.wait();
+    // git runs in its own process group and finishes after a kill. A git
+    // forked in the instant of the kill has not yet entered the repository
+    // (its cwd changes at exec), so quiet means quiet twice, 100 ms apart,
+    // with no index lock held.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut busy = busy_in(repo);
-    while !busy.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-        busy = busy_in(repo);
+    let settled = || {
+        let mut busy = busy_in(repo);
+        if busy.is_empty() && repo.join(".git/index.lock").exists() {
+            busy.push("index.lock held".to_owned());
+        }
+        busy
+    };
+    let mut busy = settled();
+    loop {
+        while !busy.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            busy = settled();
+        }
+        if !busy.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        busy = settled();
+        if busy.is_empty() {
+            break;
+        }
     }
     assert!(
         busy.is_empty(),
