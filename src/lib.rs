@@ -13,6 +13,7 @@
 //! - [`chain`] and [`ledger`]: the hash-chained JSONL log, and the spawn ledger on it.
 //! - [`callback`]: signed delivery of a receipt, its outbox, keys, RFC 9421.
 //! - [`receive`]: the receiver that verifies callbacks and logs receipts.
+//! - [`registry`]: the fleet as the receiver's log tells it: index, API answers, page.
 //! - [`doctor`]: the host's tools.
 //! - [`durable`], [`error`], [`fsutil`], [`interrupt`], [`output`], [`paths`]: shared plumbing.
 
@@ -33,6 +34,7 @@ pub mod paths;
 pub mod provenance;
 pub mod receipt;
 pub mod receive;
+pub mod registry;
 pub mod spawn;
 pub mod templates;
 pub mod update;

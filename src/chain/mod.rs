@@ -291,6 +291,12 @@ impl Chain {
         self.settle(outcome, line)
     }
 
+    /// The file's length after the last complete line: where the next
+    /// line will start.
+    pub fn end_offset(&self) -> u64 {
+        self.len
+    }
+
     /// Flush every line written so far to disk.
     pub fn sync(&self) -> std::io::Result<()> {
         self.file.sync_data()

@@ -84,25 +84,30 @@ impl Log {
     }
 
     /// Log the receipt with Idempotency-Key `idem`, unless it was logged
-    /// before: `line(seq, prev)` makes the line. `Ok(true)` once the line
-    /// is on disk, `Ok(false)` if it was already there; `Err` says why it
-    /// could not be written.
+    /// before: `line(seq, prev)` makes the line. `logged` is told of the
+    /// line once it is written (its seq, the file offset it starts at, its
+    /// bytes), still in log order: the registry's index follows the log
+    /// through it. `Ok(true)` once the line is on disk, `Ok(false)` if it
+    /// was already there; `Err` says why it could not be written.
     pub fn accept(
         &self,
         idem: &str,
         line: impl FnOnce(u64, &str) -> String,
+        logged: impl FnOnce(u64, u64, &[u8]),
     ) -> Result<bool, String> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if inner.seen.contains(idem) {
             return Ok(false);
         }
         let text = line(inner.chain.seq + 1, &inner.chain.last_hash);
+        let offset = inner.chain.end_offset();
         inner
             .chain
             .append(text.as_bytes())
             .map_err(|e| format!("cannot write the log: {e}"))?;
         inner.seen.insert(idem.to_owned());
         let my_seq = inner.chain.seq;
+        logged(my_seq, offset, text.as_bytes());
         drop(inner);
 
         // 204 only once the line is on disk.
