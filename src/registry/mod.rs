@@ -49,6 +49,8 @@ pub struct Repo {
     #[serde(rename = "type")]
     pub kind: String,
     pub elite: bool,
+    /// The `org` template value of its latest receipt, when the set has one.
+    pub org: Option<String>,
     /// The template set of its latest receipt.
     pub set: Option<SetRef>,
     pub merkle_root: String,
