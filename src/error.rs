@@ -29,6 +29,7 @@ pub enum ExitCode {
     ChangedSinceSigning = 16,
     BadTimestamp = 17,
     TimestampPending = 18,
+    Registry = 19,
     Internal = 70,
     Interrupted = 130,
 }
@@ -138,6 +139,11 @@ pub const EXIT_CODES: &[ExitInfo] = &[
         code: ExitCode::TimestampPending,
         name: "timestamp-pending",
         meaning: "signed, but the TSA could not be reached: the timestamp request is queued in the outbox (`spawn-elite callback flush`)",
+    },
+    ExitInfo {
+        code: ExitCode::Registry,
+        name: "registry",
+        meaning: "`registry`: the registry could not be reached, refused the read (401: sign it with `--key`) or failed",
     },
     ExitInfo {
         code: ExitCode::Internal,

@@ -33,6 +33,10 @@ use sha2::{Digest as _, Sha256};
 pub const LABEL: &str = "spawn";
 /// Value of the `tag` signature parameter (RFC 9421 §2.3).
 pub const TAG: &str = "spawn-elite";
+/// Value of the `tag` parameter of a signed read of the registry's API
+/// (`spawn-elite registry`): a read's signature can never pass for a
+/// callback's, nor the other way round.
+pub const READ_TAG: &str = "spawn-elite-read";
 /// Value of the `alg` signature parameter (RFC 9421 §3.3.6).
 pub const ALG: &str = "ed25519";
 /// Lifetime of a signature: `expires = created + VALIDITY_SECS`.
@@ -110,6 +114,22 @@ impl SignatureParams {
     /// `@query` when there is one), `expires = created + 300`, and the
     /// fixed `alg` and `tag`.
     pub fn spawn(created: i64, nonce: String, keyid: String, with_query: bool) -> Self {
+        let mut params = Self::request(created, nonce, keyid, with_query, TAG);
+        params.components.push("content-type".to_owned());
+        params.components.push("content-digest".to_owned());
+        params
+    }
+
+    /// The parameters of a signed read (`GET` of the registry's API): the
+    /// method, authority and path (plus `@query` when there is one), no
+    /// body, and the tag [`READ_TAG`].
+    pub fn read(created: i64, nonce: String, keyid: String, with_query: bool) -> Self {
+        Self::request(created, nonce, keyid, with_query, READ_TAG)
+    }
+
+    /// What every signed request covers: method, authority, path, and the
+    /// query when there is one.
+    fn request(created: i64, nonce: String, keyid: String, with_query: bool, tag: &str) -> Self {
         let mut components: Vec<String> = ["@method", "@authority", "@path"]
             .iter()
             .map(|s| (*s).to_owned())
@@ -117,8 +137,6 @@ impl SignatureParams {
         if with_query {
             components.push("@query".to_owned());
         }
-        components.push("content-type".to_owned());
-        components.push("content-digest".to_owned());
         SignatureParams {
             components,
             created: Some(created),
@@ -126,7 +144,7 @@ impl SignatureParams {
             nonce: Some(nonce),
             keyid: Some(keyid),
             alg: Some(ALG.to_owned()),
-            tag: Some(TAG.to_owned()),
+            tag: Some(tag.to_owned()),
         }
     }
 

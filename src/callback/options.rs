@@ -104,10 +104,10 @@ impl CallbackOptions {
     }
 }
 
-/// A callback URL that passed the policy: https, or http to loopback (or
-/// anywhere with `--allow-insecure-http`); no credentials.
+/// A callback (or registry) URL that passed the policy: https, or http to
+/// loopback (or anywhere with `--allow-insecure-http`); no credentials.
 #[derive(Debug, Clone)]
-pub(super) struct Target {
+pub struct Target {
     pub url: String,
     /// Lowercase host, with the port unless it is the scheme's default.
     pub authority: String,
@@ -117,23 +117,29 @@ pub(super) struct Target {
 
 impl Target {
     pub fn parse(url: &str, allow_insecure_http: bool) -> Result<Target> {
+        Self::parse_for("callback", url, allow_insecure_http)
+    }
+
+    /// [`Target::parse`] for a URL of `what` (`callback`, `registry`): the
+    /// word the errors use.
+    pub fn parse_for(what: &str, url: &str, allow_insecure_http: bool) -> Result<Target> {
         let uri: Uri = url.parse().map_err(|e| {
             fail(
                 ExitCode::Usage,
-                format!("callback URL {url:?} is not a valid URL ({e}); use https://host/path"),
+                format!("{what} URL {url:?} is not a valid URL ({e}); use https://host/path"),
             )
         })?;
         let scheme = uri.scheme_str().unwrap_or("");
         let auth = uri.authority().ok_or_else(|| {
             fail(
                 ExitCode::Usage,
-                format!("callback URL {url:?} has no host; use https://host/path"),
+                format!("{what} URL {url:?} has no host; use https://host/path"),
             )
         })?;
         if auth.as_str().contains('@') {
             return Err(fail(
                 ExitCode::Usage,
-                format!("callback URL {url:?} carries credentials; remove the user:password@ part"),
+                format!("{what} URL {url:?} carries credentials; remove the user:password@ part"),
             ));
         }
         let host = auth.host().to_ascii_lowercase();
@@ -153,7 +159,7 @@ impl Target {
             return Err(fail(
                 ExitCode::Usage,
                 format!(
-                    "refusing to send a callback over plain http:// to {host}: use https://, or pass --allow-insecure-http"
+                    "refusing to send a {what} request over plain http:// to {host}: use https://, or pass --allow-insecure-http"
                 ),
             ));
         }

@@ -49,7 +49,18 @@ impl CallbackOptions {
 /// unreadable or without a certificate, it is the same mistake, a usage
 /// error (exit code 2).
 fn build_agent(d: &DeliveryOptions) -> Result<Agent> {
-    let roots = match &d.ca_file() {
+    http_agent(d.ca_file(), d.retry.connect_timeout, d.retry.timeout)
+}
+
+/// The HTTP agent of everything spawn-elite sends: no redirects, the given
+/// timeouts, HTTP errors as answers (not `Err`), and TLS through rustls
+/// with the system's roots or the CA file given.
+pub fn http_agent(
+    ca_file: Option<std::path::PathBuf>,
+    connect_timeout: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Result<Agent> {
+    let roots = match &ca_file {
         Some(path) => {
             let pem = fs::read(path).map_err(|e| {
                 let message = format!(
@@ -80,8 +91,8 @@ fn build_agent(d: &DeliveryOptions) -> Result<Agent> {
     let config = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
-        .timeout_connect(Some(d.retry.connect_timeout))
-        .timeout_global(Some(d.retry.timeout))
+        .timeout_connect(Some(connect_timeout))
+        .timeout_global(Some(timeout))
         .user_agent(concat!("spawn-elite/", env!("CARGO_PKG_VERSION")))
         .tls_config(
             TlsConfig::builder()
@@ -100,14 +111,14 @@ pub(super) struct SignedRequest {
     pub base: String,
 }
 
-pub(super) fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
 
-pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| anyhow!("no randomness from the operating system: {e}"))?;
     Ok(b)

@@ -24,6 +24,15 @@ pub struct ReceiveArgs {
     /// Directory of trusted public keys (*.pub, SPKI PEM), looked up by key id
     #[arg(long, value_name = "DIR")]
     pub trust: PathBuf,
+    /// Directory of public keys (*.pub) that may read the registry (API and
+    /// page) from another host, with signed requests [default: reads from
+    /// loopback only]
+    #[arg(long, value_name = "DIR")]
+    pub readers: Option<PathBuf>,
+    /// Ask for a reader's signature from loopback too: for a receiver behind
+    /// a proxy on the same host, where every read arrives from loopback
+    #[arg(long, requires = "readers")]
+    pub require_signed_reads: bool,
     /// Hash-chained JSONL log of accepted receipts
     /// (default: $XDG_DATA_HOME/spawn-elite/received.jsonl)
     #[arg(long, value_name = "FILE")]

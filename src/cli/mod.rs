@@ -3,11 +3,13 @@
 //! mean is decided by `commands/` and the engine modules.
 
 mod callback;
+mod registry;
 
 pub use callback::{
     CallbackArgs, CallbackCommand, DeliveryArgs, FlushArgs, KeygenArgs, LogFormat, ReceiveArgs,
     RetryArgs, SendArgs, parse_attempts, parse_duration,
 };
+pub use registry::{RegistryAction, RegistryConn};
 
 use std::path::PathBuf;
 
@@ -128,8 +130,13 @@ pub enum Command {
         #[command(subcommand)]
         action: CallbackCommand,
     },
-    /// Verify signed callbacks and log their receipts (a small registry)
+    /// Verify signed callbacks, log their receipts, and serve the fleet registry (API, page, metrics)
     Receive(ReceiveArgs),
+    /// Ask a registry (`spawn-elite receive`) what has been spawned, from which template set, and what is behind
+    Registry {
+        #[command(subcommand)]
+        action: RegistryAction,
+    },
     /// List, export and check template sets (the embedded one, or your own)
     Templates {
         #[command(subcommand)]

@@ -11,6 +11,7 @@ pub mod names;
 pub mod prove;
 pub mod receipt;
 pub mod receive;
+pub mod registry;
 pub mod shared;
 pub mod spawn;
 pub mod templates;
@@ -20,7 +21,7 @@ pub mod verify;
 use anyhow::Result;
 use clap::CommandFactory as _;
 
-use crate::cli::{Cli, Command, LedgerAction, TemplatesAction};
+use crate::cli::{Cli, Command, LedgerAction, RegistryAction, TemplatesAction};
 use crate::error::{ExitCode, code_of, describe, json_error};
 
 /// Run the subcommand `cli` names (or the spawn, when it names none). When
@@ -49,6 +50,12 @@ fn wants_json(cli: &Cli) -> bool {
         Some(Command::Ledger {
             action: LedgerAction::List { json, .. },
         }) => *json,
+        Some(Command::Registry {
+            action:
+                RegistryAction::List { conn, .. }
+                | RegistryAction::Show { conn, .. }
+                | RegistryAction::Sets { conn },
+        }) => conn.json,
         Some(_) => false,
     }
 }
@@ -102,6 +109,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Some(Command::Keygen(args)) => keygen::run(&args),
         Some(Command::Callback { action }) => callback::run(&action),
         Some(Command::Receive(args)) => receive::run(&args),
+        Some(Command::Registry { action }) => registry::run(&action),
         None => match cli.name {
             Some(name) => {
                 names::refuse_command_like(&name)?;

@@ -21,6 +21,8 @@ pub fn run(args: &ReceiveArgs) -> Result<ExitCode> {
         listen: args.listen.clone(),
         public_url: args.public_url.clone(),
         trust: args.trust.clone(),
+        readers: args.readers.clone(),
+        require_signed_reads: args.require_signed_reads,
         max_body: args.max_body,
         workers: args.workers,
         max_connections: usize::from(args.max_connections),
@@ -32,6 +34,13 @@ pub fn run(args: &ReceiveArgs) -> Result<ExitCode> {
             .context("cannot install the signal handler")?;
     }
     let r = Receiver::start(&opts, Arc::clone(&stop))?;
+    let index = r.index();
+    if let Some(why) = &index.rebuilt {
+        tracing::warn!("{why}");
+    }
+    for (seq, why) in &index.skipped {
+        tracing::warn!(seq, "log line {seq} is not in the registry index: {why}");
+    }
     if r.keys() == 0 {
         tracing::warn!(
             "trust directory {} holds no *.pub keys, so every callback is refused (401) until one is put there",

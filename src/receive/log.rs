@@ -83,6 +83,15 @@ impl Log {
         })
     }
 
+    /// How many lines the log holds.
+    pub fn seq(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .chain
+            .seq
+    }
+
     /// Log the receipt with Idempotency-Key `idem`, unless it was logged
     /// before: `line(seq, prev)` makes the line. `logged` is told of the
     /// line once it is written (its seq, the file offset it starts at, its

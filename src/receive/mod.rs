@@ -13,11 +13,18 @@
 //! - `verify`: checking one request.
 //! - `site`: what a signature must have been made for.
 //! - `log`: the log of accepted receipts.
+//! - `read`: the registry's reads (API, page, health, metrics), answered
+//!   from [`crate::registry`]'s index of the log.
+//! - `keyring`: the senders' (`--trust`) and readers' (`--readers`) keys.
+//! - `metrics`: what `/metrics` counts.
 //!
 //! The trusted public keys are `callback::keys::load_trusted`, shared with
 //! `verify --trust`.
 
+mod keyring;
 pub mod log;
+mod metrics;
+mod read;
 mod server;
 pub mod site;
 pub mod verify;
@@ -26,11 +33,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{ExitCode, fail, fail_with};
+use crate::registry::index::{CatchUp, Index};
 use anyhow::Result;
 pub use server::{GRACE, MAX_HEADER_BYTES, MAX_HEADERS};
 pub use verify::WINDOW_SECS;
@@ -45,6 +53,11 @@ pub struct Options {
     pub public_url: Option<String>,
     /// Directory of trusted `*.pub` keys.
     pub trust: PathBuf,
+    /// Directory of the `*.pub` keys that may read the registry from
+    /// another host (`--readers`); `None`: reads from loopback only.
+    pub readers: Option<PathBuf>,
+    /// Reads from loopback need a signature too (a proxy on the same host).
+    pub require_signed_reads: bool,
     /// The log of accepted receipts.
     pub log: PathBuf,
     /// Largest accepted body in bytes.
@@ -69,14 +82,21 @@ pub struct Receiver {
     stop: Arc<AtomicBool>,
     server: JoinHandle<()>,
     keys: usize,
+    caught_up: CatchUp,
 }
 
 impl Receiver {
     /// Bind, load the trusted keys and the log, and start serving.
     pub fn start(opts: &Options, stop: Arc<AtomicBool>) -> Result<Receiver> {
         let site = site::Site::new(&opts.listen, opts.public_url.as_deref())?;
-        let keys = crate::callback::keys::load_trusted(&opts.trust)?;
+        let trusted = keyring::KeyRing::load(&opts.trust)?;
+        let readers = opts
+            .readers
+            .as_deref()
+            .map(keyring::KeyRing::load)
+            .transpose()?;
         let log = log::Log::open(&opts.log)?;
+        let (index, caught_up) = Index::open(&opts.log)?;
         let cannot_listen = |e: std::io::Error| {
             let message = format!(
                 "cannot listen on {}: {e}; pick another address with --listen",
@@ -103,10 +123,13 @@ impl Receiver {
             let _entered = runtime.enter();
             tokio::net::TcpListener::from_std(listener).map_err(cannot_listen)?
         };
-        let n_keys = keys.len();
+        let n_keys = trusted.len();
         let state = Arc::new(verify::State {
-            trust_dir: opts.trust.clone(),
-            keys: RwLock::new(keys),
+            trusted,
+            readers,
+            loopback_reads_open: !opts.require_signed_reads,
+            registry: Mutex::new(index),
+            metrics: metrics::Metrics::new(),
             nonces: Mutex::new(HashMap::new()),
             log,
             site,
@@ -136,11 +159,18 @@ impl Receiver {
             stop,
             server,
             keys: n_keys,
+            caught_up,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What opening the registry's index did: caught up, or rebuilt and why,
+    /// and the log lines it skipped.
+    pub fn index(&self) -> &CatchUp {
+        &self.caught_up
     }
 
     /// How many trusted keys were loaded at start.

@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::{Body as _, Bytes, Incoming};
@@ -33,6 +33,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::metrics::refusal_reason;
+use super::read::{self, Reply};
 use super::verify::{self, Reject, State};
 
 /// Largest request head (start line and header fields), in bytes.
@@ -86,11 +88,11 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let (stream, local) = tokio::select! {
+        let (stream, (peer, local)) = tokio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => match stream.local_addr() {
-                    Ok(local) => (stream, local),
+                Ok((stream, peer)) => match stream.local_addr() {
+                    Ok(local) => (stream, (peer, local)),
                     Err(_) => continue,
                 },
                 Err(e) => {
@@ -108,7 +110,8 @@ pub async fn serve(
         let mut closed = closed.clone();
         conns.spawn(async move {
             let _slot = slot;
-            let service = service_fn(move |req| handle(req, local, Arc::clone(&state), limits));
+            let service =
+                service_fn(move |req| handle(req, peer, local, Arc::clone(&state), limits));
             let conn = http.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -138,41 +141,88 @@ async fn wait_for(stop: Arc<AtomicBool>) {
 
 async fn handle(
     req: Request<Incoming>,
+    peer: SocketAddr,
     local: SocketAddr,
     state: Arc<State>,
     limits: Limits,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
     let method = req.method().clone();
     let target = req
         .uri()
         .path_and_query()
         .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
-    let (status, msg) = match answer(req, local, state, limits).await {
-        Ok(msg) => (204, msg),
-        Err(reject) => reject,
+    let (route, reply) = if method == Method::GET || method == Method::HEAD {
+        let route = read::route_label(req.uri().path());
+        (route, serve_read(req, peer, local, Arc::clone(&state)).await)
+    } else {
+        let reply = match answer(req, local, Arc::clone(&state), limits).await {
+            Ok(msg) => Reply {
+                status: 204,
+                content_type: "",
+                body: Vec::new(),
+                note: msg,
+            },
+            Err((status, msg)) => {
+                state.metrics.refused(refusal_reason(status));
+                Reply {
+                    status,
+                    content_type: "text/plain; charset=utf-8",
+                    body: format!("{msg}\n").into_bytes(),
+                    note: msg,
+                }
+            }
+        };
+        ("callback", reply)
     };
+    state.metrics.observe(route, reply.status, started.elapsed());
+    let (status, msg) = (reply.status, &reply.note);
     // The message says it all for people; the fields are for collectors.
-    if status == 204 {
-        tracing::info!(status, %method, %target, "{status} {method} {target}: {msg}");
+    if status < 400 {
+        tracing::info!(status, %method, %target, %peer, "{status} {method} {target}: {msg}");
     } else {
-        tracing::warn!(status, %method, %target, "{status} {method} {target}: {msg}");
+        tracing::warn!(status, %method, %target, %peer, "{status} {method} {target}: {msg}");
     }
-    let mut resp = if status == 204 {
-        Response::new(Full::new(Bytes::new()))
-    } else {
-        let mut r = Response::new(Full::new(Bytes::from(format!("{msg}\n"))));
-        r.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        r
-    };
+    let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
+    if !reply.content_type.is_empty() {
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    }
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status == 405 {
         resp.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
     }
     Ok(resp)
+}
+
+/// A read (`GET`, `HEAD`): answered on the blocking pool, as the index is
+/// a file.
+async fn serve_read(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    state: Arc<State>,
+) -> Reply {
+    let (head, _body) = req.into_parts();
+    let mut headers = Vec::with_capacity(head.headers.len());
+    for (name, value) in &head.headers {
+        let Ok(value) = value.to_str() else {
+            return read::error(400, format!("header {name} is not visible ASCII text"));
+        };
+        headers.push((name.as_str().to_owned(), value.to_owned()));
+    }
+    let request = read::Read {
+        method: head.method.as_str().to_owned(),
+        path: head.uri.path().to_owned(),
+        query: head.uri.query().map(str::to_owned),
+        headers,
+        peer,
+        local,
+    };
+    tokio::task::spawn_blocking(move || read::answer(&state, request))
+        .await
+        .unwrap_or_else(|e| read::error(500, format!("answering the read failed: {e}")))
 }
 
 /// Read the request within the limits, then check and log it on the
@@ -184,7 +234,13 @@ async fn answer(
     limits: Limits,
 ) -> Result<String, Reject> {
     if req.method() != Method::POST {
-        return Err((405, format!("only POST is accepted, not {}", req.method())));
+        return Err((
+            405,
+            format!(
+                "{} is not served: POST a callback, or GET / HEAD the registry",
+                req.method()
+            ),
+        ));
     }
     let too_large = || (413, format!("body larger than {} bytes", limits.max_body));
     // Content-Length is known before a byte of the body is read.

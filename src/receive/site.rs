@@ -78,6 +78,22 @@ impl Site {
     /// Whether a request signed for `authority` and `path` (both verified
     /// as signed) was made for this receiver; otherwise a one-line reason.
     pub fn check(&self, authority: &str, path: &str, local: SocketAddr) -> Result<(), String> {
+        self.check_authority(authority, local)?;
+        if let Some(Public {
+            path: Some(want), ..
+        }) = &self.public
+            && path != want
+        {
+            return Err(format!(
+                "signed for path {path}, but this receiver's path is {want} (--public-url); send it to the URL it was signed for"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a request signed for `authority` was made for this
+    /// receiver (a read of the registry: any of its paths).
+    pub fn check_authority(&self, authority: &str, local: SocketAddr) -> Result<(), String> {
         let authority = authority.to_ascii_lowercase();
         let ours = self.authorities(local);
         if !ours.contains(&authority) {
@@ -91,15 +107,6 @@ impl Site {
                     ours.last().map(String::as_str).unwrap_or("?")
                 ),
             });
-        }
-        if let Some(Public {
-            path: Some(want), ..
-        }) = &self.public
-            && path != want
-        {
-            return Err(format!(
-                "signed for path {path}, but this receiver's path is {want} (--public-url); send it to the URL it was signed for"
-            ));
         }
         Ok(())
     }

@@ -6,19 +6,21 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::json;
 
+use super::keyring::KeyRing;
 use super::log::Log;
+use super::metrics::Metrics;
+use super::read::Read;
 use super::site::Site;
 use crate::callback;
 use crate::callback::httpsig::{self, RequestParts, SigError};
-use crate::callback::keys;
 use crate::error::describe;
+use crate::registry::index::Index;
 use crate::provenance::dsse::{Envelope, Refused};
 use crate::provenance::{self, statement};
 use crate::receipt::{self, Receipt};
@@ -35,12 +37,20 @@ fn unix_now() -> i64 {
 
 /// What every worker shares.
 pub(super) struct State {
-    pub trust_dir: PathBuf,
-    pub keys: RwLock<HashMap<String, VerifyingKey>>,
+    /// The senders' keys (`--trust`).
+    pub trusted: KeyRing,
     pub nonces: Mutex<HashMap<(String, String), i64>>,
     pub log: Log,
     /// Where this receiver is reached: what a signature must be made for.
     pub site: Site,
+    /// The readers' keys (`--readers`): who may read the registry from
+    /// another host.
+    pub readers: Option<KeyRing>,
+    /// Whether reads from loopback need no signature (the default).
+    pub loopback_reads_open: bool,
+    /// The registry's index of the log.
+    pub registry: Mutex<Index>,
+    pub metrics: Metrics,
 }
 
 /// One request as read off the connection, body complete.
@@ -53,23 +63,6 @@ pub(super) struct Incoming {
     pub body: Vec<u8>,
     /// The local address the connection arrived on (not client-chosen).
     pub local: SocketAddr,
-}
-
-/// A trusted key by id; rereads the trust directory once on a miss, so
-/// keys added while running are picked up.
-fn lookup_key(state: &State, id: &str) -> Option<VerifyingKey> {
-    if let Some(k) = state
-        .keys
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(id)
-    {
-        return Some(*k);
-    }
-    let fresh = keys::load_trusted(&state.trust_dir).ok()?;
-    let found = fresh.get(id).copied();
-    *state.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-    found
 }
 
 /// The receipt's bytes and, for a bundle (`callback::BUNDLE_FORMAT`), the
@@ -111,7 +104,7 @@ fn check_attestation(
     let trusted: HashMap<String, VerifyingKey> = envelope
         .signatures
         .iter()
-        .filter_map(|s| lookup_key(state, &s.keyid).map(|k| (s.keyid.clone(), k)))
+        .filter_map(|s| state.trusted.get(&s.keyid).map(|k| (s.keyid.clone(), k)))
         .collect();
     let (_, payload) = envelope.verify(&trusted).map_err(|r| match r {
         Refused::UnknownKey(ids) => unauthorized(format!(
@@ -164,6 +157,95 @@ fn sig_reject(e: SigError) -> Reject {
     }
 }
 
+/// A read of the registry from another host: it must carry an RFC 9421
+/// signature with `tag="spawn-elite-read"` and `alg="ed25519"`, covering
+/// `@method`, `@authority` and `@path` (and `@query` when there is one),
+/// made for this receiver's authority within the time window, by a key of
+/// `--readers DIR`. Reads change nothing, so a replayed read within the
+/// window is let through (its nonce is not remembered). `Ok` names the key.
+pub(super) fn check_read(state: &State, read: &Read) -> std::result::Result<String, Reject> {
+    let Some(readers) = &state.readers else {
+        return Err(unauthorized(
+            "reads from other hosts need a signed request, and this receiver has no readers: start it with --readers DIR, or read from this host",
+        ));
+    };
+    let parts = RequestParts {
+        method: read.method.clone(),
+        authority: String::new(),
+        path: read.path.clone(),
+        query: read.query.clone(),
+        headers: read.headers.clone(),
+    };
+    let authority = parts
+        .header("host")
+        .ok_or_else(|| bad("missing host header"))?
+        .to_ascii_lowercase();
+    let parts = RequestParts { authority, ..parts };
+    let (Some(input), Some(signature)) = (
+        parts.header("signature-input"),
+        parts.header("signature"),
+    ) else {
+        return Err(unauthorized(format!(
+            "unsigned read from {}: sign it with a key of the readers directory (`spawn-elite registry --key PATH`), or read from this host",
+            read.peer.ip()
+        )));
+    };
+    let verified = httpsig::verify(&parts, &input, &signature, httpsig::LABEL, |id| {
+        readers.get(id)
+    })
+    .map_err(sig_reject)?;
+    let p = &verified.params;
+    let mut required = vec!["@method", "@authority", "@path"];
+    if parts.query.is_some() {
+        required.push("@query");
+    }
+    if let Some(missing) = required
+        .iter()
+        .find(|c| !p.components.iter().any(|x| x == *c))
+    {
+        return Err(unauthorized(format!("signature does not cover {missing}")));
+    }
+    if p.alg.as_deref() != Some(httpsig::ALG) || p.tag.as_deref() != Some(httpsig::READ_TAG) {
+        return Err(unauthorized(format!(
+            "a read is signed with alg=\"{}\" and tag=\"{}\"",
+            httpsig::ALG,
+            httpsig::READ_TAG
+        )));
+    }
+    state
+        .site
+        .check_authority(&parts.authority, read.local)
+        .map_err(unauthorized)?;
+    let (Some(created), Some(expires), Some(keyid)) = (p.created, p.expires, p.keyid.clone())
+    else {
+        return Err(bad("signature needs created, expires and keyid"));
+    };
+    check_window(created, expires, unix_now())?;
+    Ok(keyid)
+}
+
+/// `created` within [`WINDOW_SECS`] of `now`, and not expired.
+fn check_window(created: i64, expires: i64, now: i64) -> std::result::Result<(), Reject> {
+    if created > now + WINDOW_SECS {
+        return Err(unauthorized(format!(
+            "created is {}s in the future; check the sender's clock",
+            created - now
+        )));
+    }
+    if created < now - WINDOW_SECS {
+        return Err(unauthorized(format!(
+            "created is {}s old (limit {WINDOW_SECS}s); resend with a fresh signature",
+            now - created
+        )));
+    }
+    if expires < now {
+        return Err(unauthorized(
+            "signature has expired; resend with a fresh signature",
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String, Reject> {
     let Incoming {
         method,
@@ -203,7 +285,7 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
         required.push("@query");
     }
     let verified = httpsig::verify(&parts, &sig_input, &signature, httpsig::LABEL, |id| {
-        lookup_key(state, id)
+        state.trusted.get(id)
     })
     .map_err(sig_reject)?;
     let p = &verified.params;
@@ -245,23 +327,7 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
     httpsig::check_content_digest(&digest, &body).map_err(sig_reject)?;
 
     let now = unix_now();
-    if created > now + WINDOW_SECS {
-        return Err(unauthorized(format!(
-            "created is {}s in the future; check the sender's clock",
-            created - now
-        )));
-    }
-    if created < now - WINDOW_SECS {
-        return Err(unauthorized(format!(
-            "created is {}s old (limit {WINDOW_SECS}s); resend with a fresh signature",
-            now - created
-        )));
-    }
-    if expires < now {
-        return Err(unauthorized(
-            "signature has expired; resend with a fresh signature",
-        ));
-    }
+    check_window(created, expires, now)?;
 
     // A signed spawn sends its receipt and attestation as one bundle.
     let (receipt_bytes, attestation) = split_bundle(&body)?;
@@ -318,7 +384,18 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
         }
         line.to_string()
     };
-    match state.log.accept(&idem, line, |_, _, _| {}) {
+    let logged = |seq: u64, offset: u64, bytes: &[u8]| {
+        let mut index = state.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        match index.apply(seq, offset, bytes) {
+            Ok(None) => {}
+            Ok(Some(why)) => tracing::warn!(seq, "log line {seq} is not in the registry index: {why}"),
+            Err(e) => tracing::error!(
+                seq,
+                "the registry index did not take in log line {seq}: {e:#}; the line is logged, restart the receiver to catch the index up"
+            ),
+        }
+    };
+    match state.log.accept(&idem, line, logged) {
         Ok(false) => return Ok(format!("already accepted {idem}; not logged again")),
         Ok(true) => {}
         Err(e) => return Err((500, e)),

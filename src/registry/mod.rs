@@ -14,9 +14,12 @@
 //! - [`version`]: template-set versions compared as versions.
 //! - [`catalog`]: the fleet as Backstage catalog entities.
 //! - [`page`]: the fleet page (server-rendered HTML).
+//! - [`client`]: reading a registry over HTTP (`spawn-elite registry`).
 //!
 //! The types below are the registry's answers, the same for the HTTP API
 //! (`receive`), the CLI (`spawn-elite registry`) and the page.
+
+pub mod client;
 
 use serde::{Deserialize, Serialize};
 

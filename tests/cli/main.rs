@@ -18,6 +18,7 @@ mod provenance;
 mod readme;
 mod receipt;
 mod receiver_hostile;
+mod registry;
 mod reliability_callback;
 mod reliability_spawn;
 mod reliability_store;

@@ -1,6 +1,6 @@
 //! The receiver under hostile or mistaken clients: slow and oversized
 //! requests must not stall it or grow it, a request signed for another
-//! receiver is refused, only POST is served. Every server is the real
+//! receiver is refused, only POST, GET and HEAD are served. Every server is the real
 //! `spawn-elite receive` on 127.0.0.1, stopped by the test that started it;
 //! every client wait is bounded.
 
@@ -463,10 +463,10 @@ fn a_bad_public_url_is_refused_at_start() {
 // ------------------------------------------------------------------ item 10: POST only
 
 #[test]
-fn anything_but_post_is_405_with_allow_post() {
+fn methods_other_than_get_head_and_post_are_405_with_allow() {
     let sb = Sandbox::new();
     let rx = sb.receiver("127.0.0.1:0");
-    for method in ["GET", "PUT", "DELETE", "HEAD"] {
+    for method in ["PUT", "DELETE", "PATCH", "OPTIONS"] {
         let req = format!(
             "{method} /hook HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             rx.addr
@@ -474,10 +474,18 @@ fn anything_but_post_is_405_with_allow_post() {
         let (status, head, _, _) = exchange(rx.addr, req.as_bytes(), Duration::from_secs(5));
         assert_eq!(status, 405, "{method}: {head}");
         assert!(
-            head.to_ascii_lowercase().contains("\r\nallow: post"),
+            head.to_ascii_lowercase()
+                .contains("\r\nallow: get, head, post"),
             "{method}: {head}"
         );
     }
+    // A GET of the callback path is a read of a page that does not exist.
+    let req = format!(
+        "GET /hook HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        rx.addr
+    );
+    let (status, head, _, _) = exchange(rx.addr, req.as_bytes(), Duration::from_secs(5));
+    assert_eq!(status, 404, "{head}");
     let (clean, _) = rx.stop();
     assert!(clean);
 }

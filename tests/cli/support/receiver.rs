@@ -275,3 +275,16 @@ impl HandRequest {
         (status, body)
     }
 }
+
+/// `GET path` over a fresh loopback connection (HTTP/1.1, close); returns
+/// (status, head, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut conn = TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).expect("write request");
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    parse_answer(&answer)
+}
