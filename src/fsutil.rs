@@ -78,6 +78,11 @@ impl TempFile {
         &mut self.file
     }
 
+    /// Where it is, for writers that open it themselves (SQLite).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Rename it to `dest` (replacing a file there if `replace`, else
     /// failing with `ErrorKind::AlreadyExists`). Flush its contents first:
     /// this does not. On failure it is removed.

@@ -23,6 +23,14 @@ pub mod client;
 
 use serde::{Deserialize, Serialize};
 
+pub mod event;
+pub mod filter;
+pub mod index;
+pub mod version;
+
+#[cfg(test)]
+mod tests;
+
 /// The version of the read API's JSON (`/v1/...`).
 pub const API_VERSION: &str = "v1";
 
