@@ -240,6 +240,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
         #[test]
         fn parse_reads_back_what_to_query_writes(
             kind in text(), set in text(), version in text(), behind in text(),

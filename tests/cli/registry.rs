@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::files::{copy_dir, replace_in, s};
-use crate::support::receiver::{ReceiverProc, http_get};
 use crate::support::{Outcome, Sandbox};
+use crate::support::{ReceiverProc, http_get};
 
 /// The embedded set exported as `acme` 1.0.0, and the same files as 1.1.0.
 fn sets(sb: &Sandbox) -> (PathBuf, PathBuf) {
@@ -49,7 +49,13 @@ fn registry(sb: &Sandbox, rx: &ReceiverProc, args: &[&str]) -> Outcome {
 }
 
 fn json_of(out: &Outcome) -> Value {
-    assert!(out.success(), "exit {}: {}{}", out.code, out.stdout, out.stderr);
+    assert!(
+        out.success(),
+        "exit {}: {}{}",
+        out.code,
+        out.stdout,
+        out.stderr
+    );
     serde_json::from_str(&out.stdout).expect("JSON on stdout")
 }
 
@@ -68,7 +74,12 @@ fn spawned_repositories_are_listed_with_their_set_and_an_older_version_is_behind
     let (key, key_id) = sb.trusted_key("org");
     let rx = sb.receiver("127.0.0.1:0");
     let (v1, v2) = sets(&sb);
-    spawn_reporting(&sb, &rx, &key, &["alpha", "--templates", s(&v1), "--no-git"]);
+    spawn_reporting(
+        &sb,
+        &rx,
+        &key,
+        &["alpha", "--templates", s(&v1), "--no-git"],
+    );
     spawn_reporting(&sb, &rx, &key, &["beta", "--templates", s(&v2), "--no-git"]);
     spawn_reporting(
         &sb,
@@ -155,7 +166,11 @@ fn an_update_is_the_latest_event_and_the_history_keeps_the_spawn() {
 
     let table = registry(&sb, &rx, &["show", "alpha"]);
     assert!(table.success(), "{}", table.stderr);
-    assert!(table.stdout.starts_with("alpha (service, elite), 2 events"), "{}", table.stdout);
+    assert!(
+        table.stdout.starts_with("alpha (service, elite), 2 events"),
+        "{}",
+        table.stdout
+    );
     let (clean, _) = rx.stop();
     assert!(clean);
 }
@@ -177,7 +192,11 @@ fn bad_reads_get_400_404_and_a_cli_error_naming_the_fix() {
 
     let out = registry(&sb, &rx, &["show", "nobody"]);
     assert_eq!(out.code, 19, "{}", out.stderr);
-    assert!(out.stderr.contains("no repository named \"nobody\""), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no repository named \"nobody\""),
+        "{}",
+        out.stderr
+    );
     let out = registry(&sb, &rx, &["list", "--since", "yesterday"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("since"), "{}", out.stderr);
@@ -187,7 +206,11 @@ fn bad_reads_get_400_404_and_a_cli_error_naming_the_fix() {
     assert!(clean);
     let out = sb.run(["registry", "sets", "--url", &url, "--timeout", "5"]);
     assert_eq!(out.code, 19, "{}", out.stderr);
-    assert!(out.stderr.contains("cannot reach the registry"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot reach the registry"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -223,7 +246,15 @@ fn signed_reads_are_required_when_asked_and_only_a_readers_key_passes() {
     let signed_query = registry(
         &sb,
         &rx,
-        &["list", "--set", "acme", "--behind", "2.0.0", "--key", s(&reader)],
+        &[
+            "list",
+            "--set",
+            "acme",
+            "--behind",
+            "2.0.0",
+            "--key",
+            s(&reader),
+        ],
     );
     assert!(signed_query.success(), "{}", signed_query.stderr);
 
@@ -281,16 +312,26 @@ fn a_garbage_index_is_rebuilt_with_a_warning_and_answers_as_before() {
 
     let index = PathBuf::from(format!("{}.index.sqlite", sb.log().display()));
     assert!(index.is_file(), "the index lives beside the log");
-    std::fs::write(&index, b"this is not an SQLite database, it was overwritten")
-        .expect("overwrite");
+    std::fs::write(
+        &index,
+        b"this is not an SQLite database, it was overwritten",
+    )
+    .expect("overwrite");
     let log_before = std::fs::read(sb.log()).expect("log");
     let rx = sb.receiver("127.0.0.1:0");
     let after = json_of(&registry(&sb, &rx, &["list", "--json"]));
     assert_eq!(after, before);
     let (clean, err) = rx.stop();
     assert!(clean);
-    assert!(err.contains("rebuil"), "a warning says the index was rebuilt: {err}");
-    assert_eq!(std::fs::read(sb.log()).expect("log"), log_before, "the log is untouched");
+    assert!(
+        err.contains("rebuil"),
+        "a warning says the index was rebuilt: {err}"
+    );
+    assert_eq!(
+        std::fs::read(sb.log()).expect("log"),
+        log_before,
+        "the log is untouched"
+    );
 }
 
 #[test]
@@ -324,8 +365,15 @@ fn the_catalog_and_the_page_show_the_fleet() {
     spawn_reporting(&sb, &rx, &key, &["alpha", "--no-git"]);
     let (status, head, yaml) = http_get(rx.addr, "/v1/catalog");
     assert_eq!(status, 200, "{yaml}");
-    assert!(head.to_ascii_lowercase().contains("content-type: application/yaml"), "{head}");
-    assert!(yaml.contains("kind") && yaml.contains("Component") && yaml.contains("alpha"), "{yaml}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/yaml"),
+        "{head}"
+    );
+    assert!(
+        yaml.contains("kind") && yaml.contains("Component") && yaml.contains("alpha"),
+        "{yaml}"
+    );
     let (status, head, html) = http_get(rx.addr, "/");
     assert_eq!(status, 200, "{html}");
     assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");

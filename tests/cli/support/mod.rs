@@ -13,8 +13,8 @@ pub use spawn_elite::callback::httpsig;
 pub use callback::{receipt_json, root_for, send_args};
 pub use flaky::{Flaky, Seen, Step, read_request};
 pub use receiver::{
-    HandRequest, ReceiverProc, free_port, hand_signed, load_key, parse_answer, sign_request,
-    unix_now,
+    HandRequest, ReceiverProc, free_port, hand_signed, http_get, load_key, parse_answer,
+    sign_request, unix_now,
 };
 pub use sandbox::{Outcome, Sandbox, git, tree};
 
