@@ -39,7 +39,10 @@ pub fn run(action: &RegistryAction) -> Result<ExitCode> {
             // The same parser as the server's: a bad value is refused here,
             // before anything is sent.
             let filter = Filter::parse(Some(&query.join("&"))).map_err(|why| {
-                fail(ExitCode::Usage, format!("{why}; see `spawn-elite registry list --help`"))
+                fail(
+                    ExitCode::Usage,
+                    format!("{why}; see `spawn-elite registry list --help`"),
+                )
             })?;
             list(conn, filter)
         }
@@ -124,7 +127,10 @@ fn event_word(e: crate::registry::EventKind) -> &'static str {
 /// An RFC 3339 time to the second, for a table.
 fn short_time(t: &str) -> String {
     t.parse::<jiff::Timestamp>()
-        .map(|ts| ts.round(jiff::Unit::Second).map_or_else(|_| t.to_owned(), |r| r.to_string()))
+        .map(|ts| {
+            ts.round(jiff::Unit::Second)
+                .map_or_else(|_| t.to_owned(), |r| r.to_string())
+        })
         .unwrap_or_else(|_| t.to_owned())
 }
 

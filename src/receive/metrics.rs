@@ -164,7 +164,10 @@ mod tests {
             text.contains("spawn_elite_receiver_callbacks_refused_total{reason=\"signature\"} 1"),
             "{text}"
         );
-        assert!(text.contains("spawn_elite_receiver_index_lag_lines 3"), "{text}");
+        assert!(
+            text.contains("spawn_elite_receiver_index_lag_lines 3"),
+            "{text}"
+        );
         assert!(text.contains("spawn_elite_receiver_log_lines 10"), "{text}");
         assert!(
             text.contains("spawn_elite_receiver_request_duration_seconds_count{route=\"repos\"} 1"),

@@ -170,7 +170,10 @@ fn positions(state: &State) -> (u64, u64) {
 fn ready(state: &State) -> Reply {
     let (log, index) = positions(state);
     if index >= log {
-        text(200, format!("ready: the index has every one of {log} log lines"))
+        text(
+            200,
+            format!("ready: the index has every one of {log} log lines"),
+        )
     } else {
         text(
             503,
@@ -258,7 +261,10 @@ fn page(state: &State, query: Option<&str>) -> anyhow::Result<Reply> {
         Err(why) => return Ok(error(400, why)),
     };
     let (repos, sets) = {
-        let index = state.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = state
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         (index.repos(&filter)?, index.sets()?)
     };
     let now = jiff::Timestamp::now().to_string();
@@ -267,7 +273,11 @@ fn page(state: &State, query: Option<&str>) -> anyhow::Result<Reply> {
         status: 200,
         content_type: HTML,
         body: html.into_bytes(),
-        note: format!("page of {} of {} repositories", repos.repos.len(), repos.total),
+        note: format!(
+            "page of {} of {} repositories",
+            repos.repos.len(),
+            repos.total
+        ),
     })
 }
 
@@ -299,7 +309,9 @@ fn text(status: u16, message: impl Into<String>) -> Reply {
 /// A refusal, as JSON (`{"error": "..."}`) like every API answer.
 pub(super) fn error(status: u16, message: impl Into<String>) -> Reply {
     let note: String = message.into();
-    let mut body = serde_json::json!({ "error": note }).to_string().into_bytes();
+    let mut body = serde_json::json!({ "error": note })
+        .to_string()
+        .into_bytes();
     body.push(b'\n');
     Reply {
         status,

@@ -154,7 +154,10 @@ async fn handle(
         .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
     let (route, reply) = if method == Method::GET || method == Method::HEAD {
         let route = read::route_label(req.uri().path());
-        (route, serve_read(req, peer, local, Arc::clone(&state)).await)
+        (
+            route,
+            serve_read(req, peer, local, Arc::clone(&state)).await,
+        )
     } else {
         let reply = match answer(req, local, Arc::clone(&state), limits).await {
             Ok(msg) => Reply {
@@ -175,7 +178,9 @@ async fn handle(
         };
         ("callback", reply)
     };
-    state.metrics.observe(route, reply.status, started.elapsed());
+    state
+        .metrics
+        .observe(route, reply.status, started.elapsed());
     let (status, msg) = (reply.status, &reply.note);
     // The message says it all for people; the fields are for collectors.
     if status < 400 {

@@ -20,10 +20,10 @@ use super::site::Site;
 use crate::callback;
 use crate::callback::httpsig::{self, RequestParts, SigError};
 use crate::error::describe;
-use crate::registry::index::Index;
 use crate::provenance::dsse::{Envelope, Refused};
 use crate::provenance::{self, statement};
 use crate::receipt::{self, Receipt};
+use crate::registry::index::Index;
 
 /// Accepted clock skew and signature lifetime, in seconds.
 pub const WINDOW_SECS: i64 = 300;
@@ -181,10 +181,9 @@ pub(super) fn check_read(state: &State, read: &Read) -> std::result::Result<Stri
         .ok_or_else(|| bad("missing host header"))?
         .to_ascii_lowercase();
     let parts = RequestParts { authority, ..parts };
-    let (Some(input), Some(signature)) = (
-        parts.header("signature-input"),
-        parts.header("signature"),
-    ) else {
+    let (Some(input), Some(signature)) =
+        (parts.header("signature-input"), parts.header("signature"))
+    else {
         return Err(unauthorized(format!(
             "unsigned read from {}: sign it with a key of the readers directory (`spawn-elite registry --key PATH`), or read from this host",
             read.peer.ip()
@@ -385,10 +384,15 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
         line.to_string()
     };
     let logged = |seq: u64, offset: u64, bytes: &[u8]| {
-        let mut index = state.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut index = state
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match index.apply(seq, offset, bytes) {
             Ok(None) => {}
-            Ok(Some(why)) => tracing::warn!(seq, "log line {seq} is not in the registry index: {why}"),
+            Ok(Some(why)) => {
+                tracing::warn!(seq, "log line {seq} is not in the registry index: {why}")
+            }
             Err(e) => tracing::error!(
                 seq,
                 "the registry index did not take in log line {seq}: {e:#}; the line is logged, restart the receiver to catch the index up"

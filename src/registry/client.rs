@@ -107,7 +107,11 @@ impl Client {
 
     /// GET `/v1/{what}`: the decoded answer, `None` on 404, an error
     /// naming the registry's own message otherwise.
-    fn get_json<T: DeserializeOwned>(&self, what: &str, query: Option<String>) -> Result<Option<T>> {
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        query: Option<String>,
+    ) -> Result<Option<T>> {
         let base = self.target.path.trim_end_matches('/');
         let path = format!("{base}/{API_VERSION}/{what}");
         let url = match &query {
@@ -138,7 +142,10 @@ impl Client {
             .map_err(|e| self.failed(status, &format!("the answer could not be read: {e}")))?;
         match status {
             200 => serde_json::from_slice(&body).map(Some).map_err(|e| {
-                self.failed(status, &format!("the answer is not the registry's JSON: {e}"))
+                self.failed(
+                    status,
+                    &format!("the answer is not the registry's JSON: {e}"),
+                )
             }),
             404 if what.starts_with("repos/") => Ok(None),
             _ => {
@@ -156,7 +163,9 @@ impl Client {
 
     fn failed(&self, status: u16, why: &str) -> anyhow::Error {
         let hint = match status {
-            401 => "; reading from another host needs --key with a key in the receiver's --readers directory",
+            401 => {
+                "; reading from another host needs --key with a key in the receiver's --readers directory"
+            }
             400 => "; check the filters",
             _ => "",
         };
@@ -167,7 +176,10 @@ impl Client {
         };
         fail(
             code,
-            format!("the registry at {} answered {status}: {why}{hint}", self.target.url),
+            format!(
+                "the registry at {} answered {status}: {why}{hint}",
+                self.target.url
+            ),
         )
     }
 }
