@@ -176,15 +176,8 @@ impl Index {
                 )),
             },
         };
-        let (index, applied, skipped) = Index::build(&path, log)?;
-        Ok((
-            index,
-            CatchUp {
-                rebuilt,
-                applied,
-                skipped,
-            },
-        ))
+        let (index, built) = Index::build(&path, log)?;
+        Ok((index, CatchUp { rebuilt, ..built }))
     }
 
     /// Open an existing index and see whether it can be caught up: it is a
@@ -252,13 +245,13 @@ impl Index {
 
     /// Build the index of the whole log in a temporary file beside `path`
     /// and rename it into place.
-    fn build(path: &Path, log: &Path) -> Result<(Index, u64, Vec<(u64, String)>)> {
+    fn build(path: &Path, log: &Path) -> Result<(Index, CatchUp)> {
         let shown = path.display();
         let cannot = |e: rusqlite::Error| db(format!("cannot build index {shown}"), e);
         let mut tmp = TempFile::beside(path, WriteOptions::DATA)
             .map_err(|e| io(format!("cannot create index {shown}"), e))?;
         let mut head = Head::empty();
-        let (applied, skipped) = {
+        let built = {
             let mut conn = Connection::open(tmp.path()).map_err(cannot)?;
             // Nothing to recover in a file that is renamed into place only
             // once complete: no journal, no flush until the end.
@@ -303,7 +296,7 @@ impl Index {
             log: log.to_owned(),
             head,
         };
-        Ok((index, applied, skipped))
+        Ok((index, built))
     }
 
     /// Take in the lines the log has beyond the head, in one transaction.
@@ -312,14 +305,10 @@ impl Index {
         let cannot = |e: rusqlite::Error| db(format!("cannot update index {}", shown.display()), e);
         let mut head = self.head.clone();
         let tx = self.conn.transaction().map_err(cannot)?;
-        let (applied, skipped) = take_in_from(&tx, &self.log, &mut head)?;
+        let caught = take_in_from(&tx, &self.log, &mut head)?;
         tx.commit().map_err(cannot)?;
         self.head = head;
-        Ok(CatchUp {
-            rebuilt: None,
-            applied,
-            skipped,
-        })
+        Ok(caught)
     }
 
     /// One line the receiver just appended: its seq, the byte offset it
@@ -514,11 +503,7 @@ fn save_head(conn: &Connection, head: &Head) -> rusqlite::Result<()> {
 
 /// Take in every complete line of the log after `head`, advancing it, and
 /// save the head. Returns how many lines, and the skipped ones.
-fn take_in_from(
-    conn: &Connection,
-    log: &Path,
-    head: &mut Head,
-) -> Result<(u64, Vec<(u64, String)>)> {
+fn take_in_from(conn: &Connection, log: &Path, head: &mut Head) -> Result<CatchUp> {
     let shown = log.display();
     let read_err = |e: std::io::Error| io(format!("cannot read log {shown}"), e);
     let mut file = File::open(log).map_err(read_err)?;
@@ -547,7 +532,11 @@ fn take_in_from(
         applied += 1;
     }
     save_head(conn, head).map_err(|e| db("cannot save the index head".to_owned(), e))?;
-    Ok((applied, skipped))
+    Ok(CatchUp {
+        rebuilt: None,
+        applied,
+        skipped,
+    })
 }
 
 /// Take in one line (without its newline) starting at `offset`: index its
