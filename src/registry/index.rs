@@ -68,10 +68,10 @@ CREATE TABLE events (
 
 /// The secondary indexes, made after a rebuild's rows are in (one sort
 /// instead of a million index updates). `repos` has no rowid, so each of
-/// its indexes ends in the name: `behind=` reads names from
-/// `repos_by_version` alone.
+/// its indexes ends in the name: `behind=` and `version=` read names from
+/// `repos_by_version` alone, and [`Index::sets`] counts from it alone.
 const INDEXES: &str = "
-CREATE INDEX repos_by_version ON repos(set_name, version_key);
+CREATE INDEX repos_by_version ON repos(set_name, version_key, set_version);
 CREATE INDEX repos_by_kind ON repos(kind);
 CREATE INDEX repos_by_time ON repos(last_unix);
 CREATE INDEX events_by_repo ON events(name, seq);
@@ -598,16 +598,18 @@ fn index_event(conn: &Connection, e: &Event, offset: u64, len: u64) -> rusqlite:
 fn conditions(f: &Filter) -> (Vec<&'static str>, Vec<Sql>) {
     let mut conds = Vec::new();
     let mut args = Vec::new();
-    let text = [
-        ("kind = ?", &f.kind),
-        ("set_name = ?", &f.set),
-        ("set_version = ?", &f.version),
-    ];
+    let text = [("kind = ?", &f.kind), ("set_name = ?", &f.set)];
     for (cond, value) in text {
         if let Some(v) = value {
             conds.push(cond);
             args.push(Sql::Text(v.clone()));
         }
+    }
+    if let Some(version) = &f.version {
+        // The key ends in the version's text, so equal keys are equal
+        // versions; as a key it is a lookup in repos_by_version.
+        conds.push("version_key = ?");
+        args.push(Sql::Text(version::sort_key(version)));
     }
     if let Some(behind) = &f.behind {
         // With set_name = ? above: a range of repos_by_version.
