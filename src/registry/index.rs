@@ -220,7 +220,7 @@ impl Index {
         };
         if head.end > log_len {
             return Ok(Found::Rebuild(format!(
-                "the log is shorter ({log_len} bytes) than what the index took in ({} bytes): the log was replaced",
+                "the log is shorter ({log_len} bytes) than what the index took in ({} bytes): the log was replaced, or lost lines in a crash",
                 head.end
             )));
         }
