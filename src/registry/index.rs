@@ -68,10 +68,10 @@ CREATE TABLE events (
 
 /// The secondary indexes, made after a rebuild's rows are in (one sort
 /// instead of a million index updates). `repos` has no rowid, so each of
-/// its indexes ends in the name: `behind=` reads names from
-/// `repos_by_version` alone.
+/// its indexes ends in the name: `behind=` and `version=` read names from
+/// `repos_by_version` alone, and [`Index::sets`] counts from it alone.
 const INDEXES: &str = "
-CREATE INDEX repos_by_version ON repos(set_name, version_key);
+CREATE INDEX repos_by_version ON repos(set_name, version_key, set_version);
 CREATE INDEX repos_by_kind ON repos(kind);
 CREATE INDEX repos_by_time ON repos(last_unix);
 CREATE INDEX events_by_repo ON events(name, seq);
@@ -176,15 +176,8 @@ impl Index {
                 )),
             },
         };
-        let (index, applied, skipped) = Index::build(&path, log)?;
-        Ok((
-            index,
-            CatchUp {
-                rebuilt,
-                applied,
-                skipped,
-            },
-        ))
+        let (index, built) = Index::build(&path, log)?;
+        Ok((index, CatchUp { rebuilt, ..built }))
     }
 
     /// Open an existing index and see whether it can be caught up: it is a
@@ -227,7 +220,7 @@ impl Index {
         };
         if head.end > log_len {
             return Ok(Found::Rebuild(format!(
-                "the log is shorter ({log_len} bytes) than what the index took in ({} bytes): the log was replaced",
+                "the log is shorter ({log_len} bytes) than what the index took in ({} bytes): the log was replaced, or lost lines in a crash",
                 head.end
             )));
         }
@@ -252,13 +245,13 @@ impl Index {
 
     /// Build the index of the whole log in a temporary file beside `path`
     /// and rename it into place.
-    fn build(path: &Path, log: &Path) -> Result<(Index, u64, Vec<(u64, String)>)> {
+    fn build(path: &Path, log: &Path) -> Result<(Index, CatchUp)> {
         let shown = path.display();
         let cannot = |e: rusqlite::Error| db(format!("cannot build index {shown}"), e);
         let mut tmp = TempFile::beside(path, WriteOptions::DATA)
             .map_err(|e| io(format!("cannot create index {shown}"), e))?;
         let mut head = Head::empty();
-        let (applied, skipped) = {
+        let built = {
             let mut conn = Connection::open(tmp.path()).map_err(cannot)?;
             // Nothing to recover in a file that is renamed into place only
             // once complete: no journal, no flush until the end.
@@ -303,7 +296,7 @@ impl Index {
             log: log.to_owned(),
             head,
         };
-        Ok((index, applied, skipped))
+        Ok((index, built))
     }
 
     /// Take in the lines the log has beyond the head, in one transaction.
@@ -312,14 +305,10 @@ impl Index {
         let cannot = |e: rusqlite::Error| db(format!("cannot update index {}", shown.display()), e);
         let mut head = self.head.clone();
         let tx = self.conn.transaction().map_err(cannot)?;
-        let (applied, skipped) = take_in_from(&tx, &self.log, &mut head)?;
+        let caught = take_in_from(&tx, &self.log, &mut head)?;
         tx.commit().map_err(cannot)?;
         self.head = head;
-        Ok(CatchUp {
-            rebuilt: None,
-            applied,
-            skipped,
-        })
+        Ok(caught)
     }
 
     /// One line the receiver just appended: its seq, the byte offset it
@@ -514,11 +503,7 @@ fn save_head(conn: &Connection, head: &Head) -> rusqlite::Result<()> {
 
 /// Take in every complete line of the log after `head`, advancing it, and
 /// save the head. Returns how many lines, and the skipped ones.
-fn take_in_from(
-    conn: &Connection,
-    log: &Path,
-    head: &mut Head,
-) -> Result<(u64, Vec<(u64, String)>)> {
+fn take_in_from(conn: &Connection, log: &Path, head: &mut Head) -> Result<CatchUp> {
     let shown = log.display();
     let read_err = |e: std::io::Error| io(format!("cannot read log {shown}"), e);
     let mut file = File::open(log).map_err(read_err)?;
@@ -547,7 +532,11 @@ fn take_in_from(
         applied += 1;
     }
     save_head(conn, head).map_err(|e| db("cannot save the index head".to_owned(), e))?;
-    Ok((applied, skipped))
+    Ok(CatchUp {
+        rebuilt: None,
+        applied,
+        skipped,
+    })
 }
 
 /// Take in one line (without its newline) starting at `offset`: index its
@@ -609,16 +598,18 @@ fn index_event(conn: &Connection, e: &Event, offset: u64, len: u64) -> rusqlite:
 fn conditions(f: &Filter) -> (Vec<&'static str>, Vec<Sql>) {
     let mut conds = Vec::new();
     let mut args = Vec::new();
-    let text = [
-        ("kind = ?", &f.kind),
-        ("set_name = ?", &f.set),
-        ("set_version = ?", &f.version),
-    ];
+    let text = [("kind = ?", &f.kind), ("set_name = ?", &f.set)];
     for (cond, value) in text {
         if let Some(v) = value {
             conds.push(cond);
             args.push(Sql::Text(v.clone()));
         }
+    }
+    if let Some(version) = &f.version {
+        // The key ends in the version's text, so equal keys are equal
+        // versions; as a key it is a lookup in repos_by_version.
+        conds.push("version_key = ?");
+        args.push(Sql::Text(version::sort_key(version)));
     }
     if let Some(behind) = &f.behind {
         // With set_name = ? above: a range of repos_by_version.

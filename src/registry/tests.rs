@@ -490,3 +490,25 @@ fn a_v1_receipt_is_a_repository_without_a_set() {
     assert_eq!((g.repo.set, g.repo.elite, g.repo.org), (None, false, None));
     assert_eq!(g.history[0].set, None);
 }
+
+#[test]
+fn the_index_can_be_shared_behind_a_mutex() {
+    fn send<T: Send>() {}
+    send::<Index>();
+    send::<std::sync::Mutex<Index>>();
+}
+
+#[test]
+fn an_index_of_a_missing_log_is_an_error_naming_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("none.jsonl");
+    let err = Index::open(&log).err().unwrap().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "cannot read log {}: No such file or directory (os error 2)",
+            log.display()
+        )
+    );
+    assert!(!Index::path_for(&log).exists());
+}
