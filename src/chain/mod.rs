@@ -28,9 +28,9 @@
 //!   the file ends in a newline, that the last line parses with a `seq`,
 //!   that the line before it parses with the `seq` before that, and that the
 //!   last line's `prev` is that line's hash (or, for a file of one line,
-//!   that its `seq` is 1 and its `prev` is [`GENESIS`]). That is all a new
-//!   line is chained onto, and all that can be wrong at the point the new
-//!   line joins. When any of it does not hold, the whole chain is walked
+//!   that its `seq` is 1 and its `prev` is [`GENESIS`]): the line a new
+//!   line is chained onto, and its link to the one before. When any of it
+//!   does not hold, the whole chain is walked
 //!   as [`Chain::open`] walks it, so a broken file is refused with exactly
 //!   the line and reason a walk finds (a cut-off last line included).
 //!
@@ -39,9 +39,10 @@
 //! last line's `seq` that is not its line number because earlier lines were
 //! removed. The new line is chained on as usual, and the break stays where
 //! it was: `ledger verify` and `ledger list` name it, as they did before
-//! the append. Nothing is remembered between appends (no sidecar file):
-//! reading two lines from the end costs less than keeping a head file
-//! durable would, and an old ledger needs nothing new.
+//! the append. Nothing is remembered between appends (no sidecar file): a
+//! head file would cost every append one more durable write, where reading
+//! two lines from the end costs one `pread`, and a ledger written by an
+//! earlier release needs nothing new.
 
 mod repair;
 #[cfg(test)]
