@@ -12,13 +12,45 @@
 //! flushed, so a failed write never leaves a partial line that later lines
 //! would be chained onto. A partial last line can then only come from a
 //! crash mid-write; [`repair()`] sets it aside and keeps every complete line.
+//!
+//! # What is checked when
+//!
+//! The rules for one line live in [`check_line`]; every reader applies them
+//! through it. There are two ways to open a chain for appending:
+//!
+//! - [`Chain::open`] and [`Chain::open_walking`] walk every line from the
+//!   start (streaming, one line in memory at a time): `ledger add` (which
+//!   looks for a duplicate anyway) and the receiver at start use them, as
+//!   `ledger verify` and `ledger list` walk every line they show.
+//! - [`Chain::open_at_head`] is what a spawn or an update appends through,
+//!   so that its cost does not grow with the ledger: under the lock it
+//!   reads only the file's last two lines, from the end, and requires that
+//!   the file ends in a newline, that the last line parses with a `seq`,
+//!   that the line before it parses with the `seq` before that, and that the
+//!   last line's `prev` is that line's hash (or, for a file of one line,
+//!   that its `seq` is 1 and its `prev` is [`GENESIS`]): the line a new
+//!   line is chained onto, and its link to the one before. When any of it
+//!   does not hold, the whole chain is walked
+//!   as [`Chain::open`] walks it, so a broken file is refused with exactly
+//!   the line and reason a walk finds (a cut-off last line included).
+//!
+//! What an append through [`Chain::open_at_head`] no longer notices: an
+//! edited, removed or reordered line anywhere before the last two, or a
+//! last line's `seq` that is not its line number because earlier lines were
+//! removed. The new line is chained on as usual, and the break stays where
+//! it was: `ledger verify` and `ledger list` name it, as they did before
+//! the append. Nothing is remembered between appends (no sidecar file): a
+//! head file would cost every append one more durable write, where reading
+//! two lines from the end costs one `pread`, and a ledger written by an
+//! earlier release needs nothing new.
 
 mod repair;
 #[cfg(test)]
 mod tests;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead, BufReader, Write as _};
+use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -37,6 +69,12 @@ pub fn line_hash(line: &[u8]) -> String {
 pub trait Link: DeserializeOwned {
     fn seq(&self) -> Option<u64>;
     fn prev(&self) -> Option<&str>;
+    /// Read one line (without its newline). A type that reads only part of
+    /// a line overrides this to refuse exactly the lines a full read
+    /// refuses.
+    fn parse(line: &[u8]) -> serde_json::Result<Self> {
+        serde_json::from_slice(line)
+    }
 }
 
 /// Lines read as plain JSON: the receiver's log keeps whatever it was sent.
@@ -73,48 +111,140 @@ pub struct Walked<T> {
     pub last_hash: String,
 }
 
+/// A chain walked without keeping its lines.
+#[derive(Debug)]
+pub struct Checked {
+    /// The `seq` of the last line that fits (0 if none).
+    pub seq: u64,
+    /// The first line that does not fit (numbered from 1), and why.
+    pub broken: Option<(usize, Fault)>,
+    /// The hash of the last line that fits ([`GENESIS`] if none).
+    pub last_hash: String,
+}
+
 /// Whether the text ends in a line without its newline.
 pub fn is_cut(text: &[u8]) -> bool {
     !text.is_empty() && !text.ends_with(b"\n")
 }
 
-/// Check every line of `text` in order.
+/// The chain's rule for line `n` (given without its newline): it reads as
+/// `T`, states `seq` `n`, and states as `prev` the hash of the line before
+/// it, `prev` (checked only when that line is at hand: `Some`).
+pub fn check_line<T: Link>(line: &[u8], n: u64, prev: Option<&str>) -> Result<T, Fault> {
+    let entry = T::parse(line).map_err(Fault::Unparsable)?;
+    if entry.seq() != Some(n) {
+        return Err(Fault::Seq(entry.seq()));
+    }
+    match prev {
+        Some(prev) if entry.prev() != Some(prev) => {
+            Err(Fault::Prev(entry.prev().map(str::to_owned)))
+        }
+        _ => Ok(entry),
+    }
+}
+
+/// Check every line of `text` in order, keeping them.
 pub fn walk<T: Link>(text: &[u8]) -> Walked<T> {
-    let mut walked = Walked {
-        entries: Vec::new(),
+    let mut entries = Vec::new();
+    // Reading from a byte slice cannot fail.
+    let checked = walk_from::<T>(text, |e| entries.push(e)).unwrap_or_else(|e| Checked {
+        seq: 0,
+        broken: Some((1, Fault::Unparsable(serde_json::Error::io(e)))),
+        last_hash: GENESIS.to_owned(),
+    });
+    Walked {
+        entries,
+        broken: checked.broken,
+        last_hash: checked.last_hash,
+    }
+}
+
+/// Check the lines `reader` gives, in order, one at a time: `each` is
+/// handed every line that fits, and nothing else is kept, so a walk of any
+/// length takes the memory of its longest line. Stops at the first line
+/// that does not fit; `Err` only when reading fails.
+pub fn walk_from<T: Link>(
+    mut reader: impl BufRead,
+    mut each: impl FnMut(T),
+) -> std::io::Result<Checked> {
+    let mut checked = Checked {
+        seq: 0,
         broken: None,
         last_hash: GENESIS.to_owned(),
     };
-    if text.is_empty() {
-        return walked;
-    }
-    let cut = is_cut(text);
-    let body = text.strip_suffix(b"\n").unwrap_or(text);
-    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
-    for (i, line) in lines.iter().enumerate() {
-        let n = i + 1;
-        let fault = if cut && n == lines.len() {
-            Some(Fault::Cut)
-        } else {
-            match serde_json::from_slice::<T>(line) {
-                Err(e) => Some(Fault::Unparsable(e)),
-                Ok(entry) if entry.seq() != Some(n as u64) => Some(Fault::Seq(entry.seq())),
-                Ok(entry) if entry.prev() != Some(walked.last_hash.as_str()) => {
-                    Some(Fault::Prev(entry.prev().map(str::to_owned)))
-                }
-                Ok(entry) => {
-                    walked.entries.push(entry);
-                    None
-                }
-            }
-        };
-        if let Some(fault) = fault {
-            walked.broken = Some((n, fault));
-            return walked;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(checked);
         }
-        walked.last_hash = line_hash(line);
+        let n = checked.seq + 1;
+        let fitted = if line.last() == Some(&b'\n') {
+            line.pop();
+            check_line::<T>(&line, n, Some(&checked.last_hash))
+        } else {
+            Err(Fault::Cut)
+        };
+        match fitted {
+            Ok(entry) => {
+                each(entry);
+                checked.seq = n;
+                checked.last_hash = line_hash(&line);
+            }
+            Err(fault) => {
+                checked.broken = Some((usize::try_from(n).unwrap_or(usize::MAX), fault));
+                return Ok(checked);
+            }
+        }
     }
-    walked
+}
+
+/// How many bytes [`head`] first reads from the end of a file; twice as
+/// many each time that does not hold its last two lines.
+const TAIL_READ: u64 = 16 * 1024;
+
+/// The `seq` and hash of the last line of `file` (`len` bytes long), if the
+/// last two lines show an intact head (see the module's doc); `None` if
+/// not, or if the file ends in a partial line. Reads from the end only as
+/// far back as the start of the line before the last.
+fn head<T: Link>(file: &File, len: u64) -> std::io::Result<Option<(u64, String)>> {
+    if len == 0 {
+        return Ok(Some((0, GENESIS.to_owned())));
+    }
+    let mut want = TAIL_READ;
+    loop {
+        let start = len.saturating_sub(want);
+        let mut tail = vec![0; usize::try_from(len - start).unwrap_or(usize::MAX)];
+        file.read_exact_at(&mut tail, start)?;
+        let Some(body) = tail.strip_suffix(b"\n") else {
+            return Ok(None);
+        };
+        let mut lines = body.rsplitn(3, |&b| b == b'\n');
+        let last = lines.next().unwrap_or_default();
+        let before = lines.next();
+        // Both lines are whole if a newline precedes the one before the
+        // last, or the read began at the start of the file.
+        if start == 0 || lines.next().is_some() {
+            return Ok(fits_at_head::<T>(last, before));
+        }
+        want = want.saturating_mul(2);
+    }
+}
+
+/// Whether `last`, the last line, fits onto `before`, the line before it
+/// (`None`: there is none), and if so its `seq` and hash.
+fn fits_at_head<T: Link>(last: &[u8], before: Option<&[u8]>) -> Option<(u64, String)> {
+    let seq = T::parse(last).ok()?.seq()?;
+    let prev = match before {
+        None if seq == 1 => GENESIS.to_owned(),
+        None => return None,
+        Some(before) => {
+            check_line::<T>(before, seq.checked_sub(1)?, None).ok()?;
+            line_hash(before)
+        }
+    };
+    check_line::<T>(last, seq, Some(&prev)).ok()?;
+    Some((seq, line_hash(last)))
 }
 
 /// Whether [`Chain::open`] waits for another writer to finish.
@@ -217,29 +347,56 @@ impl Chain {
     /// line. When the chain is broken the caller must not append: a line
     /// chained to a broken log would never verify.
     pub fn open<T: Link>(path: &Path, lock: Lock) -> std::io::Result<(Chain, Walked<T>)> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
-        match lock {
-            Lock::Wait => file.lock()?,
-            Lock::Fail => file.try_lock().map_err(std::io::Error::from)?,
-        }
-        let mut text = Vec::new();
-        file.read_to_end(&mut text)?;
-        let walked = walk::<T>(&text);
-        let chain = Chain {
-            file,
-            seq: walked.entries.len() as u64,
-            last_hash: walked.last_hash.clone(),
-            len: text.len() as u64,
-            torn: walked.broken.is_some(),
+        let mut entries = Vec::new();
+        let (chain, checked) = Chain::open_walking::<T>(path, lock, |e| entries.push(e))?;
+        let walked = Walked {
+            entries,
+            broken: checked.broken,
+            last_hash: checked.last_hash,
         };
         Ok((chain, walked))
+    }
+
+    /// Like [`Chain::open`], handing each line that fits to `each` instead
+    /// of keeping it: the file is read line by line, never held whole.
+    pub fn open_walking<T: Link>(
+        path: &Path,
+        lock: Lock,
+        each: impl FnMut(T),
+    ) -> std::io::Result<(Chain, Checked)> {
+        let file = open_locked(path, lock)?;
+        let len = file.metadata()?.len();
+        let checked = walk_from::<T>(BufReader::new(&file), each)?;
+        Ok((Chain::at(file, len, &checked), checked))
+    }
+
+    /// Open and lock as [`Chain::open`] does, but check only the file's
+    /// last two lines (see the module's doc), so that the cost does not
+    /// grow with the chain; when they do not show an intact head, walk
+    /// every line to find what is wrong.
+    pub fn open_at_head<T: Link>(path: &Path, lock: Lock) -> std::io::Result<(Chain, Checked)> {
+        let file = open_locked(path, lock)?;
+        let len = file.metadata()?.len();
+        let checked = match head::<T>(&file, len)? {
+            Some((seq, last_hash)) => Checked {
+                seq,
+                broken: None,
+                last_hash,
+            },
+            None => walk_from::<T>(BufReader::new(&file), |_| {})?,
+        };
+        Ok((Chain::at(file, len, &checked), checked))
+    }
+
+    /// The chain of `file`, `len` bytes long, as `checked` found it.
+    fn at(file: File, len: u64, checked: &Checked) -> Chain {
+        Chain {
+            file,
+            seq: checked.seq,
+            last_hash: checked.last_hash.clone(),
+            len,
+            torn: checked.broken.is_some(),
+        }
     }
 
     /// Append one line (given without its newline) and advance the chain.
@@ -306,4 +463,22 @@ impl Chain {
     pub fn try_clone_file(&self) -> std::io::Result<File> {
         self.file.try_clone()
     }
+}
+
+/// Open `path` for reading and appending (creating it and its directory)
+/// and take the writers' lock.
+fn open_locked(path: &Path, lock: Lock) -> std::io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    match lock {
+        Lock::Wait => file.lock()?,
+        Lock::Fail => file.try_lock().map_err(std::io::Error::from)?,
+    }
+    Ok(file)
 }

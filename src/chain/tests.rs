@@ -210,3 +210,129 @@ fn repair_waits_for_the_writers_lock_and_saves_aside_without_replacing() {
     assert_eq!(std::fs::read(&second).unwrap(), b"{\"seq\":3,\"pr");
     assert_eq!(std::fs::read(&path).unwrap(), chain_of(2));
 }
+
+/// `chain_of(n)` with every line padded to `pad` bytes of `x`.
+fn padded_chain(n: u64, pad: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut prev = GENESIS.to_owned();
+    for seq in 1..=n {
+        let line =
+            serde_json::json!({"seq": seq, "pad": "x".repeat(pad), "prev": prev}).to_string();
+        prev = line_hash(line.as_bytes());
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// What [`Chain::open_at_head`] finds in a file holding `text`.
+fn at_head(text: &[u8]) -> (Chain, Checked, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let (chain, checked) = Chain::open_at_head::<serde_json::Value>(&path, Lock::Wait).unwrap();
+    (chain, checked, dir)
+}
+
+#[test]
+fn the_head_of_an_intact_chain_is_where_a_full_walk_ends() {
+    // Short lines, and lines longer than the first read from the end, so
+    // that the read has to reach further back.
+    for text in [
+        Vec::new(),
+        chain_of(1),
+        chain_of(2),
+        chain_of(500),
+        padded_chain(3, 3 * TAIL_READ as usize),
+    ] {
+        let walked = walk::<serde_json::Value>(&text);
+        let (mut chain, checked, dir) = at_head(&text);
+        assert!(checked.broken.is_none());
+        assert_eq!(
+            (chain.seq, &chain.last_hash),
+            (walked.entries.len() as u64, &walked.last_hash)
+        );
+        assert_eq!(chain.end_offset(), text.len() as u64);
+        chain.append_synced(&next_line(&chain)).unwrap();
+        drop(chain);
+        let after = std::fs::read(dir.path().join("log.jsonl")).unwrap();
+        let walked = walk::<serde_json::Value>(&after);
+        assert!(walked.broken.is_none());
+        assert_eq!(
+            walked.entries.len(),
+            text.iter().filter(|&&b| b == b'\n').count() + 1
+        );
+    }
+}
+
+#[test]
+fn a_head_that_does_not_fit_is_refused_where_and_why_a_full_walk_says() {
+    let text = String::from_utf8(chain_of(4)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let join = |ls: &[&str]| ls.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let cases = [
+        // Cut off while written.
+        text[..text.len() - 3].to_owned(),
+        format!("{text}{{\"seq\":5"),
+        // The line before the last edited, or dropped; the last two swapped.
+        text.replacen(lines[2], &lines[2].replace("\"y\"", "\"z\""), 1),
+        join(&[lines[0], lines[1], lines[3]]),
+        join(&[lines[0], lines[1], lines[3], lines[2]]),
+        // A last line that is not JSON, is empty, or has no seq.
+        format!("{text}garbage\n"),
+        format!("{text}\n"),
+        format!(
+            "{text}{{\"prev\":\"{}\"}}\n",
+            line_hash(lines[3].as_bytes())
+        ),
+        // One line that does not start the chain.
+        join(&[lines[1]]),
+        "\n".to_owned(),
+    ];
+    for case in cases {
+        let walked = walk::<serde_json::Value>(case.as_bytes());
+        let (chain, checked, _dir) = at_head(case.as_bytes());
+        let found = checked.broken.as_ref().map(|(n, f)| (*n, format!("{f:?}")));
+        let expected = walked.broken.as_ref().map(|(n, f)| (*n, format!("{f:?}")));
+        assert!(expected.is_some(), "{case}");
+        assert_eq!(found, expected, "{case}");
+        assert_eq!(checked.last_hash, walked.last_hash, "{case}");
+        let mut chain = chain;
+        let err = chain.append(b"{}").unwrap_err();
+        assert!(err.to_string().contains("nothing may be chained"), "{err}");
+    }
+}
+
+/// The deliberate limit of an append at the head: a break further back
+/// is not looked for; the chain goes on and a full walk still finds it.
+#[test]
+fn an_edit_before_the_head_is_left_for_a_full_walk_to_find() {
+    let text = String::from_utf8(chain_of(4)).unwrap();
+    let edited = text.replacen("\"y\"", "\"z\"", 1);
+    let (mut chain, checked, dir) = at_head(edited.as_bytes());
+    assert!(checked.broken.is_none());
+    assert_eq!(chain.seq, 4);
+    chain.append_synced(&next_line(&chain)).unwrap();
+    drop(chain);
+    let after = std::fs::read(dir.path().join("log.jsonl")).unwrap();
+    let walked = walk::<serde_json::Value>(&after);
+    assert!(matches!(walked.broken, Some((2, Fault::Prev(_)))));
+    let (chain, walked) =
+        Chain::open::<serde_json::Value>(&dir.path().join("log.jsonl"), Lock::Wait).unwrap();
+    assert!(walked.broken.is_some() && chain.torn);
+}
+
+#[test]
+fn a_streamed_walk_hands_over_each_line_and_keeps_none() {
+    let text = chain_of(5);
+    let mut seqs = Vec::new();
+    let checked =
+        walk_from::<serde_json::Value>(&text[..text.len() - 1], |v| seqs.push(v["seq"].clone()))
+            .unwrap();
+    assert_eq!(
+        seqs,
+        (1..=4).map(serde_json::Value::from).collect::<Vec<_>>()
+    );
+    assert!(matches!(checked.broken, Some((5, Fault::Cut))));
+    assert_eq!(checked.seq, 4);
+}

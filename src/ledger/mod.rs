@@ -72,8 +72,10 @@ pub fn path() -> Result<PathBuf> {
 
 /// Append one line for `receipt` and return the ledger's path.
 ///
-/// The file is locked while the last line is read and the new one written,
-/// so two spawns at once still make one chain. A write that fails (a full
+/// The file is locked while its last lines are read and the new one
+/// written, so two spawns at once still make one chain. Only the ledger's
+/// head is checked (see [`crate::chain`]): the cost of an append does not
+/// grow with the ledger, and `ledger verify` checks every line. A write that fails (a full
 /// disk) is undone before the error is returned, so the ledger is left as
 /// it was and the error says how to record the spawn later.
 pub fn append(receipt: &Receipt, repo_path: &Path) -> Result<PathBuf> {
@@ -124,20 +126,32 @@ fn append_to(
             e,
         )
     };
-    // A line chained to a broken ledger would never verify, so the whole
-    // chain is checked first (hashing a line per spawn costs nothing).
-    let (mut chain, walked) = Chain::open::<Entry>(path, Lock::Wait).map_err(io)?;
-    if let Some((line, fault)) = &walked.broken {
+    // A line chained to a broken ledger would never verify. A spawn or an
+    // update checks the ledger's head only (its last two lines, read from
+    // the end), so that its cost does not grow with the ledger; a break
+    // further back is for `ledger verify` to find (see crate::chain).
+    // `ledger add` reads every entry anyway, to refuse a duplicate.
+    let (mut chain, checked, entries) = if once {
+        let (chain, walked) = Chain::open::<Entry>(path, Lock::Wait).map_err(io)?;
+        let checked = chain::Checked {
+            seq: chain.seq,
+            broken: walked.broken,
+            last_hash: walked.last_hash,
+        };
+        (chain, checked, walked.entries)
+    } else {
+        let (chain, checked) = Chain::open_at_head::<Entry>(path, Lock::Wait).map_err(io)?;
+        (chain, checked, Vec::new())
+    };
+    if let Some((line, fault)) = &checked.broken {
         return Err(fail(
             ExitCode::Drift,
-            broken_message(path, *line, fault, &walked.last_hash),
+            broken_message(path, *line, fault, &checked.last_hash),
         ));
     }
-    if once
-        && let Some(e) = walked
-            .entries
-            .iter()
-            .find(|e| e.repo == shown && e.merkle_root == receipt.merkle_root)
+    if let Some(e) = entries
+        .iter()
+        .find(|e| e.repo == shown && e.merkle_root == receipt.merkle_root)
     {
         return Err(fail(
             ExitCode::Usage,
