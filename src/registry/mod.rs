@@ -18,6 +18,8 @@
 //! The types below are the registry's answers, the same for the HTTP API
 //! (`receive`), the CLI (`spawn-elite registry`) and the page.
 
+pub mod page;
+
 use serde::{Deserialize, Serialize};
 
 /// The version of the read API's JSON (`/v1/...`).
