@@ -18,6 +18,7 @@
 //! The types below are the registry's answers, the same for the HTTP API
 //! (`receive`), the CLI (`spawn-elite registry`) and the page.
 
+pub mod catalog;
 pub mod page;
 
 use serde::{Deserialize, Serialize};
