@@ -2,7 +2,10 @@
 //! repository, as a YAML stream (one `---` document per entity), the shape
 //! of a `catalog-info.yaml` that Backstage reads from a URL location.
 //!
-//! What each field says, and why:
+//! Each entity says what the repository's own `catalog-info.yaml` (from
+//! `templates/base/catalog-info.yaml.j2`, docs/POSTURE.md) says about the
+//! same fields, so that the registry and the repository never disagree
+//! about one entity; what only the registry knows goes in annotations.
 //!
 //! - `metadata.name`: the repository's name. Backstage accepts 1 to 63
 //!   characters made of runs of `[a-zA-Z0-9]` joined by single `-`, `_` or
@@ -11,31 +14,32 @@
 //!   left out, never renamed: a renamed entity would not match its
 //!   repository, and two names could map to one. Each one left out is
 //!   named in a `#` comment at the top of the stream.
-//! - `metadata.annotations`, all under the prefix [`ANNOTATION_PREFIX`]
-//!   (`spawn-elite.dev/`): `merkle-root` (of its latest receipt), and for
-//!   a receipt that names its template set (v2) `template-set`,
-//!   `template-set-version` and `template-set-digest`.
-//!   With them a Backstage search or plugin can find every repository on an
-//!   old version of a set.
-//! - `spec.type`: the spawn type as it is. The embedded `service` is
-//!   Backstage's well-known `service` (a backend exposing an API). `infra`
-//!   (Terraform) and `tool` (a command-line tool) have no well-known
-//!   equivalent among `service`, `website` and `library`, and Backstage
-//!   takes any string here while its plugins act on the well-known ones (a
-//!   `website` gets website tooling), so calling a Terraform repository or
-//!   a command-line tool a `library` would be wrong in a way that shows,
-//!   while `infra` only goes unrecognised. A custom set's types pass
-//!   through the same way.
-//! - `spec.lifecycle`: `production` for an elite spawn, `experimental` for
-//!   one made with `--no-elite`. It says how the repository was shaped
-//!   (the elite layers add the CI, containers, Kubernetes and monitoring
-//!   of a production repository; without them it is base and type files
-//!   only), not whether it runs in production: the receiver cannot know
-//!   that.
-//! - `spec.owner`: `group:ORG` from the `org` template value of its latest
-//!   receipt; [`FALLBACK_OWNER`] when the receipt has none or it is not a
-//!   Backstage entity name (the value then stays visible in the
-//!   `spawn-elite.dev/org` annotation).
+//! - `metadata.annotations`: `github.com/project-slug` (`ORG/NAME`, when
+//!   the receipt has an `org`), as the repository's own file has it, and
+//!   under the prefix [`ANNOTATION_PREFIX`] (`spawn-elite.dev/`), stable
+//!   across versions: `merkle-root` (of its latest receipt) and, for a
+//!   receipt that names its template set (v2), `template-set`,
+//!   `template-set-version` and `template-set-digest`. With them a
+//!   Backstage search or plugin can find every repository on an old
+//!   version of a set.
+//! - `spec.type` ([`SPEC_TYPES`]): `service` for `service`,
+//!   `infrastructure` for `infra` (Terraform), `tool` for `tool` (a
+//!   command-line tool), and `service` for a type of another set, as the
+//!   repository's own file has it. Only `service` is among Backstage's
+//!   well-known values (`service`, `website`, `library`); Backstage takes
+//!   any string, and calling Terraform or a command-line tool a `library`
+//!   would mislead the plugins that act on the well-known ones.
+//! - `spec.lifecycle`: `experimental`, always, as in the repository's own
+//!   file: the receiver knows a repository was spawned or updated, not
+//!   that it is established and run in production (Backstage's
+//!   `production`); the elite flag says how it was shaped, not that.
+//! - `spec.owner`: `group:default/NAME-owners`, the team the repository's
+//!   `CODEOWNERS` names (`@ORG/NAME-owners`), as Backstage's GitHub org
+//!   import names it and as the repository's own file has it, when the
+//!   receipt has an `org` (the team lives in that organisation; the org
+//!   itself is not a group that import creates). [`FALLBACK_OWNER`] when
+//!   the receipt has no `org`, or `NAME-owners` is longer than an entity
+//!   name may be.
 //!
 //! The YAML comes from `serde_norway`, a maintained fork of the archived
 //! `serde_yaml` with the same emitter, so every string that YAML would read
@@ -51,8 +55,17 @@ use super::Repo;
 /// The prefix of every annotation spawn-elite writes.
 pub const ANNOTATION_PREFIX: &str = "spawn-elite.dev/";
 
-/// The owner of a repository whose receipt names no usable `org`.
-pub const FALLBACK_OWNER: &str = "group:unowned";
+/// The owner of a repository whose receipt names no `org`: a group a
+/// Backstage admin can create (or search for) to find such repositories.
+pub const FALLBACK_OWNER: &str = "group:default/unowned";
+
+/// `spec.type` by spawn type, as `templates/base/catalog-info.yaml.j2`
+/// maps them; any other type is a `service` there and here.
+pub const SPEC_TYPES: &[(&str, &str)] = &[
+    ("service", "service"),
+    ("infra", "infrastructure"),
+    ("tool", "tool"),
+];
 
 /// Whether Backstage accepts `name` as an entity name (`metadata.name`,
 /// and the name part of a reference such as an owner): 1 to 63 characters,
@@ -70,20 +83,20 @@ struct Entity<'a> {
     api_version: &'static str,
     kind: &'static str,
     metadata: Metadata<'a>,
-    spec: Spec<'a>,
+    spec: Spec,
 }
 
 #[derive(Serialize)]
 struct Metadata<'a> {
     name: &'a str,
     /// Sorted, so that the same fleet gives the same bytes.
-    annotations: BTreeMap<String, &'a str>,
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
-struct Spec<'a> {
+struct Spec {
     #[serde(rename = "type")]
-    kind: &'a str,
+    kind: &'static str,
     lifecycle: &'static str,
     owner: String,
 }
@@ -91,20 +104,31 @@ struct Spec<'a> {
 fn entity(repo: &Repo) -> Entity<'_> {
     let key = |k: &str| format!("{ANNOTATION_PREFIX}{k}");
     let mut annotations = BTreeMap::new();
-    annotations.insert(key("merkle-root"), repo.merkle_root.as_str());
+    annotations.insert(key("merkle-root"), repo.merkle_root.clone());
     if let Some(set) = &repo.set {
-        annotations.insert(key("template-set"), set.name.as_str());
-        annotations.insert(key("template-set-version"), set.version.as_str());
-        annotations.insert(key("template-set-digest"), set.digest.as_str());
+        annotations.insert(key("template-set"), set.name.clone());
+        annotations.insert(key("template-set-version"), set.version.clone());
+        annotations.insert(key("template-set-digest"), set.digest.clone());
     }
-    let owner = match repo.org.as_deref() {
-        Some(org) if is_entity_name(org) => format!("group:{org}"),
+    let team = format!("{}-owners", repo.name);
+    let owner = match &repo.org {
         Some(org) => {
-            annotations.insert(key("org"), org);
-            FALLBACK_OWNER.to_owned()
+            annotations.insert(
+                "github.com/project-slug".to_owned(),
+                format!("{org}/{}", repo.name),
+            );
+            if is_entity_name(&team) {
+                format!("group:default/{team}")
+            } else {
+                FALLBACK_OWNER.to_owned()
+            }
         }
         None => FALLBACK_OWNER.to_owned(),
     };
+    let kind = SPEC_TYPES
+        .iter()
+        .find(|(ours, _)| *ours == repo.kind)
+        .map_or("service", |(_, theirs)| theirs);
     Entity {
         api_version: "backstage.io/v1alpha1",
         kind: "Component",
@@ -113,12 +137,8 @@ fn entity(repo: &Repo) -> Entity<'_> {
             annotations,
         },
         spec: Spec {
-            kind: &repo.kind,
-            lifecycle: if repo.elite {
-                "production"
-            } else {
-                "experimental"
-            },
+            kind,
+            lifecycle: "experimental",
             owner,
         },
     }
@@ -186,24 +206,28 @@ mod tests {
     }
 
     #[test]
-    fn each_repository_becomes_a_component_with_its_set_in_annotations() {
+    fn each_repository_becomes_a_component_that_agrees_with_its_own_catalog_info() {
         let mut infra = repo("net");
         infra.kind = "infra".to_owned();
         infra.elite = false;
         infra.org = None;
         infra.set = None;
-        let stream = render(&[repo("api"), infra]).unwrap();
+        let mut tool = repo("cli");
+        tool.kind = "tool".to_owned();
+        let mut custom = repo("site");
+        custom.kind = "website".to_owned();
+        let stream = render(&[repo("api"), infra, tool, custom]).unwrap();
         assert!(stream.starts_with("---\n"), "{stream}");
         let docs = documents(&stream);
-        assert_eq!(docs.len(), 2, "{stream}");
+        assert_eq!(docs.len(), 4, "{stream}");
 
         let api = &docs[0];
         assert_eq!(at(api, "/apiVersion"), "backstage.io/v1alpha1");
         assert_eq!(at(api, "/kind"), "Component");
         assert_eq!(at(api, "/metadata/name"), "api");
         assert_eq!(at(api, "/spec/type"), "service");
-        assert_eq!(at(api, "/spec/lifecycle"), "production");
-        assert_eq!(at(api, "/spec/owner"), "group:acme");
+        assert_eq!(at(api, "/spec/lifecycle"), "experimental");
+        assert_eq!(at(api, "/spec/owner"), "group:default/api-owners");
         let a = "/metadata/annotations/spawn-elite.dev~1";
         assert_eq!(at(api, &format!("{a}template-set")), "acme-templates");
         // "1.10" would be the number 1.1 if it were not quoted.
@@ -213,15 +237,47 @@ mod tests {
             format!("blake3:{}", "ab".repeat(32))
         );
         assert_eq!(at(api, &format!("{a}merkle-root")), "cd".repeat(32));
+        assert_eq!(
+            at(api, "/metadata/annotations/github.com~1project-slug"),
+            "acme/api"
+        );
 
         let net = &docs[1];
         assert_eq!(at(net, "/metadata/name"), "net");
-        assert_eq!(at(net, "/spec/type"), "infra");
+        assert_eq!(at(net, "/spec/type"), "infrastructure");
         assert_eq!(at(net, "/spec/lifecycle"), "experimental");
         assert_eq!(at(net, "/spec/owner"), FALLBACK_OWNER);
         let annotations = net["metadata"]["annotations"].as_object().unwrap();
-        assert!(!annotations.contains_key("spawn-elite.dev/template-set"));
-        assert!(annotations.keys().all(|k| k.starts_with(ANNOTATION_PREFIX)));
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["spawn-elite.dev/merkle-root"],
+            "no set, no org: {net}"
+        );
+
+        assert_eq!(at(&docs[2], "/spec/type"), "tool");
+        assert_eq!(at(&docs[3], "/spec/type"), "service");
+    }
+
+    #[test]
+    fn the_types_match_the_repositorys_own_catalog_info_template() {
+        let template = include_str!("../../templates/base/catalog-info.yaml.j2");
+        let spec_type = template
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("type: "))
+            .expect("the template has a spec.type line");
+        for (ours, theirs) in SPEC_TYPES {
+            let shown = if *ours == "service" {
+                format!("else \"{theirs}\"")
+            } else {
+                format!("\"{theirs}\" if type == \"{ours}\"")
+            };
+            assert!(spec_type.contains(&shown), "{shown} not in {spec_type}");
+        }
+        assert!(template.contains("lifecycle: experimental"), "{template}");
+        assert!(
+            template.contains("owner: group:default/{{ name }}-owners"),
+            "{template}"
+        );
     }
 
     #[test]
@@ -247,15 +303,11 @@ mod tests {
     }
 
     #[test]
-    fn an_org_that_is_no_entity_name_falls_back_and_stays_in_an_annotation() {
-        let mut r = repo("api");
-        r.org = Some("Acme Corp".to_owned());
-        let docs = documents(&render(&[r]).unwrap());
+    fn an_owner_team_name_too_long_for_backstage_falls_back() {
+        let name = format!("a{}", "b".repeat(57));
+        let docs = documents(&render(&[repo(&name)]).unwrap());
+        assert_eq!(at(&docs[0], "/metadata/name"), name);
         assert_eq!(at(&docs[0], "/spec/owner"), FALLBACK_OWNER);
-        assert_eq!(
-            at(&docs[0], "/metadata/annotations/spawn-elite.dev~1org"),
-            "Acme Corp"
-        );
     }
 
     #[test]
