@@ -4,7 +4,8 @@
 # from an exported copy of the embedded set with an older version, so that
 # it is behind), loads http://ADDR/ in chromium-headless-shell and checks
 # the DOM the browser built: the three `data-repo` rows, the behind one
-# marked, the per-set counts. Then takes a screenshot,
+# marked, the per-set counts (and, with PyYAML, reads /v1/catalog back as
+# three Backstage Components). Then takes a screenshot,
 # target/registry-page.png (the CI artifact).
 #
 #   cargo build --release && scripts/registry-browser.sh
@@ -55,12 +56,15 @@ if [ -z "$url" ]; then
   "$bin" keygen -o "$work/key.pem" >/dev/null
   cp "$work/key.pem.pub" "$work/trust/"
 
+  # Created here, not by the background job's redirection, which may not
+  # have run yet when the loop below first reads it.
+  : >"$work/receiver.out"
   "$bin" receive --listen 127.0.0.1:0 --trust "$work/trust" --log "$work/received.jsonl" \
     >"$work/receiver.out" 2>"$work/receiver.err" &
   receiver=$!
   addr=
   for _ in $(seq 200); do
-    addr=$(sed -n 's/^listening on http:\/\/\([^ ]*\).*/\1/p' "$work/receiver.out")
+    addr=$(sed -n 's/^listening on http:\/\/\([^ ]*\).*/\1/p' "$work/receiver.out" || true)
     [ -n "$addr" ] && break
     kill -0 "$receiver" 2>/dev/null || fail "the receiver exited: $(cat "$work/receiver.err")"
     sleep 0.05
@@ -98,6 +102,33 @@ try:
 except urllib.error.HTTPError as e:
     print(f"GET {sys.argv[1]}: {e.code}", file=sys.stderr)
     sys.exit(1)
+EOF
+
+  # The Backstage catalog of the same fleet, read back by a YAML parser
+  # other than the one that wrote it (PyYAML, when installed).
+  python3 - "http://$addr/v1/catalog" <<'EOF' || fail "GET /v1/catalog is not the fleet's catalog"
+import sys, urllib.request
+try:
+    import yaml
+except ImportError:
+    print("skipped: the /v1/catalog check needs PyYAML (pip install pyyaml)")
+    sys.exit(0)
+with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+    docs = list(yaml.safe_load_all(r.read().decode("utf-8")))
+got = {d["metadata"]["name"]: d for d in docs}
+want = {"svc-a": "service", "infra-b": "infrastructure", "old-c": "tool"}
+ok = sorted(got) == sorted(want)
+for name, kind in want.items():
+    d = got.get(name, {})
+    a = d.get("metadata", {}).get("annotations", {})
+    ok = ok and d.get("kind") == "Component" and d["spec"]["type"] == kind \
+        and d["spec"]["owner"] == f"group:default/{name}-owners" \
+        and a.get("spawn-elite.dev/template-set") == "spawn-elite" \
+        and a.get("spawn-elite.dev/template-set-version") == ("0.9.0" if name == "old-c" else "1.0.0")
+print(("ok   " if ok else "FAIL ") + f"/v1/catalog: {len(docs)} Components {sorted(got)}, their types, owners and set versions")
+if not ok:
+    print(docs, file=sys.stderr)
+sys.exit(0 if ok else 1)
 EOF
 fi
 
@@ -189,7 +220,7 @@ EOF
 
 mkdir -p "$(dirname "$shot")"
 rm -f "$shot"
-browse --screenshot="$shot" --window-size=1280,720 --hide-scrollbars "$url" >/dev/null ||
+browse --screenshot="$shot" --window-size=1440,810 --hide-scrollbars "$url" >/dev/null ||
   fail "$chromium --screenshot exited $?: $(tail -3 "$work/chromium.err")"
 [ "$(head -c 8 "$shot" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
   fail "no PNG screenshot at $shot"

@@ -68,7 +68,9 @@ fn event_name(kind: EventKind) -> &'static str {
 
 /// The page for `repos` (in the order given: the index gives them by name)
 /// and `sets` (each with its versions newest first, as `GET /v1/sets`
-/// answers). `generated_at` is shown as given (RFC 3339).
+/// answers). `repos` may be one filtered page of the fleet, so the page
+/// counts them as "shown", never as the whole fleet; the set summary counts
+/// the whole fleet. `generated_at` is shown as given (RFC 3339).
 pub fn render(repos: &[Repo], sets: &[SetUse], generated_at: &str) -> Result<String> {
     let rows: Vec<Row> = repos
         .iter()
@@ -195,7 +197,10 @@ mod tests {
         let api = row_tag(&page, "api");
         assert!(!api.contains("behind"), "{api}");
         assert!(!row(&page, "api").contains("behind (newest"));
-        assert!(page.contains("1 of 2 repositories behind"), "{page}");
+        assert!(
+            page.contains("2 repositories shown; 1 of them behind"),
+            "{page}"
+        );
     }
 
     #[test]
@@ -208,9 +213,10 @@ mod tests {
         }
         assert!(row(&page, "v1").contains("none (receipt v1)"));
         assert!(
-            page.contains("1 repository names no template set"),
+            page.contains("2 repositories shown; 0 of them behind"),
             "{page}"
         );
+        assert!(page.contains("1 of them without a template set"), "{page}");
     }
 
     #[test]
