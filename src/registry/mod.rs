@@ -19,14 +19,15 @@
 //! The types below are the registry's answers, the same for the HTTP API
 //! (`receive`), the CLI (`spawn-elite registry`) and the page.
 
+pub mod catalog;
 pub mod client;
-
-use serde::{Deserialize, Serialize};
-
 pub mod event;
 pub mod filter;
 pub mod index;
+pub mod page;
 pub mod version;
+
+use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
 mod tests;
