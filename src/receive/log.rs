@@ -37,35 +37,35 @@ struct Inner {
     seen: Seen,
 }
 
-/// A set of Idempotency-Keys, small: a key is a receipt's merkle root, 64
-/// lowercase hex digits, kept as its 32 bytes. Those found when the log
-/// was opened are sorted in one array (no per-key overhead); those logged
-/// since are hashed. Any other key (the log keeps whatever a sender sent)
-/// is kept as it is, in a set of its own.
+/// The callbacks already logged, each known by its Idempotency-Key (the
+/// receipt's Merkle root) and its body's `Content-Digest`: a retry of a
+/// callback is the same pair and is not logged again, while a second
+/// receipt of the same files with another body (an update that changed
+/// only the template set's version) is a new event. Each pair is kept as
+/// the 32 bytes of its BLAKE3 ([`callback_id`]): those found when the log
+/// was opened sorted in one array (no per-key overhead), those logged since
+/// in a hash set.
 #[derive(Debug, Default)]
 struct Seen {
     opened: Vec<[u8; 32]>,
     added: HashSet<[u8; 32]>,
-    other: HashSet<String>,
+}
+
+/// What identifies one callback: BLAKE3 of its Idempotency-Key and its
+/// `Content-Digest` (a line logged without one counts as empty).
+fn callback_id(idem: &str, content_digest: &str) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(&(idem.len() as u64).to_le_bytes());
+    h.update(idem.as_bytes());
+    h.update(content_digest.as_bytes());
+    *h.finalize().as_bytes()
 }
 
 impl Seen {
-    /// The 32 bytes of a key written as 64 lowercase hex digits (exactly
-    /// as `to_hex` writes them back, so no two keys share bytes).
-    fn root(key: &str) -> Option<[u8; 32]> {
-        let hash = blake3::Hash::from_hex(key).ok()?;
-        (hash.to_hex().as_str() == key).then(|| *hash.as_bytes())
-    }
-
-    /// Collect a key while the log is opened; [`Seen::opened_all`] then
-    /// sorts them.
-    fn collect(&mut self, key: String) {
-        match Seen::root(&key) {
-            Some(root) => self.opened.push(root),
-            None => {
-                self.other.insert(key);
-            }
-        }
+    /// Collect a callback while the log is opened; [`Seen::opened_all`]
+    /// then sorts them.
+    fn collect(&mut self, id: [u8; 32]) {
+        self.opened.push(id);
     }
 
     fn opened_all(&mut self) {
@@ -74,27 +74,17 @@ impl Seen {
         self.opened.shrink_to_fit();
     }
 
-    fn contains(&self, key: &str) -> bool {
-        match Seen::root(key) {
-            Some(root) => self.opened.binary_search(&root).is_ok() || self.added.contains(&root),
-            None => self.other.contains(key),
-        }
+    fn contains(&self, id: &[u8; 32]) -> bool {
+        self.opened.binary_search(id).is_ok() || self.added.contains(id)
     }
 
-    fn insert(&mut self, key: &str) {
-        match Seen::root(key) {
-            Some(root) => {
-                self.added.insert(root);
-            }
-            None => {
-                self.other.insert(key.to_owned());
-            }
-        }
+    fn insert(&mut self, id: [u8; 32]) {
+        self.added.insert(id);
     }
 }
 
-/// What opening the log needs of a line: its place in the chain and its
-/// Idempotency-Key, read as `serde_json::Value` would read them (a member
+/// What opening the log needs of a line: its place in the chain, its
+/// Idempotency-Key and its Content-Digest, read as `serde_json::Value` would read them (a member
 /// that is absent or of another type is `None`, the last of repeated
 /// members counts, a line that is not an object has none), without
 /// building the rest of the line.
@@ -103,6 +93,7 @@ struct Logged {
     seq: Option<u64>,
     prev: Option<String>,
     idempotency_key: Option<String>,
+    content_digest: Option<String>,
 }
 
 impl Link for Logged {
@@ -125,6 +116,10 @@ impl Link for Logged {
                     .get("idempotency_key")
                     .and_then(serde_json::Value::as_str)
                     .map(str::to_owned),
+                content_digest: v
+                    .get("content_digest")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
             }),
         }
     }
@@ -141,6 +136,7 @@ enum Member {
     Seq,
     Prev,
     IdempotencyKey,
+    ContentDigest,
     Other,
 }
 
@@ -157,6 +153,7 @@ impl<'de> Deserialize<'de> for Member {
                     "seq" => Member::Seq,
                     "prev" => Member::Prev,
                     "idempotency_key" => Member::IdempotencyKey,
+                    "content_digest" => Member::ContentDigest,
                     _ => Member::Other,
                 })
             }
@@ -179,6 +176,7 @@ impl<'de> Visitor<'de> for LoggedVisitor {
                 Member::Seq => logged.seq = map.next_value::<serde_json::Value>()?.as_u64(),
                 Member::Prev => logged.prev = text(map.next_value()?),
                 Member::IdempotencyKey => logged.idempotency_key = text(map.next_value()?),
+                Member::ContentDigest => logged.content_digest = text(map.next_value()?),
                 Member::Other => {
                     map.next_value::<Skip>()?;
                 }
@@ -272,7 +270,8 @@ impl Log {
         let mut seen = Seen::default();
         let opened = Chain::open_walking::<Logged>(path, Lock::Fail, |line| {
             if let Some(key) = line.idempotency_key {
-                seen.collect(key);
+                let digest = line.content_digest.as_deref().unwrap_or("");
+                seen.collect(callback_id(&key, digest));
             }
         });
         seen.opened_all();
@@ -327,8 +326,9 @@ impl Log {
             .seq
     }
 
-    /// Log the receipt with Idempotency-Key `idem`, unless it was logged
-    /// before: `line(seq, prev)` makes the line. `logged` is told of the
+    /// Log the receipt with Idempotency-Key `idem` sent in a body whose
+    /// `Content-Digest` is `digest`, unless that callback was logged before
+    /// (see [`Seen`]): `line(seq, prev)` makes the line. `logged` is told of the
     /// line once it is written (its seq, the file offset it starts at, its
     /// bytes), still in log order: the registry's index follows the log
     /// through it. `Ok(true)` once the line is on disk, `Ok(false)` if it
@@ -336,11 +336,13 @@ impl Log {
     pub fn accept(
         &self,
         idem: &str,
+        digest: &str,
         line: impl FnOnce(u64, &str) -> String,
         logged: impl FnOnce(u64, u64, &[u8]),
     ) -> Result<bool, String> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner.seen.contains(idem) {
+        let id = callback_id(idem, digest);
+        if inner.seen.contains(&id) {
             return Ok(false);
         }
         let text = line(inner.chain.seq + 1, &inner.chain.last_hash);
@@ -349,7 +351,7 @@ impl Log {
             .chain
             .append(text.as_bytes())
             .map_err(|e| format!("cannot write the log: {e}"))?;
-        inner.seen.insert(idem);
+        inner.seen.insert(id);
         let my_seq = inner.chain.seq;
         logged(my_seq, offset, text.as_bytes());
         drop(inner);
@@ -376,27 +378,33 @@ impl Log {
 mod tests {
     use super::*;
 
-    /// A line's `seq`, `prev` and `idempotency_key`, or why it was refused.
-    type Read = Result<(Option<u64>, Option<String>, Option<String>), String>;
+    /// A line's `seq`, `prev`, `idempotency_key` and `content_digest`, or
+    /// why it was refused.
+    type Read = Result<(Option<u64>, Option<String>, Option<String>, Option<String>), String>;
 
     /// What the log reads of a line, read as a whole `Value` (as the
     /// receiver read every line before) or as a [`Logged`].
     fn as_value(line: &[u8]) -> Read {
         let v = <serde_json::Value as Link>::parse(line).map_err(|e| e.to_string())?;
-        let key = v.get("idempotency_key").and_then(|k| k.as_str());
-        Ok((v.seq(), v.prev().map(str::to_owned), key.map(str::to_owned)))
+        let text = |name: &str| v.get(name).and_then(|k| k.as_str()).map(str::to_owned);
+        Ok((
+            v.seq(),
+            v.prev().map(str::to_owned),
+            text("idempotency_key"),
+            text("content_digest"),
+        ))
     }
 
     fn as_logged(line: &[u8]) -> Read {
         let l = Logged::parse(line).map_err(|e| e.to_string())?;
-        Ok((l.seq, l.prev, l.idempotency_key))
+        Ok((l.seq, l.prev, l.idempotency_key, l.content_digest))
     }
 
     #[test]
     fn a_line_is_read_for_its_place_and_key_exactly_as_a_whole_value_reads_it() {
         let lines: [&[u8]; 21] = [
-            br#"{"seq":1,"received_at":"t","idempotency_key":"ab","receipt":{"files":[{"seq":9}]},"prev":"00"}"#,
-            br#"{"seq":2,"seq":3,"prev":"a","prev":null,"idempotency_key":7}"#,
+            br#"{"seq":1,"received_at":"t","idempotency_key":"ab","content_digest":"sha-256=:x:","receipt":{"files":[{"seq":9}]},"prev":"00"}"#,
+            br#"{"seq":2,"seq":3,"prev":"a","prev":null,"idempotency_key":7,"content_digest":1}"#,
             br#"{"seq":-1,"prev":["x"]}"#,
             br#"{"seq":1.0}"#,
             br#"{"seq":"1","se\u0071":4,"prev":"\u00e9\n"}"#,
@@ -423,30 +431,36 @@ mod tests {
         }
         assert_eq!(
             as_logged(lines[0]),
-            Ok((Some(1), Some("00".to_owned()), Some("ab".to_owned())))
+            Ok((
+                Some(1),
+                Some("00".to_owned()),
+                Some("ab".to_owned()),
+                Some("sha-256=:x:".to_owned())
+            ))
         );
     }
 
     #[test]
-    fn keys_are_found_again_whether_kept_as_bytes_or_as_text() {
+    fn a_callback_is_known_by_its_key_and_its_body_together() {
         let root = blake3::hash(b"r").to_hex().to_string();
-        let upper = root.to_uppercase();
-        assert_eq!(Seen::root(&root), Some(*blake3::hash(b"r").as_bytes()));
-        assert_eq!(Seen::root(&upper), None, "kept as sent, apart from {root}");
-        assert_eq!(Seen::root(&root[..62]), None);
-
+        let (a, b) = ("sha-256=:YQ==:", "sha-256=:Yg==:");
         let mut seen = Seen::default();
-        for key in [root.clone(), upper.clone(), "abc".to_owned(), root.clone()] {
-            seen.collect(key);
-        }
+        seen.collect(callback_id(&root, a));
+        seen.collect(callback_id(&root, a));
         seen.opened_all();
-        assert_eq!((seen.opened.len(), seen.other.len()), (1, 2));
-        assert!(seen.contains(&root) && seen.contains(&upper) && seen.contains("abc"));
-        let later = blake3::hash(b"s").to_hex().to_string();
-        assert!(!seen.contains(&later) && !seen.contains("abd"));
-        seen.insert(&later);
-        seen.insert("abd");
-        assert!(seen.contains(&later) && seen.contains("abd"));
-        assert!(!seen.contains(blake3::hash(b"t").to_hex().as_str()));
+        assert_eq!(seen.opened.len(), 1);
+        assert!(
+            seen.contains(&callback_id(&root, a)),
+            "a retry: the same pair"
+        );
+        assert!(
+            !seen.contains(&callback_id(&root, b)),
+            "the same files, another body"
+        );
+        assert!(!seen.contains(&callback_id(&root.to_uppercase(), a)));
+        // The key's length is hashed too: no pair runs into another.
+        assert_ne!(callback_id("ab", "c"), callback_id("a", "bc"));
+        seen.insert(callback_id(&root, b));
+        assert!(seen.contains(&callback_id(&root, b)));
     }
 }

@@ -364,13 +364,14 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
         );
     }
 
+    let digest = httpsig::content_digest(&body);
     let line = |seq: u64, prev: &str| {
         let mut line = json!({
             "seq": seq,
             "received_at": jiff::Timestamp::now().to_string(),
             "keyid": keyid,
             "idempotency_key": idem,
-            "content_digest": httpsig::content_digest(&body),
+            "content_digest": digest,
             "receipt": receipt,
         });
         // A signed spawn's envelope, kept whole: the log alone lets anyone
@@ -399,7 +400,7 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
             ),
         }
     };
-    match state.log.accept(&idem, line, logged) {
+    match state.log.accept(&idem, &digest, line, logged) {
         Ok(false) => return Ok(format!("already accepted {idem}; not logged again")),
         Ok(true) => {}
         Err(e) => return Err((500, e)),
