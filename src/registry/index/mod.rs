@@ -12,6 +12,12 @@
 //! is renamed into place, so there is never a half-built index to read.
 //! The index keeps no receipts: a repository's history is read from the log
 //! at the offsets the index stores.
+//!
+//! - `schema`: the tables, and the statements that write them.
+//! - `query`: the registry's questions, answered from them.
+
+mod query;
+mod schema;
 
 use std::fs::{self, File};
 use std::io::{BufRead as _, BufReader, ErrorKind, Seek as _, SeekFrom};
@@ -20,84 +26,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
 use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, OptionalExtension as _, Row, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
+use self::schema::{INDEXES, INSERT_EVENT, SAVE_HEAD, SCHEMA_VERSION, TABLES, UPSERT_REPO};
 use super::event::{self, Event};
-use super::filter::Filter;
 use super::version;
-use super::{EventKind, HistoryEntry, Repo, RepoDetail, RepoPage, SetRef, SetUse, VersionUse};
 use crate::chain::line_hash;
 use crate::error::{ExitCode, fail_with};
 use crate::fsutil::{self, TempFile, WriteOptions};
-
-/// `PRAGMA user_version` of the schema below. An index with another one is
-/// rebuilt: there is nothing in it the log does not hold.
-const SCHEMA_VERSION: i64 = 1;
-
-/// The tables. `repos` holds each repository's latest event (`version_key`
-/// is [`version::sort_key`] of its set's version, for `behind=`); `events`
-/// where each event's line is in the log. `meta` holds the head: `seq`,
-/// `end_offset` (where the next line starts), `last_offset` (where the last
-/// line starts) and `last_hash` (its BLAKE3).
-const TABLES: &str = "
-CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
-CREATE TABLE repos (
-    name TEXT PRIMARY KEY NOT NULL,
-    kind TEXT NOT NULL,
-    elite INTEGER NOT NULL,
-    org TEXT,
-    set_name TEXT,
-    set_version TEXT,
-    set_digest TEXT,
-    version_key TEXT,
-    merkle_root TEXT NOT NULL,
-    keyid TEXT NOT NULL,
-    signed INTEGER NOT NULL,
-    last_at TEXT NOT NULL,
-    last_unix INTEGER NOT NULL,
-    events INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    offset INTEGER NOT NULL,
-    len INTEGER NOT NULL,
-    is_update INTEGER NOT NULL
-);
-";
-
-/// The secondary indexes, made after a rebuild's rows are in (one sort
-/// instead of a million index updates). `repos` has no rowid, so each of
-/// its indexes ends in the name: `behind=` and `version=` read names from
-/// `repos_by_version` alone, and [`Index::sets`] counts from it alone.
-const INDEXES: &str = "
-CREATE INDEX repos_by_version ON repos(set_name, version_key, set_version);
-CREATE INDEX repos_by_kind ON repos(kind);
-CREATE INDEX repos_by_time ON repos(last_unix);
-CREATE INDEX events_by_repo ON events(name, seq);
-";
-
-const REPO_COLUMNS: &str = "name, kind, elite, org, set_name, set_version, set_digest, merkle_root, keyid, signed, last_at, events";
-
-/// Upsert a repository's row from an event; returns how many events it has.
-const UPSERT_REPO: &str = "
-INSERT INTO repos (name, kind, elite, org, set_name, set_version, set_digest, version_key,
-                   merkle_root, keyid, signed, last_at, last_unix, events)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1)
-ON CONFLICT (name) DO UPDATE SET
-    kind = excluded.kind, elite = excluded.elite, org = excluded.org,
-    set_name = excluded.set_name, set_version = excluded.set_version,
-    set_digest = excluded.set_digest, version_key = excluded.version_key,
-    merkle_root = excluded.merkle_root, keyid = excluded.keyid, signed = excluded.signed,
-    last_at = excluded.last_at, last_unix = excluded.last_unix, events = events + 1
-RETURNING events";
-
-const INSERT_EVENT: &str =
-    "INSERT INTO events (seq, name, offset, len, is_update) VALUES (?1, ?2, ?3, ?4, ?5)";
-
-const SAVE_HEAD: &str = "
-INSERT INTO meta (key, value) VALUES ('seq', ?1), ('end_offset', ?2), ('last_offset', ?3), ('last_hash', ?4)
-ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 /// The last log line the index has taken in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,116 +276,6 @@ impl Index {
     pub fn seq(&self) -> u64 {
         self.head.seq
     }
-
-    /// One page of the repositories `f` selects, ordered by name.
-    pub fn repos(&self, f: &Filter) -> Result<RepoPage> {
-        let cannot = |e: rusqlite::Error| db("cannot query the registry index".to_owned(), e);
-        let (conds, mut args) = conditions(f);
-        let total: u64 = self
-            .conn
-            .prepare_cached(&format!("SELECT COUNT(*) FROM repos{}", where_sql(&conds)))
-            .and_then(|mut s| s.query_row(rusqlite::params_from_iter(&args), |r| r.get(0)))
-            .map_err(cannot)?;
-        let mut page_conds = conds;
-        if let Some(after) = &f.after {
-            page_conds.push("name > ?");
-            args.push(Sql::Text(after.clone()));
-        }
-        // One more than a page, to know whether there is a next one.
-        args.push(Sql::Integer(i64::from(f.limit) + 1));
-        // The names first, from an index alone where one covers the
-        // filter; then the rows of just those.
-        let sql = format!(
-            "SELECT {REPO_COLUMNS} FROM repos WHERE name IN (SELECT name FROM repos{} ORDER BY name LIMIT ?) ORDER BY name",
-            where_sql(&page_conds)
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(cannot)?;
-        let mut repos = stmt
-            .query_map(rusqlite::params_from_iter(&args), repo_of)
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Repo>>>())
-            .map_err(cannot)?;
-        let next = if repos.len() > f.limit as usize {
-            repos.truncate(f.limit as usize);
-            repos.last().map(|r| r.name.clone())
-        } else {
-            None
-        };
-        Ok(RepoPage { repos, next, total })
-    }
-
-    /// One repository and its history, oldest first; `None` if the log has
-    /// no event for it. The history's lines are read from the log.
-    pub fn repo(&self, name: &str) -> Result<Option<RepoDetail>> {
-        let cannot = |e: rusqlite::Error| db("cannot query the registry index".to_owned(), e);
-        let repo = self
-            .conn
-            .prepare_cached(&format!("SELECT {REPO_COLUMNS} FROM repos WHERE name = ?1"))
-            .and_then(|mut s| s.query_row([name], repo_of).optional())
-            .map_err(cannot)?;
-        let Some(repo) = repo else {
-            return Ok(None);
-        };
-        let events: Vec<(u64, u64, u64, bool)> = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, offset, len, is_update FROM events WHERE name = ?1 ORDER BY seq",
-            )
-            .and_then(|mut s| {
-                s.query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                    .collect()
-            })
-            .map_err(cannot)?;
-        let shown = self.log.display();
-        let file = File::open(&self.log).map_err(|e| io(format!("cannot read log {shown}"), e))?;
-        let mut history = Vec::with_capacity(events.len());
-        for (seq, offset, len, is_update) in events {
-            let mut line = vec![0; len as usize];
-            file.read_exact_at(&mut line, offset)
-                .map_err(|e| io(format!("cannot read line {seq} of log {shown}"), e))?;
-            history.push(entry(seq, is_update, &line).map_err(|why| {
-                anyhow!(
-                    "line {seq} of log {shown} is not the one the registry index took in ({why}); restart the receiver to rebuild the index"
-                )
-            })?);
-        }
-        Ok(Some(RepoDetail { repo, history }))
-    }
-
-    /// The template sets in use, by name, each with its versions newest
-    /// first and how many repositories are on each now.
-    pub fn sets(&self) -> Result<Vec<SetUse>> {
-        let cannot = |e: rusqlite::Error| db("cannot query the registry index".to_owned(), e);
-        let rows: Vec<(String, String, u64)> = self
-            .conn
-            .prepare_cached(
-                "SELECT set_name, set_version, COUNT(*) FROM repos WHERE set_name IS NOT NULL
-                 GROUP BY set_name, version_key ORDER BY set_name",
-            )
-            .and_then(|mut s| {
-                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
-            })
-            .map_err(cannot)?;
-        let mut sets: Vec<SetUse> = Vec::new();
-        for (name, version, repos) in rows {
-            match sets.last_mut() {
-                Some(set) if set.name == name => {
-                    set.repos += repos;
-                    set.versions.push(VersionUse { version, repos });
-                }
-                _ => sets.push(SetUse {
-                    name,
-                    versions: vec![VersionUse { version, repos }],
-                    repos,
-                }),
-            }
-        }
-        for set in &mut sets {
-            set.versions
-                .sort_by(|a, b| version::cmp(&b.version, &a.version));
-        }
-        Ok(sets)
-    }
 }
 
 /// WAL, and commits not flushed: the log is the durable copy.
@@ -592,105 +418,6 @@ fn index_event(conn: &Connection, e: &Event, offset: u64, len: u64) -> rusqlite:
     conn.prepare_cached(INSERT_EVENT)?
         .execute(params![e.seq, e.name, offset, len, events > 1])?;
     Ok(())
-}
-
-/// The SQL conditions of a filter (without paging) and their arguments.
-fn conditions(f: &Filter) -> (Vec<&'static str>, Vec<Sql>) {
-    let mut conds = Vec::new();
-    let mut args = Vec::new();
-    let text = [("kind = ?", &f.kind), ("set_name = ?", &f.set)];
-    for (cond, value) in text {
-        if let Some(v) = value {
-            conds.push(cond);
-            args.push(Sql::Text(v.clone()));
-        }
-    }
-    if let Some(version) = &f.version {
-        // The key ends in the version's text, so equal keys are equal
-        // versions; as a key it is a lookup in repos_by_version.
-        conds.push("version_key = ?");
-        args.push(Sql::Text(version::sort_key(version)));
-    }
-    if let Some(behind) = &f.behind {
-        // With set_name = ? above: a range of repos_by_version.
-        conds.push("version_key < ?");
-        args.push(Sql::Text(version::sort_key(behind)));
-    }
-    if let Some(since) = f.since {
-        conds.push("last_unix >= ?");
-        args.push(Sql::Integer(since.as_second()));
-    }
-    (conds, args)
-}
-
-fn where_sql(conds: &[&str]) -> String {
-    if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.join(" AND "))
-    }
-}
-
-/// A row of `SELECT {REPO_COLUMNS}`.
-fn repo_of(r: &Row<'_>) -> rusqlite::Result<Repo> {
-    let set = match (
-        r.get::<_, Option<String>>(4)?,
-        r.get::<_, Option<String>>(5)?,
-        r.get::<_, Option<String>>(6)?,
-    ) {
-        (Some(name), Some(version), Some(digest)) => Some(SetRef {
-            name,
-            version,
-            digest,
-        }),
-        _ => None,
-    };
-    let events: u64 = r.get(11)?;
-    Ok(Repo {
-        name: r.get(0)?,
-        kind: r.get(1)?,
-        elite: r.get(2)?,
-        org: r.get(3)?,
-        set,
-        merkle_root: r.get(7)?,
-        last_event: if events > 1 {
-            EventKind::Update
-        } else {
-            EventKind::Spawn
-        },
-        last_at: r.get(10)?,
-        keyid: r.get(8)?,
-        signed: r.get(9)?,
-        events,
-    })
-}
-
-/// One history entry from its log line.
-fn entry(seq: u64, is_update: bool, line: &[u8]) -> Result<HistoryEntry, String> {
-    let e = event::parse(line)?;
-    if e.seq != seq {
-        return Err(format!("it says seq {}", e.seq));
-    }
-    let mut value: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let receipt = value
-        .get_mut("receipt")
-        .map(serde_json::Value::take)
-        .unwrap_or_default();
-    let attestation = value.get_mut("attestation").map(serde_json::Value::take);
-    Ok(HistoryEntry {
-        seq,
-        event: if is_update {
-            EventKind::Update
-        } else {
-            EventKind::Spawn
-        },
-        received_at: e.received_at,
-        keyid: e.keyid,
-        merkle_root: e.merkle_root,
-        set: e.set,
-        receipt,
-        attestation,
-    })
 }
 
 fn io(context: String, e: std::io::Error) -> anyhow::Error {
