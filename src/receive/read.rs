@@ -22,6 +22,7 @@ use std::sync::PoisonError;
 use serde::Serialize;
 
 use super::verify::{self, State};
+use crate::callback::httpsig::RequestParts;
 use crate::registry::filter::{self, Filter};
 use crate::registry::{API_VERSION, catalog, page};
 
@@ -123,7 +124,18 @@ pub(super) fn answer(state: &State, read: Read) -> Reply {
     let open = state.loopback_reads_open && read.peer.ip().to_canonical().is_loopback();
     if route.shows_fleet()
         && !open
-        && let Err((status, why)) = verify::check_read(state, &read)
+        && let Err((status, why)) = verify::check_read(
+            state,
+            RequestParts {
+                method: read.method.clone(),
+                authority: String::new(),
+                path: read.path.clone(),
+                query: read.query.clone(),
+                headers: read.headers.clone(),
+            },
+            read.peer.ip(),
+            read.local,
+        )
     {
         state.metrics.refused("read_signature");
         return error(status, why);

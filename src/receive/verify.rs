@@ -15,7 +15,6 @@ use serde_json::json;
 use super::keyring::KeyRing;
 use super::log::Log;
 use super::metrics::Metrics;
-use super::read::Read;
 use super::site::Site;
 use crate::callback;
 use crate::callback::httpsig::{self, RequestParts, SigError};
@@ -163,18 +162,16 @@ fn sig_reject(e: SigError) -> Reject {
 /// made for this receiver's authority within the time window, by a key of
 /// `--readers DIR`. Reads change nothing, so a replayed read within the
 /// window is let through (its nonce is not remembered). `Ok` names the key.
-pub(super) fn check_read(state: &State, read: &Read) -> std::result::Result<String, Reject> {
+pub(super) fn check_read(
+    state: &State,
+    parts: RequestParts,
+    peer: std::net::IpAddr,
+    local: SocketAddr,
+) -> std::result::Result<String, Reject> {
     let Some(readers) = &state.readers else {
         return Err(unauthorized(
             "reads from other hosts need a signed request, and this receiver has no readers: start it with --readers DIR, or read from this host",
         ));
-    };
-    let parts = RequestParts {
-        method: read.method.clone(),
-        authority: String::new(),
-        path: read.path.clone(),
-        query: read.query.clone(),
-        headers: read.headers.clone(),
     };
     let authority = parts
         .header("host")
@@ -185,8 +182,7 @@ pub(super) fn check_read(state: &State, read: &Read) -> std::result::Result<Stri
         (parts.header("signature-input"), parts.header("signature"))
     else {
         return Err(unauthorized(format!(
-            "unsigned read from {}: sign it with a key of the readers directory (`spawn-elite registry --key PATH`), or read from this host",
-            read.peer.ip()
+            "unsigned read from {peer}: sign it with a key of the readers directory (`spawn-elite registry --key PATH`), or read from this host"
         )));
     };
     let verified = httpsig::verify(&parts, &input, &signature, httpsig::LABEL, |id| {
@@ -213,7 +209,7 @@ pub(super) fn check_read(state: &State, read: &Read) -> std::result::Result<Stri
     }
     state
         .site
-        .check_authority(&parts.authority, read.local)
+        .check_authority(&parts.authority, local)
         .map_err(unauthorized)?;
     let (Some(created), Some(expires), Some(keyid)) = (p.created, p.expires, p.keyid.clone())
     else {
