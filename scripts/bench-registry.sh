@@ -51,7 +51,7 @@ trap cleanup EXIT
 mkdir -p "$work/trust"
 export XDG_DATA_HOME="$work/data"
 
-# Start the receiver on the log; sets $receiver and $addr, prints seconds.
+# Start the receiver on the log; sets $receiver, $addr and $took (seconds).
 start_receiver() {
   : >"$work/out"
   local t0 t1
@@ -68,16 +68,18 @@ start_receiver() {
   t1=$(date +%s.%N)
   addr=$(sed -n 's/^listening on http:\/\/\([^ ]*\).*/\1/p' "$work/out")
   [ -n "$addr" ] || { echo "error: the receiver did not start" >&2; cat "$work/err" >&2; exit 1; }
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
+  took=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 }
 
 echo "== log: $lines lines ($size), $repos repositories x $events events"
 rm -f "$log.index.sqlite" "$log.index.sqlite-wal" "$log.index.sqlite-shm"
-rebuild=$(start_receiver)
+start_receiver
+rebuild=$took
 ready=$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/readyz")
 echo "start without an index (walk + rebuild): ${rebuild}s, /readyz $ready"
 stop_receiver
-warm=$(start_receiver)
+start_receiver
+warm=$took
 echo "start with the index in place (walk + catch-up): ${warm}s"
 
 # The newest version in the log's sets, and a set to ask about.

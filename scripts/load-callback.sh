@@ -8,6 +8,9 @@
 #
 #   scripts/load-callback.sh            # optimised build (the figures to quote)
 #   PROFILE=dev scripts/load-callback.sh
+#   BASELINE=/path/to/older/spawn-elite scripts/load-callback.sh
+#                                       # 1. runs twice, alternating: that
+#                                       # build as the receiver, then this one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=(--release)
@@ -16,9 +19,21 @@ if [ "${PROFILE:-release}" = dev ]; then profile=(); dir=debug; fi
 # Optimised, but without the shipping profile's slow fat LTO.
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-echo "== 1. 8 client threads, 1000 callbacks"
-cargo test "${profile[@]}" --test cli load_callback:: -- --ignored --nocapture 2>&1 |
-  grep -E '^load:|test result|panicked|FAILED'
+echo "== 1. 8 client threads, 1000 callbacks (each a spawn receipt the registry indexes)"
+load() {
+  cargo test "${profile[@]}" --test cli load_callback:: -- --ignored --nocapture 2>&1 |
+    grep -E '^load:|test result|panicked|FAILED'
+}
+if [ -n "${BASELINE:-}" ]; then
+  for round in 1 2 3; do
+    printf 'round %s, baseline %s: ' "$round" "$BASELINE"
+    LOAD_RECEIVER_BIN="$BASELINE" load | grep '^load:'
+    printf 'round %s, this build: ' "$round"
+    load | grep '^load:'
+  done
+else
+  load
+fi
 
 echo "== 2. 8 concurrent 'callback send' processes, 1000 callbacks"
 cargo build --quiet "${profile[@]}"

@@ -156,6 +156,22 @@ fn sig_reject(e: SigError) -> Reject {
     }
 }
 
+/// Log what writing the registry's index said: the lines it left out (not
+/// fleet events), or why it could not be written (it catches up at the next
+/// start; the log has every line).
+pub(super) fn report_skipped(taken: anyhow::Result<Vec<(u64, String)>>) {
+    match taken {
+        Ok(skipped) => {
+            for (seq, why) in skipped {
+                tracing::warn!(seq, "log line {seq} is not in the registry index: {why}");
+            }
+        }
+        Err(e) => tracing::error!(
+            "the registry index did not take in the latest log lines: {e:#}; they are logged, restart the receiver to catch the index up"
+        ),
+    }
+}
+
 /// A read of the registry from another host: it must carry an RFC 9421
 /// signature with `tag="spawn-elite-read"` and `alg="ed25519"`, covering
 /// `@method`, `@authority` and `@path` (and `@query` when there is one),
@@ -385,16 +401,7 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
             .registry
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match index.apply(seq, offset, bytes) {
-            Ok(None) => {}
-            Ok(Some(why)) => {
-                tracing::warn!(seq, "log line {seq} is not in the registry index: {why}")
-            }
-            Err(e) => tracing::error!(
-                seq,
-                "the registry index did not take in log line {seq}: {e:#}; the line is logged, restart the receiver to catch the index up"
-            ),
-        }
+        report_skipped(index.stage(seq, offset, bytes));
     };
     match state.log.accept(&idem, &digest, line, logged) {
         Ok(false) => return Ok(format!("already accepted {idem}; not logged again")),

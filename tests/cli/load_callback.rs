@@ -1,11 +1,14 @@
 //! Load test, ignored by default (run `scripts/load-callback.sh`):
 //! 1 000 signed callbacks from 8 concurrent clients against
-//! `spawn-elite receive` on 127.0.0.1; every one must be logged exactly once.
+//! `spawn-elite receive` on 127.0.0.1; every one must be logged exactly once
+//! and, as each is a spawn of its own repository, indexed by the registry.
+//! `LOAD_RECEIVER_BIN=PATH` runs that binary as the receiver (a baseline of
+//! an earlier build, in the same command).
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::support::{Sandbox, hand_signed, load_key, receipt_json, root_for, unix_now};
+use crate::support::{Sandbox, hand_signed, load_key, root_for, spawn_receipt_json, unix_now};
 
 const CLIENTS: usize = 8;
 const PER_CLIENT: usize = 125;
@@ -16,7 +19,14 @@ fn a_thousand_callbacks_from_eight_clients_are_each_logged_once() {
     let sb = Sandbox::new();
     let (key_path, id) = sb.trusted_key("load");
     let key = load_key(&key_path);
-    let rx = sb.receiver_with("127.0.0.1:0", &["--workers", "8"]);
+    let rx = match std::env::var_os("LOAD_RECEIVER_BIN") {
+        Some(bin) => sb.receiver_of(
+            std::path::Path::new(&bin),
+            "127.0.0.1:0",
+            &["--workers", "8"],
+        ),
+        None => sb.receiver_with("127.0.0.1:0", &["--workers", "8"]),
+    };
     let addr = rx.addr;
 
     let started = Instant::now();
@@ -29,7 +39,7 @@ fn a_thousand_callbacks_from_eight_clients_are_each_logged_once() {
                 for i in 0..PER_CLIENT {
                     let seed = format!("load-{c}-{i}");
                     let root = root_for(&seed);
-                    let body = receipt_json(&seed).into_bytes();
+                    let body = spawn_receipt_json(&seed, &format!("svc-{c}-{i}")).into_bytes();
                     let req = hand_signed(
                         addr,
                         "/hooks/spawn",

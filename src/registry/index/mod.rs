@@ -62,8 +62,18 @@ impl Head {
 pub struct Index {
     conn: Connection,
     log: PathBuf,
+    /// The last line in the database.
     head: Head,
+    /// Lines given by [`Index::stage`] and not yet in the database, and
+    /// the head after them.
+    pending: Vec<(u64, u64, Vec<u8>)>,
+    staged: Head,
 }
+
+/// How many staged lines make [`Index::stage`] write them: one transaction
+/// for that many lines instead of one each, so taking a line in stays far
+/// below the cost of the line's own fsync.
+pub const BATCH: usize = 256;
 
 /// What [`Index::open`] did to bring the index up to the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -175,7 +185,9 @@ impl Index {
         Ok(Found::Usable(Index {
             conn,
             log: log.to_owned(),
+            staged: head.clone(),
             head,
+            pending: Vec::new(),
         }))
     }
 
@@ -230,7 +242,9 @@ impl Index {
         let index = Index {
             conn,
             log: log.to_owned(),
+            staged: head.clone(),
             head,
+            pending: Vec::new(),
         };
         Ok((index, built))
     }
@@ -243,38 +257,82 @@ impl Index {
         let tx = self.conn.transaction().map_err(cannot)?;
         let caught = take_in_from(&tx, &self.log, &mut head)?;
         tx.commit().map_err(cannot)?;
+        self.staged = head.clone();
         self.head = head;
         Ok(caught)
     }
 
-    /// One line the receiver just appended: its seq, the byte offset it
-    /// starts at, its bytes (no newline). `Ok(Some(why))` when the line was
-    /// skipped (unparsable as an event). A line that does not follow the
-    /// last one taken in is an error: the index would no longer match the
-    /// log.
+    /// One line the receiver just appended (its seq, the offset it starts
+    /// at, its bytes without the newline), taken in at once: [`Index::stage`]
+    /// and [`Index::flush`]. `Ok(Some(why))` when it is not a fleet event.
     pub fn apply(&mut self, seq: u64, offset: u64, line: &[u8]) -> Result<Option<String>> {
-        if seq != self.head.seq + 1 || offset != self.head.end {
+        self.stage(seq, offset, line)?;
+        Ok(self.flush()?.pop().map(|(_, why)| why))
+    }
+
+    /// Stage one line the receiver just appended; every [`BATCH`] lines
+    /// they are written in one transaction ([`Index::flush`], whose
+    /// skipped lines this returns). Until then the line is not in the
+    /// database: reads call [`Index::flush`] first, and a crash loses only
+    /// what the log has and the next start catches up.
+    pub fn stage(&mut self, seq: u64, offset: u64, line: &[u8]) -> Result<Vec<(u64, String)>> {
+        if seq != self.staged.seq + 1 || offset != self.staged.end {
             return Err(anyhow!(
                 "the registry index is at line {} (offset {}) but was given line {seq} at offset {offset}; restart the receiver to catch it up from the log",
-                self.head.seq,
-                self.head.end
+                self.staged.seq,
+                self.staged.end
             ));
+        }
+        self.staged = Head {
+            seq,
+            end: offset + line.len() as u64 + 1,
+            last: offset,
+            hash: line_hash(line),
+        };
+        self.pending.push((seq, offset, line.to_vec()));
+        if self.pending.len() >= BATCH {
+            return self.flush();
+        }
+        Ok(Vec::new())
+    }
+
+    /// Write the staged lines in one transaction; returns the ones that
+    /// are not fleet events (seq, why). If the write fails the lines stay
+    /// staged for the next try.
+    pub fn flush(&mut self) -> Result<Vec<(u64, String)>> {
+        if self.pending.is_empty() {
+            return Ok(Vec::new());
         }
         let shown = Index::path_for(&self.log);
         let cannot = |e: rusqlite::Error| db(format!("cannot update index {}", shown.display()), e);
         let mut head = self.head.clone();
+        let mut skipped = Vec::new();
         let tx = self.conn.transaction().map_err(cannot)?;
-        let skipped = take_in(&tx, &mut head, offset, line).map_err(cannot)?;
+        for (seq, offset, line) in &self.pending {
+            if let Some(why) = take_in(&tx, &mut head, *offset, line).map_err(cannot)? {
+                skipped.push((*seq, why));
+            }
+        }
         save_head(&tx, &head).map_err(cannot)?;
         tx.commit().map_err(cannot)?;
         self.head = head;
+        self.pending.clear();
         Ok(skipped)
     }
 
     /// The seq of the last log line the index has taken in (applied or
-    /// skipped); the index is ready when this is the log's.
+    /// skipped, staged lines included); the index is ready when this is
+    /// the log's.
     pub fn seq(&self) -> u64 {
-        self.head.seq
+        self.staged.seq
+    }
+}
+
+impl Drop for Index {
+    /// Staged lines are written when the receiver stops; if that fails, the
+    /// next start catches them up from the log.
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 

@@ -199,6 +199,42 @@ fn a_first_receipt_is_a_spawn_and_a_later_one_an_update_with_both_in_the_history
 }
 
 #[test]
+fn staged_lines_are_written_a_batch_at_a_time_on_a_flush_and_when_dropped() {
+    let mut log = Log::new();
+    let (mut index, _) = log.index();
+    let (seq, offset, line) = log.push(&ev("a", "acme", "1.0.0"));
+    assert_eq!(index.stage(seq, offset, &line).unwrap(), vec![]);
+    assert_eq!(index.seq(), 1, "taken in");
+    assert_eq!(
+        index.repos(&Filter::default()).unwrap().total,
+        0,
+        "not yet written"
+    );
+    index.flush().unwrap();
+    assert_eq!(index.repos(&Filter::default()).unwrap().total, 1);
+
+    // A full batch writes itself; the line after it waits.
+    let names: Vec<String> = (0..=super::index::BATCH)
+        .map(|i| format!("r{i:04}"))
+        .collect();
+    for name in &names {
+        let (seq, offset, line) = log.push(&ev(name, "acme", "1.0.0"));
+        index.stage(seq, offset, &line).unwrap();
+    }
+    let total = index.repos(&Filter::default()).unwrap().total;
+    assert_eq!(total, 1 + super::index::BATCH as u64);
+    // Dropped (the receiver stops): the staged line is written, and the
+    // next open has nothing to catch up.
+    drop(index);
+    let (index, caught) = log.index();
+    assert_eq!(caught, CatchUp::default());
+    assert_eq!(
+        index.repos(&Filter::default()).unwrap().total,
+        2 + super::index::BATCH as u64
+    );
+}
+
+#[test]
 fn lines_appended_while_closed_are_caught_up_at_open() {
     let mut log = Log::new();
     log.push(&ev("a", "acme", "1.0.0"));

@@ -84,6 +84,38 @@ pub fn receipt_json(seed: &str) -> String {
     )
 }
 
+/// `receipt_json(seed)` as a spawn's receipt (v2): repository `name`, a
+/// service from the embedded set, so the registry indexes it.
+pub fn spawn_receipt_json(seed: &str, name: &str) -> String {
+    let content = format!("{seed}\n");
+    serde_json::json!({
+        "format": "spawn-elite.receipt/v2",
+        "tool": {"name": "spawn-elite", "version": "0.1.0"},
+        "spawn": {
+            "name": name,
+            "type": "service",
+            "options": {},
+            "templates": {
+                "source": "embedded",
+                "name": "spawn-elite",
+                "version": "1.0.0",
+                "digest": blake3::hash(b"set").to_hex().to_string(),
+            },
+            "elite": true,
+        },
+        "created": "2026-11-26T10:00:00Z",
+        "merkle_root": root_for(seed),
+        "leaf_count": 1,
+        "files": [{
+            "path": "README.md",
+            "size": content.len(),
+            "mode": "100644",
+            "blake3": blake3::hash(content.as_bytes()).to_hex().to_string(),
+        }],
+    })
+    .to_string()
+}
+
 /// The merkle_root of `receipt_json(seed)`.
 pub fn root_for(seed: &str) -> String {
     let content = blake3::hash(format!("{seed}\n").as_bytes());

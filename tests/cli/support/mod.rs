@@ -10,7 +10,7 @@ pub mod tsa;
 
 pub use spawn_elite::callback::httpsig;
 
-pub use callback::{receipt_json, root_for, send_args};
+pub use callback::{receipt_json, root_for, send_args, spawn_receipt_json};
 pub use flaky::{Flaky, Seen, Step, read_request};
 pub use receiver::{
     HandRequest, ReceiverProc, free_port, hand_signed, http_get, load_key, parse_answer,

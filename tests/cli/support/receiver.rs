@@ -36,12 +36,17 @@ impl Sandbox {
     }
 
     pub fn receiver_with(&self, listen: &str, extra: &[&str]) -> ReceiverProc {
+        self.receiver_of(Path::new(env!("CARGO_BIN_EXE_spawn-elite")), listen, extra)
+    }
+
+    /// [`Sandbox::receiver_with`] running the binary at `bin` (a baseline).
+    pub fn receiver_of(&self, bin: &Path, listen: &str, extra: &[&str]) -> ReceiverProc {
         // stderr (one line per request) goes to a file: an unread pipe
         // would fill up and block the receiver.
         let err_path = self.path().join(format!("receiver-{}.err", free_port()));
         let err_file = std::fs::File::create(&err_path).expect("stderr file");
         let mut child = self
-            .process()
+            .process_of(bin)
             .args([
                 "receive",
                 "--listen",

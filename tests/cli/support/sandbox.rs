@@ -71,7 +71,12 @@ impl Sandbox {
     /// time out and back off in milliseconds. For a process that runs in
     /// the background; to run one to its end, use `cmd` or `run`.
     pub fn process(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spawn-elite"));
+        self.process_of(Path::new(env!("CARGO_BIN_EXE_spawn-elite")))
+    }
+
+    /// [`Sandbox::process`] of another build of spawn-elite (a baseline).
+    pub fn process_of(&self, bin: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(bin);
         cmd.current_dir(self.path())
             .env("HOME", self.home())
             .env("XDG_DATA_HOME", self.data())
