@@ -227,7 +227,9 @@ pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
             ));
         }
     }
-    SigningKey::from_pkcs8_pem(text).map_err(|e| {
+    // Blank lines around the block (a key pasted into a CI secret, an
+    // editor's final newline) are not part of it.
+    SigningKey::from_pkcs8_pem(text.trim()).map_err(|e| {
         key_err(format!(
             "{shown} is not an Ed25519 PKCS#8 PEM private key ({e}); create one with `spawn-elite keygen`"
         ))
@@ -238,7 +240,7 @@ pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
 pub fn load_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
     let text = fs::read_to_string(path)
         .map_err(|e| key_err(format!("cannot read public key {}: {e}", path.display())))?;
-    VerifyingKey::from_public_key_pem(&text).map_err(|e| {
+    VerifyingKey::from_public_key_pem(text.trim()).map_err(|e| {
         key_err(format!(
             "{} is not an Ed25519 SPKI PEM public key ({e}); use the .pub file written by `spawn-elite keygen`",
             path.display()
@@ -343,6 +345,27 @@ mod tests {
             let loaded = load_signing_key(path).unwrap();
             assert_eq!(loaded.to_bytes(), sk.to_bytes());
         }
+    }
+
+    #[test]
+    fn keys_with_blank_lines_around_the_block_are_read() {
+        let sk = test_key();
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("pasted.pem");
+        let public = dir.path().join("pasted.pem.pub");
+        let pem = private_key_pem(&sk).unwrap();
+        let public_pem = sk
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        fs::write(&private, format!("\n  {}\n\n", pem.as_str())).unwrap();
+        fs::write(&public, format!("\n{public_pem}\n\n")).unwrap();
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            load_signing_key(&private).unwrap().to_bytes(),
+            sk.to_bytes()
+        );
+        assert_eq!(load_public_key(&public).unwrap(), sk.verifying_key());
     }
 
     #[test]

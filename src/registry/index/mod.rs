@@ -89,7 +89,7 @@ pub struct CatchUp {
 
 /// Why an existing index is not used, or the index ready to catch up.
 enum Found {
-    Usable(Index),
+    Usable(Box<Index>),
     Rebuild(String),
 }
 
@@ -114,7 +114,7 @@ impl Index {
             Ok(_) => match Index::check(&path, log, log_len)? {
                 Found::Usable(mut index) => {
                     let caught = index.catch_up()?;
-                    return Ok((index, caught));
+                    return Ok((*index, caught));
                 }
                 Found::Rebuild(why) => Some(format!(
                     "rebuilt index {} from the log: {why}",
@@ -182,13 +182,13 @@ impl Index {
                 )));
             }
         }
-        Ok(Found::Usable(Index {
+        Ok(Found::Usable(Box::new(Index {
             conn,
             log: log.to_owned(),
             staged: head.clone(),
             head,
             pending: Vec::new(),
-        }))
+        })))
     }
 
     /// Build the index of the whole log in a temporary file beside `path`
