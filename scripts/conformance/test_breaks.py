@@ -416,7 +416,7 @@ BREAKS = [
 
 # Words that mark the line of a tool's output that says what it found.
 FINDING = re.compile(r"error|fail|finding|DL\d{4}|SC\d{4}|invalid|missing|unknown|unexpected|"
-                     r"retired|would be|not ok|expected", re.IGNORECASE)
+                     r"retired|would be|not ok|expected|not defined", re.IGNORECASE)
 
 
 def why_caught(err: CheckFailed) -> str:
