@@ -19,6 +19,7 @@ import pytest
 import own_checks as own
 import posture_checks as posture
 import tool_checks as tools
+import update_workflow
 from repos import Repos, make_target
 from support import CheckFailed, Processes, Target, copy_repo
 
@@ -305,7 +306,8 @@ BREAKS = [
           delete_lines("Makefile", r"^\tyamllint --strict \.$")),
     Break("zizmor", posture.check_zizmor, "infra",
           "update workflow expands the ref into a run: script",
-          sub(UPDATE, r"^          base=\$GITHUB_REF_NAME$", '          base="${{ github.ref_name }}"')),
+          sub(UPDATE, r"^          base=\$GITHUB_REF_NAME$",
+              '          base="${{ github.ref_name }}"')),
     Break("zizmor", posture.check_zizmor, "tool", "update workflow granted write-all",
           sub(UPDATE, r"^permissions: \{\}$", "permissions: write-all")),
     Break("workflow-policy", posture.check_workflow_policy, "service",
@@ -319,6 +321,13 @@ BREAKS = [
           "update workflow reads an undefined step output",
           sub(UPDATE, r"steps\.check\.outputs\.behind", "steps.chek.outputs.behind",
               first_only=True)),
+    Break("update-workflow", update_workflow.check_update_workflow, "tool",
+          "install step no longer compares the SHA-256",
+          sub(UPDATE, re.escape('if [[ -z $want || $got != "$want" ]]; then'), "if false; then")),
+    Break("update-workflow", update_workflow.check_update_workflow, "infra",
+          "an error of update --check taken for behind",
+          sub(UPDATE, r"^            1:false\) behind=true ;;$",
+              "            [12]:*) behind=true ;;")),
     Break("pins", own.check_pins, "service-set", "update workflow's checkout pinned by tag",
           sub(UPDATE, CHECKOUT, "actions/checkout@v7.0.1 # v7.0.1")),
     Break("release-workflow", posture.check_release_workflow, "service", "no SBOM",
