@@ -59,7 +59,10 @@ def binary() -> Path:
         return Path(os.environ["SPAWN_ELITE_BIN"])
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT,
                    check=True)
-    return ROOT / "target" / "release" / "spawn-elite"
+    built = ROOT / "target" / "release" / "spawn-elite"
+    # For the checks that run it themselves (update-workflow).
+    os.environ["SPAWN_ELITE_BIN"] = str(built)
+    return built
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,8 @@ EXPECTED = {
         "deployments/kubernetes/base/networkpolicy.yaml",
         "deployments/kubernetes/base/poddisruptionbudget.yaml",
     ],
+    # Every elite repository, whatever its type.
+    "elite/common": [".github/workflows/spawn-elite-update.yml"],
     "elite/infra": [".github/workflows/ci.yml", ".github/dependabot.yml"],
     "elite/tool": [".github/workflows/ci.yml", ".github/dependabot.yml"],
 }
@@ -96,7 +98,7 @@ def text_of(repo: Path, rel: Path) -> str:
 def check_files(t: Target) -> None:
     """Every expected path exists; nothing else; no leftovers or placeholders."""
     repo, kind, elite, name = t.path, t.kind, t.elite, t.name
-    layers = ["engine", "base", kind] + ([f"elite/{kind}"] if elite else [])
+    layers = ["engine", "base", kind] + (["elite/common", f"elite/{kind}"] if elite else [])
     expected = {p.format(name=name) for layer in layers for p in EXPECTED[layer]}
     present = {str(p) for p in repo_files(repo)}
     findings = [f"missing: {p}" for p in sorted(expected - present)]

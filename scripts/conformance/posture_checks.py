@@ -75,15 +75,21 @@ READ_ONLY = ({}, {"contents": "read"})
 PUBLISH_PERMISSIONS = {"contents": "read", "packages": "write", "id-token": "write",
                        "attestations": "write"}
 PR_ONLY_CANCEL = "${{ github.event_name == 'pull_request' }}"
+# The spawn-elite update workflow: its one job pushes a branch and opens a
+# pull request, so it may write exactly that, and only on a schedule or by hand.
+UPDATE_WORKFLOW = "spawn-elite-update.yml"
+UPDATE_PERMISSIONS = {"contents": "write", "pull-requests": "write"}
+UPDATE_TRIGGERS = {"schedule", "workflow_dispatch"}
 
 
 def check_workflow_policy(t: Target) -> None:
     """Least privilege and CI hygiene in every workflow (beyond zizmor):
     top-level permissions {} (or contents: read), every job states its own,
-    write access only for the release job that publishes the image; every
-    checkout has persist-credentials: false; only pull-request runs are
-    cancelled; CI runs `make lint` (or `make ci`), and `make lint` runs
-    yamllint."""
+    write access only for the release job that publishes the image and the
+    update workflow's one job (contents and pull-requests, on a schedule or
+    by hand only); every checkout has persist-credentials: false; only
+    pull-request runs are cancelled; CI runs `make lint` (or `make ci`), and
+    `make lint` runs yamllint."""
     findings: list[str] = []
     docs = workflow_docs(t)
     if not docs:
@@ -97,6 +103,13 @@ def check_workflow_policy(t: Target) -> None:
             findings.append(f"{wf.name}: cancel-in-progress {cancel!r} also cancels runs on "
                             f"main; use {PR_ONLY_CANCEL} (or false)")
         is_release = "tags" in (triggers(doc).get("push") or {})
+        is_update = wf.name == UPDATE_WORKFLOW
+        if is_update:
+            if set(triggers(doc)) != UPDATE_TRIGGERS:
+                findings.append(f"{wf.name}: triggers {sorted(triggers(doc))}, expected "
+                                f"{sorted(UPDATE_TRIGGERS)}")
+            if len(doc.get("jobs") or {}) != 1:
+                findings.append(f"{wf.name}: {len(doc.get('jobs') or {})} jobs, expected one")
         commands = []
         for job_name, job in (doc.get("jobs") or {}).items():
             where = f"{wf.name} job {job_name}"
@@ -106,7 +119,8 @@ def check_workflow_policy(t: Target) -> None:
             if perms is None:
                 findings.append(f"{where}: no permissions of its own")
             elif perms not in READ_ONLY and not (is_release and publishes
-                                                 and perms == PUBLISH_PERMISSIONS):
+                                                 and perms == PUBLISH_PERMISSIONS) \
+                    and not (is_update and perms == UPDATE_PERMISSIONS):
                 findings.append(f"{where}: permissions {perms!r} beyond contents: read")
             for step in steps:
                 uses = str(step.get("uses", ""))
@@ -114,7 +128,8 @@ def check_workflow_policy(t: Target) -> None:
                         (step.get("with") or {}).get("persist-credentials") is not False:
                     findings.append(f"{where}: checkout without persist-credentials: false")
                 commands.append(str(step.get("run", "")))
-        if not is_release and not re.search(r"\bmake (lint|ci)\b", "\n".join(commands)):
+        if not (is_release or is_update) and \
+                not re.search(r"\bmake (lint|ci)\b", "\n".join(commands)):
             findings.append(f"{wf.name}: does not run `make lint` or `make ci`")
     makefile = (t.path / "Makefile").read_text()
     lint = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)

@@ -19,6 +19,7 @@ import pytest
 import own_checks as own
 import posture_checks as posture
 import tool_checks as tools
+import update_workflow
 from repos import Repos, make_target
 from support import CheckFailed, Processes, Target, copy_repo
 
@@ -146,6 +147,7 @@ class Break:
 
 CI = ".github/workflows/ci.yml"
 RELEASE = ".github/workflows/release.yml"
+UPDATE = ".github/workflows/spawn-elite-update.yml"
 KUSTOMIZATION = "deployments/kubernetes/base/kustomization.yaml"
 CHECKOUT = r"actions/checkout@[0-9a-f]{40} # v[0-9.]+"
 COMPOSE = "docker-compose.yml"
@@ -302,6 +304,32 @@ BREAKS = [
           delete_lines(CI, r"^    permissions:$", r"^      contents: read$")),
     Break("workflow-policy", posture.check_workflow_policy, "tool", "make lint skips yamllint",
           delete_lines("Makefile", r"^\tyamllint --strict \.$")),
+    Break("zizmor", posture.check_zizmor, "infra",
+          "update workflow expands the ref into a run: script",
+          sub(UPDATE, r"^          base=\$GITHUB_REF_NAME$",
+              '          base="${{ github.ref_name }}"')),
+    Break("zizmor", posture.check_zizmor, "tool", "update workflow granted write-all",
+          sub(UPDATE, r"^permissions: \{\}$", "permissions: write-all")),
+    Break("workflow-policy", posture.check_workflow_policy, "service",
+          "update job may also write packages",
+          sub(UPDATE, r"^      pull-requests: write .*$",
+              "      pull-requests: write\n      packages: write")),
+    Break("workflow-policy", posture.check_workflow_policy, "tool-set",
+          "update workflow also runs on every push",
+          sub(UPDATE, r"^  workflow_dispatch:$", "  workflow_dispatch:\n  push:")),
+    Break("actionlint", tools.check_actionlint, "infra-set",
+          "update workflow reads an undefined step output",
+          sub(UPDATE, r"steps\.check\.outputs\.behind", "steps.chek.outputs.behind",
+              first_only=True)),
+    Break("update-workflow", update_workflow.check_update_workflow, "tool",
+          "install step no longer compares the SHA-256",
+          sub(UPDATE, re.escape('if [[ -z $want || $got != "$want" ]]; then'), "if false; then")),
+    Break("update-workflow", update_workflow.check_update_workflow, "infra",
+          "an error of update --check taken for behind",
+          sub(UPDATE, r"^            1:false\) behind=true ;;$",
+              "            [12]:*) behind=true ;;")),
+    Break("pins", own.check_pins, "service-set", "update workflow's checkout pinned by tag",
+          sub(UPDATE, CHECKOUT, "actions/checkout@v7.0.1 # v7.0.1")),
     Break("release-workflow", posture.check_release_workflow, "service", "no SBOM",
           sub(RELEASE, r"sbom: true", "sbom: false")),
     Break("release-workflow", posture.check_release_workflow, "service",
@@ -397,7 +425,7 @@ BREAKS = [
 
 # Words that mark the line of a tool's output that says what it found.
 FINDING = re.compile(r"error|fail|finding|DL\d{4}|SC\d{4}|invalid|missing|unknown|unexpected|"
-                     r"retired|would be|not ok|expected", re.IGNORECASE)
+                     r"retired|would be|not ok|expected|not defined", re.IGNORECASE)
 
 
 def why_caught(err: CheckFailed) -> str:

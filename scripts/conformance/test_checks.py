@@ -15,6 +15,7 @@ import pytest
 import own_checks as own
 import posture_checks as posture
 import tool_checks as tools
+import update_workflow
 from repos import Repos, labels
 from support import Target
 
@@ -95,6 +96,12 @@ def test_zizmor(target: Target) -> None:
 @check("workflow-policy", ELITE)
 def test_workflow_policy(target: Target) -> None:
     posture.check_workflow_policy(target)
+
+
+# Runs the workflow's steps against a local origin (see update_workflow.py).
+@check("update-workflow", labels(elite=True, git=True))
+def test_update_workflow(target: Target) -> None:
+    update_workflow.check_update_workflow(target)
 
 
 @check("release-workflow", SERVICE_ELITE)

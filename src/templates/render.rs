@@ -239,7 +239,7 @@ pub(super) fn unknown_variable_message(var: &str, known: &str) -> String {
 /// [`SPAWN_FUEL`] and [`SPAWN_OUTPUT`]. A template set is code from
 /// whoever wrote it; these bounds keep a loop or a repeated string in one
 /// from running for hours or exhausting memory, far above what a real set
-/// uses (the embedded set's largest render takes under 0.2 % of each; see
+/// uses (the embedded set's largest render takes under 0.3 % of each; see
 /// docs/TEMPLATES.md, "Limits").
 ///
 /// Fuel is minijinja's: about one unit per instruction executed and per
