@@ -201,6 +201,19 @@ async fn handle(
     Ok(resp)
 }
 
+/// The header fields as (name, value) text; 400 for a value that is not
+/// visible ASCII (it could not have been signed as text).
+fn header_fields(map: &hyper::HeaderMap) -> Result<Vec<(String, String)>, Reject> {
+    let mut headers = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        let value = value
+            .to_str()
+            .map_err(|_| (400, format!("header {name} is not visible ASCII text")))?;
+        headers.push((name.as_str().to_owned(), value.to_owned()));
+    }
+    Ok(headers)
+}
+
 /// A read (`GET`, `HEAD`): answered on the blocking pool, as the index is
 /// a file.
 async fn serve_read(
@@ -210,13 +223,10 @@ async fn serve_read(
     state: Arc<State>,
 ) -> Reply {
     let (head, _body) = req.into_parts();
-    let mut headers = Vec::with_capacity(head.headers.len());
-    for (name, value) in &head.headers {
-        let Ok(value) = value.to_str() else {
-            return read::error(400, format!("header {name} is not visible ASCII text"));
-        };
-        headers.push((name.as_str().to_owned(), value.to_owned()));
-    }
+    let headers = match header_fields(&head.headers) {
+        Ok(h) => h,
+        Err((status, why)) => return read::error(status, why),
+    };
     let request = read::Read {
         method: head.method.as_str().to_owned(),
         path: head.uri.path().to_owned(),
@@ -253,13 +263,7 @@ async fn answer(
         return Err(too_large());
     }
     let (head, body) = req.into_parts();
-    let mut headers = Vec::with_capacity(head.headers.len());
-    for (name, value) in &head.headers {
-        let value = value
-            .to_str()
-            .map_err(|_| (400, format!("header {name} is not visible ASCII text")))?;
-        headers.push((name.as_str().to_owned(), value.to_owned()));
-    }
+    let headers = header_fields(&head.headers)?;
     let collected = tokio::time::timeout(
         limits.read_timeout,
         Limited::new(body, limits.max_body).collect(),

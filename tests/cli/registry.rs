@@ -7,27 +7,16 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::files::{copy_dir, replace_in, s};
+use crate::support::files::{copy_dir, s, set_version};
 use crate::support::{Outcome, Sandbox};
 use crate::support::{ReceiverProc, http_get};
 
 /// The embedded set exported as `acme` 1.0.0, and the same files as 1.1.0.
 fn sets(sb: &Sandbox) -> (PathBuf, PathBuf) {
-    let v1 = sb.path().join("acme-1.0.0");
-    let out = sb.run(["templates", "export", s(&v1)]);
-    assert!(out.success(), "{}", out.stderr);
-    replace_in(
-        &v1.join("spawn-elite.toml"),
-        "name = \"spawn-elite\"",
-        "name = \"acme\"",
-    );
+    let v1 = sb.export_acme("acme-1.0.0");
     let v2 = sb.path().join("acme-1.1.0");
     copy_dir(&v1, &v2);
-    replace_in(
-        &v2.join("spawn-elite.toml"),
-        "version = \"1.0.0\"",
-        "version = \"1.1.0\"",
-    );
+    set_version(&v2, "1.0.0", "1.1.0");
     (v1, v2)
 }
 

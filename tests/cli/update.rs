@@ -15,15 +15,7 @@ use crate::support::{Sandbox, tree};
 
 /// The embedded set, exported as v1.
 fn export_v1(sb: &Sandbox) -> PathBuf {
-    let dir = sb.path().join("set-v1");
-    let out = sb.run(["templates", "export", s(&dir)]);
-    assert!(out.success(), "{}", out.stderr);
-    replace_in(
-        &dir.join("spawn-elite.toml"),
-        "name = \"spawn-elite\"",
-        "name = \"acme\"",
-    );
-    dir
+    sb.export_acme("set-v1")
 }
 
 /// v2: a changed file at each end (main.py, Makefile's HOST line), a

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::files::{append, copy_dir, read, replace_in, s};
+use crate::support::files::{append, copy_dir, read, s, set_version};
 use crate::support::{Outcome, Sandbox};
 
 /// The sets v1, v2, v3 and v2-drop (see the module's doc).
@@ -25,36 +25,21 @@ struct Sets {
     v2_drop: PathBuf,
 }
 
-fn version(set: &Path, from: &str, to: &str) {
-    replace_in(
-        &set.join("spawn-elite.toml"),
-        &format!("version = \"{from}\""),
-        &format!("version = \"{to}\""),
-    );
-}
-
 fn sets(sb: &Sandbox) -> Sets {
-    let v1 = sb.path().join("set-v1");
-    let out = sb.run(["templates", "export", s(&v1)]);
-    assert!(out.success(), "{}", out.stderr);
-    replace_in(
-        &v1.join("spawn-elite.toml"),
-        "name = \"spawn-elite\"",
-        "name = \"acme\"",
-    );
+    let v1 = sb.export_acme("set-v1");
     let v2 = sb.path().join("set-v2");
     copy_dir(&v1, &v2);
-    version(&v2, "1.0.0", "2.0.0");
+    set_version(&v2, "1.0.0", "2.0.0");
     append(&v2.join("base/docs/README.md.j2"), "\nv2 docs\n");
     append(&v2.join("service/main.py.j2"), "\n# v2\n");
     fs::write(v2.join("base/MAINTAINERS"), "* @acme/platform\n").expect("write");
     let v3 = sb.path().join("set-v3");
     copy_dir(&v2, &v3);
-    version(&v3, "2.0.0", "3.0.0");
+    set_version(&v3, "2.0.0", "3.0.0");
     append(&v3.join("service/main.py.j2"), "# v3\n");
     let v2_drop = sb.path().join("set-v2-drop");
     copy_dir(&v2, &v2_drop);
-    version(&v2_drop, "2.0.0", "2.1.0");
+    set_version(&v2_drop, "2.0.0", "2.1.0");
     fs::remove_file(v2_drop.join("base/docs/README.md.j2")).expect("rm");
     Sets {
         v1,

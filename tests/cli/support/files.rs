@@ -1,7 +1,8 @@
-//! Small file and git helpers the update tests share.
+//! Small file, template-set and git helpers the update and registry
+//! tests share.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Outcome, Sandbox};
 
@@ -39,7 +40,30 @@ pub fn copy_dir(from: &Path, to: &Path) {
     assert!(ok, "cp -a {} {}", from.display(), to.display());
 }
 
+/// Change a set's manifest version from `from` to `to`.
+pub fn set_version(set: &Path, from: &str, to: &str) {
+    replace_in(
+        &set.join("spawn-elite.toml"),
+        &format!("version = \"{from}\""),
+        &format!("version = \"{to}\""),
+    );
+}
+
 impl Sandbox {
+    /// The embedded set exported to `dir_name` in the sandbox and renamed
+    /// `acme` (version 1.0.0): a set of the user's own.
+    pub fn export_acme(&self, dir_name: &str) -> PathBuf {
+        let dir = self.path().join(dir_name);
+        let out = self.run(["templates", "export", s(&dir)]);
+        assert!(out.success(), "{}", out.stderr);
+        replace_in(
+            &dir.join("spawn-elite.toml"),
+            "name = \"spawn-elite\"",
+            "name = \"acme\"",
+        );
+        dir
+    }
+
     /// `git ARGS` in `dir` as the user, with the sandbox's identity and a
     /// fixed date; its stdout, trimmed. Fails the test if git fails.
     pub fn user_git(&self, dir: &Path, args: &[&str]) -> String {
