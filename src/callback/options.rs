@@ -150,7 +150,7 @@ impl Target {
                 return Err(fail(
                     ExitCode::Usage,
                     format!(
-                        "callback URL {url:?} must start with https:// (or http:// for loopback)"
+                        "{what} URL {url:?} must start with https:// (or http:// for loopback)"
                     ),
                 ));
             }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 #[derive(Args, Debug, Clone)]
 pub struct RegistryConn {
     /// The receiver's base URL (https, or http to loopback)
-    #[arg(long, value_name = "URL", env = "SPAWN_ELITE_REGISTRY_URL")]
+    #[arg(long, value_name = "URL", env = "SPAWN_ELITE_REGISTRY")]
     pub url: String,
     /// Sign each read with this private key: needed from another host, whose
     /// reads the receiver checks against its --readers directory

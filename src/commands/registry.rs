@@ -92,6 +92,17 @@ fn list(conn: &RegistryConn, mut filter: Filter) -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
+/// A value for a table cell: as is, or with its control characters
+/// escaped, so that what a registry holds can never move the cursor, color
+/// the terminal or forge a row.
+fn cell(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.chars().any(char::is_control) {
+        value.escape_debug().to_string().into()
+    } else {
+        value.into()
+    }
+}
+
 fn repo_rows(repos: &[Repo]) -> String {
     let mut text = format!(
         "{:<24} {:<8} {:<24} {:<10} {:<7} {:<22} {:<6} {}\n",
@@ -104,14 +115,14 @@ fn repo_rows(repos: &[Repo]) -> String {
             .map_or(("-", "-"), |s| (s.name.as_str(), s.version.as_str()));
         text.push_str(&format!(
             "{:<24} {:<8} {:<24} {:<10} {:<7} {:<22} {:<6} {}\n",
-            r.name,
-            r.kind,
-            set,
-            version,
+            cell(&r.name),
+            cell(&r.kind),
+            cell(set),
+            cell(version),
             event_word(r.last_event),
-            short_time(&r.last_at),
+            cell(&short_time(&r.last_at)),
             if r.signed { "yes" } else { "no" },
-            r.keyid
+            cell(&r.keyid)
         ));
     }
     text
@@ -156,8 +167,8 @@ fn history_rows(d: &RepoDetail) -> String {
     let r = &d.repo;
     let mut text = format!(
         "{} ({}{}), {} event{}\n",
-        r.name,
-        r.kind,
+        cell(&r.name),
+        cell(&r.kind),
         if r.elite { ", elite" } else { "" },
         r.events,
         if r.events == 1 { "" } else { "s" }
@@ -175,12 +186,12 @@ fn history_rows(d: &RepoDetail) -> String {
             "{:>6}  {:<7} {:<22} {:<24} {:<10} {:<16} {:<6} {}\n",
             h.seq,
             event_word(h.event),
-            short_time(&h.received_at),
-            set,
-            version,
-            h.merkle_root.chars().take(16).collect::<String>(),
+            cell(&short_time(&h.received_at)),
+            cell(set),
+            cell(version),
+            cell(&h.merkle_root.chars().take(16).collect::<String>()),
             if h.attestation.is_some() { "yes" } else { "no" },
-            h.keyid
+            cell(&h.keyid)
         ));
     }
     text
@@ -206,9 +217,24 @@ fn set_rows(sets: &[SetUse]) -> String {
             let newest = if i == 0 { "  (newest)" } else { "" };
             text.push_str(&format!(
                 "{:<24} {:<12} {:>6}{newest}\n",
-                s.name, v.version, v.repos
+                cell(&s.name),
+                cell(&v.version),
+                v.repos
             ));
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_a_cell_are_escaped_and_plain_text_is_kept() {
+        assert_eq!(cell("acme"), "acme");
+        assert_eq!(cell("a\nforged row"), "a\\nforged row");
+        assert_eq!(cell("\u{1b}[31mRED"), "\\u{1b}[31mRED");
+        assert!(!cell("x\u{7}").chars().any(char::is_control));
+    }
 }

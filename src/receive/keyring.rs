@@ -25,6 +25,10 @@ impl KeyRing {
         })
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// How many keys were loaded last.
     pub fn len(&self) -> usize {
         self.keys

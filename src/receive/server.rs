@@ -176,7 +176,12 @@ async fn handle(
                 }
             }
         };
-        ("callback", reply)
+        let route = if method == Method::POST {
+            "callback"
+        } else {
+            "other"
+        };
+        (route, reply)
     };
     state
         .metrics

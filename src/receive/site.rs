@@ -91,8 +91,25 @@ impl Site {
         Ok(())
     }
 
+    /// Whether a read of the registry signed for `authority` was made for
+    /// this receiver: its public name (`--public-url`) or, as reads also
+    /// come from operators on the host, its own addresses; any path.
+    pub fn check_read_authority(&self, authority: &str, local: SocketAddr) -> Result<(), String> {
+        let own = Site {
+            public: None,
+            listen_name: self.listen_name.clone(),
+        };
+        if own
+            .authorities(local)
+            .contains(&authority.to_ascii_lowercase())
+        {
+            return Ok(());
+        }
+        self.check_authority(authority, local)
+    }
+
     /// Whether a request signed for `authority` was made for this
-    /// receiver (a read of the registry: any of its paths).
+    /// receiver.
     pub fn check_authority(&self, authority: &str, local: SocketAddr) -> Result<(), String> {
         let authority = authority.to_ascii_lowercase();
         let ours = self.authorities(local);

@@ -186,7 +186,7 @@ pub(super) fn check_read(
 ) -> std::result::Result<String, Reject> {
     let Some(readers) = &state.readers else {
         return Err(unauthorized(
-            "reads from other hosts need a signed request, and this receiver has no readers: start it with --readers DIR, or read from this host",
+            "a signed read needs a reader's key, and this receiver has no readers: start it with --readers DIR (or, on this host, read without --key)",
         ));
     };
     let authority = parts
@@ -197,14 +197,25 @@ pub(super) fn check_read(
     let (Some(input), Some(signature)) =
         (parts.header("signature-input"), parts.header("signature"))
     else {
+        let hint = if state.loopback_reads_open {
+            "or read from this host"
+        } else {
+            "this receiver asks it of every read (--require-signed-reads)"
+        };
         return Err(unauthorized(format!(
-            "unsigned read from {peer}: sign it with a key of the readers directory (`spawn-elite registry --key PATH`), or read from this host"
+            "unsigned read from {peer}: sign it with a key of the readers directory (`spawn-elite registry --key PATH`), {hint}"
         )));
     };
     let verified = httpsig::verify(&parts, &input, &signature, httpsig::LABEL, |id| {
         readers.get(id)
     })
-    .map_err(sig_reject)?;
+    .map_err(|e| match e {
+        SigError::UnknownKey(id) => unauthorized(format!(
+            "the read is signed by key {id}, which is not a reader here: add its .pub file to the readers directory {} (--readers), not to --trust",
+            readers.dir().display()
+        )),
+        other => sig_reject(other),
+    })?;
     let p = &verified.params;
     let mut required = vec!["@method", "@authority", "@path"];
     if parts.query.is_some() {
@@ -225,7 +236,7 @@ pub(super) fn check_read(
     }
     state
         .site
-        .check_authority(&parts.authority, local)
+        .check_read_authority(&parts.authority, local)
         .map_err(unauthorized)?;
     let (Some(created), Some(expires), Some(keyid)) = (p.created, p.expires, p.keyid.clone())
     else {

@@ -78,15 +78,12 @@ impl Client {
     pub fn repo(&self, name: &str) -> Result<Option<RepoDetail>> {
         // Repository names are DNS-1123 labels: nothing to escape. Anything
         // else is refused here rather than sent as a surprising path.
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if let Some(problem) = crate::templates::values::name_problem(name) {
             return Err(fail(
                 ExitCode::Usage,
                 format!(
-                    "{name:?} is not a repository name; names are lowercase letters, digits and '-'"
+                    "not a repository name: {problem}; {}",
+                    crate::templates::values::NAME_RULE
                 ),
             ));
         }
@@ -163,9 +160,7 @@ impl Client {
 
     fn failed(&self, status: u16, why: &str) -> anyhow::Error {
         let hint = match status {
-            401 => {
-                "; reading from another host needs --key with a key in the receiver's --readers directory"
-            }
+            401 => "; a signed read needs --key with a key in the receiver's --readers directory",
             400 => "; check the filters",
             _ => "",
         };

@@ -97,6 +97,37 @@ pub fn parse(line: &[u8]) -> Result<Event, String> {
             l.idempotency_key, l.receipt.merkle_root
         ));
     }
+    if let Some(problem) = crate::templates::values::name_problem(&spawn.name) {
+        return Err(format!(
+            "its receipt names no repository a spawn could make ({problem}); a sender's key made a receipt by hand, so check that key"
+        ));
+    }
+    let texts = [
+        ("type", Some(spawn.kind.as_str())),
+        ("org", spawn.options.org.as_deref()),
+        ("keyid", Some(l.keyid.as_str())),
+        (
+            "template set name",
+            spawn.templates.as_ref().map(|t| t.name.as_str()),
+        ),
+        (
+            "template set version",
+            spawn.templates.as_ref().map(|t| t.version.as_str()),
+        ),
+        (
+            "template set digest",
+            spawn.templates.as_ref().map(|t| t.digest.as_str()),
+        ),
+    ];
+    for (what, value) in texts {
+        if let Some(v) = value
+            && v.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "its {what} {v:?} holds control characters, which no spawn writes; a sender's key made this receipt by hand, so check that key"
+            ));
+        }
+    }
     let received = l.received_at.parse::<jiff::Timestamp>().map_err(|e| {
         format!(
             "its received_at {:?} is not an RFC 3339 time ({e}); the line was not written by `spawn-elite receive`",
@@ -153,6 +184,25 @@ mod tests {
             "leaf_count": 0,
             "files": [],
         })
+    }
+
+    #[test]
+    fn a_receipt_with_a_name_no_spawn_makes_or_control_characters_is_no_event() {
+        let spawn = |name: &str, version: &str| {
+            receipt(json!({
+                "name": name, "type": "service", "options": {},
+                "templates": {"source": "dir", "name": "acme", "version": version, "digest": "cd".repeat(32)},
+                "elite": true,
+            }))
+        };
+        let why = parse(&line(spawn("Bad Name\n---", "1.0.0"), false)).unwrap_err();
+        assert!(why.contains("names no repository"), "{why}");
+        let why = parse(&line(spawn("ok", "\u{1b}[31m1.0.0"), false)).unwrap_err();
+        assert!(
+            why.contains("template set version") && why.contains("control"),
+            "{why}"
+        );
+        assert!(parse(&line(spawn("ok", "1.0.0"), false)).is_ok());
     }
 
     #[test]

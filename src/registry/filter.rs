@@ -4,6 +4,7 @@
 //! Strict on purpose: a misspelt or repeated parameter is an error, not an
 //! unfiltered answer that looks like a filtered one.
 
+use super::version;
 use std::str::FromStr as _;
 
 /// How many repositories a page holds when `limit=` is not given.
@@ -85,7 +86,14 @@ impl Filter {
                 "type" => f.kind = text,
                 "set" => f.set = text,
                 "version" => f.version = text,
-                "behind" => f.behind = text,
+                "behind" => {
+                    if !version::is_comparable(&value) {
+                        return Err(format!(
+                            "behind={value:?} is not a version to compare with: give it as the set's manifest writes it, starting with a digit, with no empty or blank parts (e.g. behind=1.10.0)"
+                        ));
+                    }
+                    f.behind = text;
+                }
                 "after" => f.after = text,
                 "since" => {
                     f.since = Some(jiff::Timestamp::from_str(&value).map_err(|_| {
@@ -233,10 +241,20 @@ mod tests {
             "behind= needs set=: a version is behind only within its own template set"
         );
         assert!(Filter::parse(Some("behind=1.2.0&set=web")).is_ok());
+        for bad in ["v1.10.0", "%201.10.0", "1..0", "notaversion"] {
+            let why = err(&format!("set=web&behind={bad}"));
+            assert!(why.contains("is not a version"), "{bad}: {why}");
+        }
     }
 
     fn text() -> impl Strategy<Value = Option<String>> {
         prop::option::of("\\PC{1,12}|[&=+%# ?]{1,4}")
+    }
+
+    /// Bounds `behind=` takes: versions, with the characters a query string
+    /// must escape (`+`).
+    fn bound() -> impl Strategy<Value = Option<String>> {
+        prop::option::of("[0-9]{1,3}(\\.[0-9]{1,3}){0,2}(-[a-z0-9.]{1,4})?(\\+[a-z0-9]{1,3})?")
     }
 
     proptest! {
@@ -244,7 +262,7 @@ mod tests {
 
         #[test]
         fn parse_reads_back_what_to_query_writes(
-            kind in text(), set in text(), version in text(), behind in text(),
+            kind in text(), set in text(), version in text(), behind in bound(),
             since in prop::option::of(0i64..4_000_000_000, ), nanos in 0i32..1_000_000_000,
             after in text(), limit in 1..=MAX_LIMIT,
         ) {

@@ -120,6 +120,24 @@ fn cmp_parsed(a: &str, b: &str) -> Ordering {
         .then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
+/// Whether `v` can be a `behind=` bound: it starts with a digit, holds no
+/// blank or control character, and no part of its release (before any
+/// `-` or `+`) is empty. `v1.0`, ` 1.0` or `1..0` would order after every
+/// number and so find every repository behind.
+pub fn is_comparable(v: &str) -> bool {
+    let release = v.split(['-', '+']).next().unwrap_or("");
+    v.starts_with(|c: char| c.is_ascii_digit())
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+        && release.split('.').all(|part| !part.is_empty())
+}
+
+/// The key a `behind=` bound is compared with: build metadata (`+...`)
+/// carries no precedence, so `1.10.0+build` bounds like `1.10.0` and a
+/// repository on 1.10.0 is not behind it.
+pub fn bound_key(v: &str) -> String {
+    sort_key(v.split_once('+').map_or(v, |(release, _)| release))
+}
+
 /// Compare two template-set versions as versions (see the module doc).
 pub fn cmp(a: &str, b: &str) -> Ordering {
     match (semver::Version::parse(a), semver::Version::parse(b)) {
@@ -234,6 +252,30 @@ mod tests {
         for (a, b) in [("", ".0"), (".0", ""), ("", "0"), ("1.", "1.0")] {
             assert_eq!(sort_key(a).cmp(&sort_key(b)), cmp(a, b), "{a:?} vs {b:?}");
         }
+    }
+
+    #[test]
+    fn a_behind_bound_must_look_like_a_version_and_ignores_build_metadata() {
+        for good in ["1", "1.10.0", "2.0.0-rc.1", "1.10.0+build.5", "2026.12"] {
+            assert!(is_comparable(good), "{good}");
+        }
+        for bad in [
+            "",
+            "v1.10.0",
+            " 1.10.0",
+            "1..0",
+            "1.",
+            "notaversion",
+            "1.0\n",
+        ] {
+            assert!(!is_comparable(bad), "{bad:?}");
+        }
+        assert_eq!(bound_key("1.10.0+build"), sort_key("1.10.0"));
+        assert!(
+            sort_key("1.10.0") >= bound_key("1.10.0+build"),
+            "not behind"
+        );
+        assert!(sort_key("1.9.0") < bound_key("1.10.0+build"));
     }
 
     #[test]

@@ -231,34 +231,13 @@ fn check_pin(set: &TemplateSet, args: &Request, recorded: Option<&str>) -> Resul
     Ok(())
 }
 
-/// The name becomes a directory, a Kubernetes object name and a Docker image
-/// name, so it must satisfy the strictest of them: an RFC 1123 DNS label that
-/// starts with a letter.
+/// A repository name, checked ([`values::name_problem`]): a usage error
+/// naming the problem and the rule.
 pub fn validate_name(name: &str) -> Result<()> {
-    const RULE: &str = "a name must be 1-63 characters of lowercase letters, digits and '-', start with a letter and not end with '-' (e.g. my-svc)";
-    let problem = if name.is_empty() {
-        Some("the name is empty".to_owned())
-    } else if name.len() > 63 {
-        Some(format!("{} is {} characters long", shown(name), name.len()))
-    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        Some(format!(
-            "{} does not start with a lowercase letter",
-            shown(name)
-        ))
-    } else if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        Some(format!("{} contains {bad:?}", shown(name)))
-    } else if name.ends_with('-') {
-        Some(format!("{} ends with '-'", shown(name)))
-    } else {
-        None
-    };
-    match problem {
+    match values::name_problem(name) {
         Some(problem) => Err(fail(
             ExitCode::Usage,
-            format!("invalid name: {problem}; {RULE}"),
+            format!("invalid name: {problem}; {}", values::NAME_RULE),
         )),
         None => Ok(()),
     }

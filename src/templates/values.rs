@@ -307,3 +307,33 @@ pub fn carried(
     warnings.extend(resolve_sets(set, &spawn.kind, sets, &mut values)?);
     Ok((values, warnings))
 }
+
+/// What a repository name must be, said to people.
+pub const NAME_RULE: &str = "a name must be 1-63 characters of lowercase letters, digits and '-', start with a letter and not end with '-' (e.g. my-svc)";
+
+/// What is wrong with a repository name, if anything. The name becomes a
+/// directory, a Kubernetes object name and a Docker image name, so it must
+/// satisfy the strictest of them: an RFC 1123 DNS label that starts with a
+/// letter. The spawn refuses such a name, and the registry does not index
+/// a receipt that carries one.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("the name is empty".to_owned())
+    } else if name.len() > 63 {
+        Some(format!("{} is {} characters long", shown(name), name.len()))
+    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some(format!(
+            "{} does not start with a lowercase letter",
+            shown(name)
+        ))
+    } else if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        Some(format!("{} contains {bad:?}", shown(name)))
+    } else if name.ends_with('-') {
+        Some(format!("{} ends with '-'", shown(name)))
+    } else {
+        None
+    }
+}

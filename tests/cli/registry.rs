@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::files::{copy_dir, s, set_version};
-use crate::support::{Outcome, Sandbox};
+use crate::support::{Outcome, Sandbox, spawn_receipt_json};
 use crate::support::{ReceiverProc, http_get};
 
 /// The embedded set exported as `acme` 1.0.0, and the same files as 1.1.0.
@@ -173,6 +173,10 @@ fn bad_reads_get_400_404_and_a_cli_error_naming_the_fix() {
     assert!(body.contains("colour"), "{body}");
     let (status, _, body) = http_get(rx.addr, "/v1/repos?behind=1.0.0");
     assert_eq!(status, 400, "{body}");
+    // A bound that is no version would find every repository behind.
+    let (status, _, body) = http_get(rx.addr, "/v1/repos?set=acme&behind=v1.10.0");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is not a version"), "{body}");
     let (status, _, body) = http_get(rx.addr, "/v1/repos/nobody");
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("nobody"), "{body}");
@@ -249,7 +253,11 @@ fn signed_reads_are_required_when_asked_and_only_a_readers_key_passes() {
 
     let foreign = registry(&sb, &rx, &["sets", "--key", s(&stranger)]);
     assert_eq!(foreign.code, 19, "{}", foreign.stderr);
-    assert!(foreign.stderr.contains("401"), "{}", foreign.stderr);
+    assert!(
+        foreign.stderr.contains("401") && foreign.stderr.contains("not a reader here"),
+        "{}",
+        foreign.stderr
+    );
 
     // Probes and scrapers need no key.
     for path in ["/healthz", "/readyz", "/metrics"] {
@@ -257,6 +265,16 @@ fn signed_reads_are_required_when_asked_and_only_a_readers_key_passes() {
         assert_eq!(status, 200, "{path}: {body}");
     }
     let (clean, _) = rx.stop();
+    assert!(clean);
+
+    // Where loopback reads are open, a signature is still checked: a key
+    // that is no reader's never seems to work.
+    let open = sb.receiver_with("127.0.0.1:0", &["--readers", s(&readers)]);
+    assert!(registry(&sb, &open, &["sets"]).success());
+    assert!(registry(&sb, &open, &["sets", "--key", s(&reader)]).success());
+    let foreign = registry(&sb, &open, &["sets", "--key", s(&stranger)]);
+    assert_eq!(foreign.code, 19, "{}", foreign.stderr);
+    let (clean, _) = open.stop();
     assert!(clean);
 }
 
@@ -332,8 +350,18 @@ fn a_receipt_that_names_no_repository_is_logged_but_left_out_of_the_index_with_a
     let receipt = sb.write_receipt("any-tree.json", "any tree");
     let sent = sb.send(s(&receipt), &rx.url("/hook"), s(&key), &[]);
     assert!(sent.success(), "{}", sent.stderr);
+    // A receipt made by hand with a name no spawn makes, meant to forge
+    // rows in a terminal: logged (it is signed and valid), not indexed.
+    let forged = sb.path().join("forged.json");
+    std::fs::write(
+        &forged,
+        spawn_receipt_json("forged", "nu\nzzfake service acme 9.9.9 spawn"),
+    )
+    .expect("write");
+    let sent = sb.send(s(&forged), &rx.url("/hook"), s(&key), &[]);
+    assert!(sent.success(), "{}", sent.stderr);
     spawn_reporting(&sb, &rx, &key, &["alpha", "--no-git"]);
-    assert_eq!(sb.log_lines().len(), 2, "both are in the log");
+    assert_eq!(sb.log_lines().len(), 3, "all three are in the log");
     let listed = json_of(&registry(&sb, &rx, &["list", "--json"]));
     assert_eq!(names(&listed), ["alpha"]);
     let (status, _, body) = http_get(rx.addr, "/readyz");
@@ -342,6 +370,11 @@ fn a_receipt_that_names_no_repository_is_logged_but_left_out_of_the_index_with_a
     assert!(clean);
     assert!(
         err.contains("log line 1 is not in the registry index"),
+        "{err}"
+    );
+    assert!(
+        err.contains("log line 2 is not in the registry index")
+            && err.contains("names no repository a spawn could make"),
         "{err}"
     );
 }

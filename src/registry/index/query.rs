@@ -149,7 +149,7 @@ fn conditions(f: &Filter) -> (Vec<&'static str>, Vec<Sql>) {
     if let Some(behind) = &f.behind {
         // With set_name = ? above: a range of repos_by_version.
         conds.push("version_key < ?");
-        args.push(Sql::Text(version::sort_key(behind)));
+        args.push(Sql::Text(version::bound_key(behind)));
     }
     if let Some(since) = f.since {
         conds.push("last_unix >= ?");
