@@ -47,24 +47,10 @@ rounds="${ROUNDS:-4}"
 lines="${LINES:-100000}"
 profile="${PROFILE:-release}"
 
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 python3 -c 'import blake3' 2>/dev/null || { echo "bench-ledger: needs the Python blake3 package: pip install blake3" >&2; exit 2; }
-absolute() {
-  case $1 in
-    /*) echo "$1" ;;
-    *) echo "$PWD/$1" ;;
-  esac
-}
-if [ -n "${BIN:-}" ]; then
-  bin="$(absolute "$BIN")"
-  profile="given"
-else
-  cargo build --profile "$profile" --locked --quiet
-  bin="$(absolute "${CARGO_TARGET_DIR:-target}/$profile/spawn-elite")"
-fi
-baseline="${BASELINE:+$(absolute "$BASELINE")}"
-per_round=$(( (runs + rounds - 1) / rounds ))
-[ "$per_round" -ge 2 ] || { echo "bench-ledger: RUNS/ROUNDS must be at least 2" >&2; exit 2; }
+name=bench-ledger
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 work="$(mktemp -d ${BENCH_DIR:+-p "$BENCH_DIR"})"
 trap 'rm -rf "$work"' EXIT

@@ -78,23 +78,9 @@ load="${LOAD:-0}"
 load_loops="${LOAD_LOOPS:-1000}"
 with_git="${GIT:-1}"
 
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
-absolute() {
-  case $1 in
-    /*) echo "$1" ;;
-    *) echo "$PWD/$1" ;;
-  esac
-}
-if [ -n "${BIN:-}" ]; then
-  bin="$(absolute "$BIN")"
-  profile="given"
-else
-  cargo build --profile "$profile" --locked --quiet
-  bin="$(absolute "${CARGO_TARGET_DIR:-target}/$profile/spawn-elite")"
-fi
-baseline="${BASELINE:+$(absolute "$BASELINE")}"
-per_round=$(( (runs + rounds - 1) / rounds ))
-[ "$per_round" -ge 2 ] || { echo "bench-spawn: RUNS/ROUNDS must be at least 2" >&2; exit 2; }
+name=bench-spawn
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 work="$(mktemp -d ${BENCH_DIR:+-p "$BENCH_DIR"})"
 writer=""
