@@ -89,12 +89,7 @@ if [ -n "$baseline" ]; then
 fi
 
 for round in $(seq 1 "$rounds"); do
-  args=()
-  n=$(( ${#arms[@]} / 2 ))
-  for i in $(seq 0 $(( n - 1 ))); do
-    if [ $(( round % 2 )) -eq 1 ]; then j=$i; else j=$(( n - 1 - i )); fi
-    args+=(-n "${arms[$((2 * j))]}" "${arms[$((2 * j + 1))]}")
-  done
+  round_args "$round"
   echo "round $round/$rounds ..." >&2
   hyperfine --runs "$per_round" --warmup 2 --shell=none --style none \
     --export-json "$work/round-$round.json" \

@@ -131,13 +131,7 @@ for round in $(seq 1 "$rounds"); do
   if [ $(( round % 2 )) -eq 0 ] && [ "${#order[@]}" -eq 2 ]; then order=(busy idle); fi
   for condition in "${order[@]}"; do
     if [ "$condition" = busy ]; then start_writer; fi
-    args=()
-    n=$(( ${#arms[@]} / 2 ))
-    for i in $(seq 0 $(( n - 1 ))); do
-      # Odd rounds in the listed order, even rounds reversed.
-      if [ $(( round % 2 )) -eq 1 ]; then j=$i; else j=$(( n - 1 - i )); fi
-      args+=(-n "${arms[$((2 * j))]}" "${arms[$((2 * j + 1))]}")
-    done
+    round_args "$round"
     echo "round $round/$rounds ($condition) ..." >&2
     hyperfine --runs "$per_round" --warmup 2 --shell=none --style none \
       --export-json "$work/$condition-round-$round.json" \

@@ -49,9 +49,15 @@ impl Site {
     /// The authorities a request arriving on local address `local` may
     /// have been signed for.
     fn authorities(&self, local: SocketAddr) -> Vec<String> {
-        if let Some(p) = &self.public {
-            return p.accepted.clone();
+        match &self.public {
+            Some(p) => p.accepted.clone(),
+            None => self.own_authorities(local),
         }
+    }
+
+    /// The receiver's own addresses (and `--listen`'s name) on `local`'s
+    /// port, whatever `--public-url` says.
+    fn own_authorities(&self, local: SocketAddr) -> Vec<String> {
         let port = local.port();
         let mut hosts = vec![host_of(local.ip())];
         if let IpAddr::V6(v6) = local.ip()
@@ -95,12 +101,8 @@ impl Site {
     /// this receiver: its public name (`--public-url`) or, as reads also
     /// come from operators on the host, its own addresses; any path.
     pub fn check_read_authority(&self, authority: &str, local: SocketAddr) -> Result<(), String> {
-        let own = Site {
-            public: None,
-            listen_name: self.listen_name.clone(),
-        };
-        if own
-            .authorities(local)
+        if self
+            .own_authorities(local)
             .contains(&authority.to_ascii_lowercase())
         {
             return Ok(());

@@ -403,3 +403,31 @@ fn the_catalog_and_the_page_show_the_fleet() {
     let (clean, _) = rx.stop();
     assert!(clean);
 }
+
+#[test]
+fn a_read_signed_for_the_receivers_own_address_passes_under_a_public_url() {
+    let sb = Sandbox::new();
+    let readers = sb.path().join("readers");
+    std::fs::create_dir_all(&readers).expect("mkdir");
+    let (reader, _) = sb.keygen("reader");
+    std::fs::copy(
+        format!("{}.pub", reader.display()),
+        readers.join("reader.pub"),
+    )
+    .expect("copy");
+    let rx = sb.receiver_with(
+        "127.0.0.1:0",
+        &[
+            "--readers",
+            s(&readers),
+            "--require-signed-reads",
+            "--public-url",
+            "https://registry.example/spawns",
+        ],
+    );
+    // An operator on the host signs for the address it reads from.
+    let out = registry(&sb, &rx, &["sets", "--json", "--key", s(&reader)]);
+    assert_eq!(json_of(&out)["sets"], serde_json::json!([]));
+    let (clean, _) = rx.stop();
+    assert!(clean);
+}

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Outcome, Sandbox};
+use super::{Outcome, Sandbox, git_output};
 
 /// A path as the `&str` an argument list takes.
 pub fn s(p: &Path) -> &str {
@@ -67,21 +67,13 @@ impl Sandbox {
     /// `git ARGS` in `dir` as the user, with the sandbox's identity and a
     /// fixed date; its stdout, trimmed. Fails the test if git fails.
     pub fn user_git(&self, dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .current_dir(dir)
+        let mut cmd = std::process::Command::new("git");
+        cmd.current_dir(dir)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", self.git_config())
             .env("GIT_AUTHOR_DATE", "@1767323045 +0000")
-            .env("GIT_COMMITTER_DATE", "@1767323045 +0000")
-            .args(args)
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            .env("GIT_COMMITTER_DATE", "@1767323045 +0000");
+        git_output(cmd, args).trim().to_owned()
     }
 
     /// `spawn-elite update DIR ARGS`.

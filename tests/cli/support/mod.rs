@@ -16,7 +16,7 @@ pub use receiver::{
     HandRequest, ReceiverProc, free_port, hand_signed, http_get, load_key, parse_answer,
     sign_request, unix_now,
 };
-pub use sandbox::{Outcome, Sandbox, git, tree};
+pub use sandbox::{Outcome, Sandbox, git, git_output, tree};
 
 /// A test that cannot run here because the machine lacks `what` (root and
 /// mount permission, `openssl`, a pseudo-terminal) says so and passes, on a

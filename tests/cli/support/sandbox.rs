@@ -207,13 +207,17 @@ pub fn tree(dir: &Path) -> Vec<String> {
 
 /// Run git in `dir` with no user or system configuration; expect success.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .current_dir(dir)
+    let mut cmd = std::process::Command::new("git");
+    cmd.current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(args)
-        .output()
-        .expect("run git");
+        .env("GIT_CONFIG_GLOBAL", "/dev/null");
+    git_output(cmd, args)
+}
+
+/// Run `cmd` (git, set up by the caller) with `args`; its stdout. Fails the
+/// test, with git's stderr, if git fails.
+pub fn git_output(mut cmd: std::process::Command, args: &[&str]) -> String {
+    let out = cmd.args(args).output().expect("run git");
     assert!(
         out.status.success(),
         "git {args:?} failed: {}",
