@@ -1,13 +1,22 @@
-//! Flushing to disk exactly what an operation wrote, never the whole
-//! filesystem.
+//! Flushing to disk what an operation wrote, without waiting for what
+//! other processes wrote.
 //!
-//! A `syncfs` (or `sync`) flushes every dirty page of the filesystem, other
-//! processes' included, so next to a build or a file sync it waits for their
-//! data: measured at 5-280 ms where flushing our own files took 7-35 ms (see
-//! docs/RELIABILITY.md §7). The functions here `fsync` named files and
-//! directories instead, many at a time: a flush blocks on the device, not on
-//! a core, and a journaling filesystem (ext4, xfs) can commit the flushes
-//! that are waiting at the same moment in one journal transaction.
+//! Two ways, chosen at the moment of the flush ([`Method::choose`]):
+//! - [`Method::Files`]: an `fsync` of each file and directory the operation
+//!   wrote, many at a time ([`flush`]). A flush blocks on the device, not on
+//!   a core, so they overlap, and a journaling filesystem (ext4, xfs) can
+//!   commit the ones waiting at the same moment in one transaction. Each
+//!   `fsync` asks the device to empty its write cache, so on a quiet disk
+//!   this costs one cache flush per file.
+//! - [`Method::Filesystem`]: one `syncfs` of the filesystem, which writes
+//!   every dirty page on it and empties the device's cache once. Next to a
+//!   build or a file sync it waits for their data too (measured at 5-280 ms
+//!   where flushing our own files took 7-35 ms), so it is used only when the
+//!   kernel has little else waiting to be written ([`QUIET`]): then it
+//!   writes the same data as the `fsync`s, with one cache flush instead of
+//!   one per file.
+//!
+//! docs/RELIABILITY.md §8 has the measurements behind both.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -25,6 +34,76 @@ const IN_FLIGHT: usize = 16;
 /// rest are flushed [`IN_FLIGHT`] at a time. One that returns sooner (a
 /// tmpfs, a file already clean) costs less than starting a thread.
 const WAITED: Duration = Duration::from_micros(100);
+
+/// Data the kernel may have waiting to be written, all filesystems
+/// together (`Dirty` + `Writeback` in `/proc/meminfo`), at or under which a
+/// `syncfs` waits only for about our own data. Measured on an ext4 disk: a
+/// spawn's `syncfs` took 2.3-2.9 ms with up to 32 MiB of other data dirty,
+/// 19 ms with 64 MiB and 47 ms with 128 MiB; a quarter of the flat part
+/// leaves room for a slower disk.
+pub const QUIET: u64 = 8 << 20;
+
+/// How a tree is flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// An `fsync` of each file and directory ([`flush`]).
+    Files,
+    /// One `syncfs` of the filesystem ([`flush_filesystem`]).
+    Filesystem,
+}
+
+impl Method {
+    /// [`Method::Filesystem`] when the kernel has at most [`QUIET`] bytes
+    /// waiting to be written, [`Method::Files`] otherwise, and when that is
+    /// not known (no `/proc`).
+    pub fn choose() -> Method {
+        Method::for_pending(pending_writes())
+    }
+
+    /// The choice for `pending` bytes waiting to be written (`None`:
+    /// unknown).
+    fn for_pending(pending: Option<u64>) -> Method {
+        match pending {
+            Some(bytes) if bytes <= QUIET => Method::Filesystem,
+            _ => Method::Files,
+        }
+    }
+}
+
+/// The bytes the kernel has yet to write to disk (`Dirty` and `Writeback`
+/// of `/proc/meminfo`), or `None` when that cannot be read.
+pub fn pending_writes() -> Option<u64> {
+    pending_in(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+/// [`pending_writes`] of a `/proc/meminfo` text: both fields must be there.
+fn pending_in(meminfo: &str) -> Option<u64> {
+    let field = |name: &str| {
+        meminfo.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+            let kib: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+            kib.checked_mul(1024)
+        })
+    };
+    field("Dirty")?.checked_add(field("Writeback")?)
+}
+
+/// Flush the filesystem that holds `path` (`syncfs`): every dirty page on
+/// it, and the device's write cache.
+pub fn flush_filesystem(path: &Path) -> std::io::Result<()> {
+    let dir = open_no_follow(path)?;
+    Ok(rustix::fs::syncfs(&dir)?)
+}
+
+/// Flush every directory and regular file under `root` except those in
+/// `done` (flushed before, and known not to have changed since), the way
+/// `method` says: with [`Method::Filesystem`], `done` does not matter.
+pub fn flush_tree(root: &Path, done: &HashSet<FileId>, method: Method) -> std::io::Result<()> {
+    match method {
+        Method::Filesystem => flush_filesystem(root),
+        Method::Files => flush_tree_except(root, done),
+    }
+}
 
 /// A file's identity in a tree on one filesystem (its inode number), to
 /// remember what was flushed.
@@ -55,6 +134,14 @@ pub fn flush(entries: &[Entry]) -> std::io::Result<()> {
         let started = Instant::now();
         flush_one(entry)?;
         if started.elapsed() >= WAITED {
+            // The device is slow to answer: have it write the data of all
+            // the rest at once, so that each flush below is left with its
+            // file's metadata and the cache flush.
+            entries
+                .get(i + 1..)
+                .unwrap_or_default()
+                .iter()
+                .for_each(start_writeback);
             break;
         }
     }
@@ -93,6 +180,26 @@ fn flush_one(entry: &Entry) -> std::io::Result<()> {
         // Filesystems that cannot sync a directory have nothing to flush.
         Err(e) if entry.dir && e.kind() == ErrorKind::InvalidInput => Ok(()),
         other => other,
+    }
+}
+
+/// Start writing a file's data to the device, without waiting for it or
+/// for the device's cache (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`).
+/// Only a hint: its errors are left for the `fsync` that follows, which
+/// sees them (a write-only `sync_file_range` does not consume the file's
+/// writeback error, so a later opener still gets it).
+fn start_writeback(entry: &Entry) {
+    use std::os::fd::AsRawFd as _;
+    if entry.dir {
+        return;
+    }
+    let Ok(file) = open_no_follow(&entry.path) else {
+        return;
+    };
+    // SAFETY: `file` stays open for the call, which reads and writes none
+    // of our memory.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 
@@ -196,6 +303,29 @@ mod tests {
             expected.iter().map(|(p, d)| (p.to_string(), *d)).collect();
         assert_eq!(names, expected);
         flush_tree_except(dir.path(), &HashSet::new()).unwrap();
+        flush_tree(dir.path(), &HashSet::new(), Method::Filesystem).unwrap();
+    }
+
+    #[test]
+    fn pending_writes_add_dirty_and_writeback_and_need_both() {
+        let meminfo = "MemTotal:       24000000 kB\nDirty:              2872 kB\nWriteback:            16 kB\n";
+        assert_eq!(pending_in(meminfo), Some((2872 + 16) * 1024));
+        assert_eq!(pending_in("Dirty:  5 kB\n"), None);
+        assert_eq!(pending_in("Dirty: x kB\nWriteback: 0 kB\n"), None);
+        // A prefix of another field's name is not the field.
+        assert_eq!(
+            pending_in("DirtyX: 1 kB\nDirty: 2 kB\nWriteback: 0 kB\n"),
+            Some(2048)
+        );
+    }
+
+    #[test]
+    fn a_quiet_kernel_gets_one_filesystem_flush_and_a_busy_or_unknown_one_per_file_flushes() {
+        assert_eq!(Method::for_pending(Some(0)), Method::Filesystem);
+        assert_eq!(Method::for_pending(Some(QUIET)), Method::Filesystem);
+        assert_eq!(Method::for_pending(Some(QUIET + 1)), Method::Files);
+        assert_eq!(Method::for_pending(Some(300 << 20)), Method::Files);
+        assert_eq!(Method::for_pending(None), Method::Files);
     }
 
     #[test]

@@ -20,6 +20,23 @@ pub enum GitOutcome {
     NotInstalled,
 }
 
+/// `git add --all`, writing the blobs into one pack instead of a loose
+/// object each: every file is over `core.bigFileThreshold`, so git streams
+/// it into the pack of the add (the same objects, by the same names, but two
+/// files to write and flush instead of a file and a directory per blob;
+/// measured 0.77x the time of a spawn on disk). The pack is flushed with the
+/// rest of the repository behind the commit, so git does not flush it
+/// itself (`core.fsync` without the pack; gits before 2.36 ignore the key
+/// and flush it anyway).
+pub(crate) const ADD: [&str; 6] = [
+    "-c",
+    "core.bigFileThreshold=1",
+    "-c",
+    "core.fsync=-pack,-pack-metadata",
+    "add",
+    "--all",
+];
+
 fn git(dir: &Path) -> Git<'_> {
     Git::new(dir, git::SPAWN)
 }
@@ -123,7 +140,7 @@ fn add_and_commit(
             "name the branch main",
         )?;
     }
-    git.output(&["add", "--all"], "add the generated files")?;
+    git.output(&ADD, "add the generated files")?;
     after_add()?;
 
     let message = git::initial_message(kind, elite);

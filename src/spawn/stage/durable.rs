@@ -5,17 +5,18 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::durable;
+use crate::durable::{self, Method};
 
 /// Flushes the staged repository to disk before it is renamed into place,
 /// so that after a power cut the repository is whole or absent, never there
 /// with empty files.
 ///
-/// Only what the spawn and its git processes wrote is flushed, file by file
-/// and directory by directory ([`crate::durable`]), never the whole
-/// filesystem: a `syncfs` would wait for every other process's writes too.
-/// While git works, what can no longer change is flushed behind it on a
-/// thread ([`Durability::flush_behind`]: the spawn's own files and folders
+/// Only what the spawn and its git processes wrote is waited for, never
+/// other processes' data ([`crate::durable`]). When the kernel has little
+/// else to write, that is one `syncfs` at the end ([`Method::Filesystem`]).
+/// Otherwise each file and directory is flushed ([`Method::Files`]), and
+/// while git works, what can no longer change is flushed behind it on
+/// threads ([`Durability::flush_behind`]: the spawn's own files and folders
 /// while `git init` and `git add` run, then what `git init` and `git add`
 /// wrote while `git commit` runs), and remembered, so that the last flush
 /// ([`Durability::finish`]) has only what the commit touches left: the
@@ -23,8 +24,11 @@ use crate::durable;
 /// them. Every flush's error fails the spawn.
 pub(super) struct Durability {
     dir: PathBuf,
-    behind: Option<std::thread::JoinHandle<std::io::Result<Vec<durable::FileId>>>>,
-    done: HashSet<durable::FileId>,
+    /// Chosen when the spawn's files are written: whether to flush behind
+    /// git at all.
+    method: Method,
+    /// The flushes behind git, each over its own files, running at once.
+    behind: Vec<std::thread::JoinHandle<std::io::Result<Vec<durable::FileId>>>>,
 }
 
 /// What is written for good when [`Durability::flush_behind`] is called.
@@ -33,9 +37,9 @@ pub(super) enum Settled {
     /// The spawn's own files and folders (the receipt too), not `.git`,
     /// which `git init` may still be writing.
     OwnFiles,
-    /// And what `git init` and `git add` wrote: the hooks, `info/`,
-    /// `description`, and every loose object under its final name (git
-    /// writes an object under a temporary name and renames it when it is
+    /// What `git init` and `git add` wrote: the hooks, `info/`,
+    /// `description`, and every object under its final name (git writes an
+    /// object or a pack under a temporary name and renames it when it is
     /// complete, so the commit running meanwhile adds objects but never
     /// changes one).
     AfterAdd,
@@ -45,56 +49,58 @@ impl Durability {
     pub(super) fn new(dir: &Path) -> Self {
         Durability {
             dir: dir.to_path_buf(),
-            behind: None,
-            done: HashSet::new(),
+            method: Method::choose(),
+            behind: Vec::new(),
         }
     }
 
-    /// Start flushing what is settled and not flushed yet, on a thread,
-    /// after the previous such flush has ended (its error is returned here).
-    pub(super) fn flush_behind(&mut self, settled: Settled) -> std::io::Result<()> {
-        self.wait()?;
+    /// Start flushing what is `settled`, on a thread of its own, unless
+    /// the kernel was quiet when the files were written (then the last
+    /// flush is one `syncfs`, and flushing behind would only add flushes).
+    pub(super) fn flush_behind(&mut self, settled: Settled) {
+        if self.method == Method::Filesystem {
+            return;
+        }
         let dir = self.dir.clone();
-        let done = self.done.clone();
-        self.behind = Some(std::thread::spawn(move || {
-            flush_settled(&dir, settled, &done)
-        }));
-        Ok(())
-    }
-
-    fn wait(&mut self) -> std::io::Result<()> {
-        if let Some(thread) = self.behind.take() {
-            let flushed = thread
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the flush thread panicked")))?;
-            self.done.extend(flushed);
-        }
-        Ok(())
+        self.behind
+            .push(std::thread::spawn(move || flush_settled(&dir, settled)));
     }
 
     /// Everything written in the staging directory is on disk when this
-    /// returns `Ok`.
-    pub(super) fn finish(mut self) -> std::io::Result<()> {
-        self.wait()?;
-        make_durable(&self.dir, &self.done)
+    /// returns `Ok`: the flushes behind git have ended, and the rest is
+    /// flushed the way the kernel's state at this moment favours.
+    pub(super) fn finish(self) -> std::io::Result<()> {
+        let mut done = HashSet::new();
+        let mut failed = None;
+        // Every thread is waited for, even after one failed.
+        for thread in self.behind {
+            match thread.join() {
+                Ok(Ok(flushed)) => done.extend(flushed),
+                Ok(Err(e)) => {
+                    failed.get_or_insert(e);
+                }
+                Err(_) => {
+                    failed.get_or_insert(std::io::Error::other("a flush thread panicked"));
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        durable::flush_tree(&self.dir, &done, Method::choose())
     }
 }
 
-/// Flush what is `settled` in the staged tree and not in `done`, and return
-/// it.
-fn flush_settled(
-    dir: &Path,
-    settled: Settled,
-    done: &HashSet<durable::FileId>,
-) -> std::io::Result<Vec<durable::FileId>> {
-    let mut entries = settled_entries(dir, settled)?;
-    entries.retain(|e| !done.contains(&e.id));
+/// Flush what is `settled` in the staged tree, and return it.
+fn flush_settled(dir: &Path, settled: Settled) -> std::io::Result<Vec<durable::FileId>> {
+    let entries = settled_entries(dir, settled)?;
     durable::flush(&entries)?;
     Ok(entries.into_iter().map(|e| e.id).collect())
 }
 
-/// What is `settled` in the staged tree. The staging directory itself never
-/// is: `.git` appears in it.
+/// What is `settled` in the staged tree: the spawn's own files, or what git
+/// wrote, never both. The staging directory itself never is: `.git`
+/// appears in it.
 pub(super) fn settled_entries(
     dir: &Path,
     settled: Settled,
@@ -106,9 +112,13 @@ pub(super) fn settled_entries(
             .map(|c| c.as_os_str().to_str().unwrap_or(""))
             .collect();
         let take = |yes: bool| if yes { Take::Yes } else { Take::No };
+        let after_add = matches!(settled, Settled::AfterAdd);
         match parts.as_slice() {
             [] => Take::No,
-            [".git", rest @ ..] if matches!(settled, Settled::AfterAdd) => match rest {
+            [".git", rest @ ..] if after_add => match rest {
+                // A pack and its indexes, which `git add` writes when it
+                // packs the objects it adds.
+                ["objects", "pack", name] => take(!is_dir && name.starts_with("pack-")),
                 // SHA-1 and SHA-256 names, less the two characters of `fan`.
                 ["objects", fan, name] => take(
                     !is_dir
@@ -122,6 +132,7 @@ pub(super) fn settled_entries(
                 _ => Take::Prune,
             },
             [".git", ..] => Take::Prune,
+            _ if after_add => Take::Prune,
             _ => Take::Yes,
         }
     })
@@ -131,12 +142,6 @@ pub(super) fn settled_entries(
 fn is_hex(s: &str) -> bool {
     s.bytes()
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Flush the staged repository: every file and directory not in `done`
-/// (flushed behind git, unchanged since), many at a time.
-fn make_durable(dir: &Path, done: &HashSet<durable::FileId>) -> std::io::Result<()> {
-    durable::flush_tree_except(dir, done)
 }
 
 /// Flush `dir` itself (the new name in it); filesystems that cannot sync a
@@ -193,7 +198,8 @@ mod tests {
             ["README.md", "src", "src/app", "src/app/main.py"]
         );
 
-        git(root, &["add", "--all"]);
+        // As a spawn adds: the blobs in a pack.
+        git(root, &crate::spawn::git::ADD);
         let after_add = settled_entries(root, Settled::AfterAdd).unwrap();
         let names: Vec<String> = after_add
             .iter()
@@ -206,6 +212,16 @@ mod tests {
         assert!(
             objects >= 2,
             "the blobs git add wrote are settled: {names:?}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with(".git/objects/pack/pack-") && n.ends_with(".pack")),
+            "the pack git add wrote is settled: {names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| !n.starts_with(".git/")),
+            "what git wrote is settled apart from the spawn's own files: {names:?}"
         );
         for never in [
             ".git",

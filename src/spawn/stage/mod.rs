@@ -173,13 +173,10 @@ fn write_staged(
     let mut durability = Durability::new(staging.dir.path());
     let git = if let Some(init) = init {
         check_interrupted()?;
-        durability
-            .flush_behind(Settled::OwnFiles)
-            .map_err(flush_failed)?;
+        durability.flush_behind(Settled::OwnFiles);
         let mut after_add = || {
-            durability
-                .flush_behind(Settled::AfterAdd)
-                .map_err(flush_failed)
+            durability.flush_behind(Settled::AfterAdd);
+            Ok(())
         };
         // Ctrl-C reaches git too and makes it fail: report the cause, not the symptom.
         let outcome = init.commit(&config.kind, config.elite, &config.clock, &mut after_add);
