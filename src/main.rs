@@ -3,6 +3,11 @@
 
 use spawn_elite::error::{code_of, describe};
 
+/// See Cargo.toml: musl's allocator is slow at many small allocations.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     restore_sigpipe();
     let cli = spawn_elite::commands::names::parse_or_exit();
