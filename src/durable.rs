@@ -95,16 +95,6 @@ pub fn flush_filesystem(path: &Path) -> std::io::Result<()> {
     Ok(rustix::fs::syncfs(&dir)?)
 }
 
-/// Flush every directory and regular file under `root` except those in
-/// `done` (flushed before, and known not to have changed since), the way
-/// `method` says: with [`Method::Filesystem`], `done` does not matter.
-pub fn flush_tree(root: &Path, done: &HashSet<FileId>, method: Method) -> std::io::Result<()> {
-    match method {
-        Method::Filesystem => flush_filesystem(root),
-        Method::Files => flush_tree_except(root, done),
-    }
-}
-
 /// A file's identity in a tree on one filesystem (its inode number), to
 /// remember what was flushed.
 pub type FileId = u64;
@@ -303,7 +293,7 @@ mod tests {
             expected.iter().map(|(p, d)| (p.to_string(), *d)).collect();
         assert_eq!(names, expected);
         flush_tree_except(dir.path(), &HashSet::new()).unwrap();
-        flush_tree(dir.path(), &HashSet::new(), Method::Filesystem).unwrap();
+        flush_filesystem(dir.path()).unwrap();
     }
 
     #[test]

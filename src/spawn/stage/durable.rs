@@ -18,17 +18,20 @@ use crate::durable::{self, Method};
 /// while git works, what can no longer change is flushed behind it on
 /// threads ([`Durability::flush_behind`]: the spawn's own files and folders
 /// while `git init` and `git add` run, then what `git init` and `git add`
-/// wrote while `git commit` runs), and remembered, so that the last flush
-/// ([`Durability::finish`]) has only what the commit touches left: the
-/// index, refs, logs, the commit's objects and the directories holding
-/// them. Every flush's error fails the spawn.
+/// wrote while `git commit` runs). What those flushes take is listed when
+/// they start, so that the last flush ([`Durability::finish`]) starts at
+/// once with the rest (the index, refs, logs, the commit's objects and the
+/// directories holding them) while they end. Every flush's error fails the
+/// spawn.
 pub(super) struct Durability {
     dir: PathBuf,
     /// Chosen when the spawn's files are written: whether to flush behind
     /// git at all.
     method: Method,
-    /// The flushes behind git, each over its own files, running at once.
-    behind: Vec<std::thread::JoinHandle<std::io::Result<Vec<durable::FileId>>>>,
+    /// The files and directories the flushes behind git took.
+    taken: HashSet<durable::FileId>,
+    /// The flushes behind git, running at once.
+    behind: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 /// What is written for good when [`Durability::flush_behind`] is called.
@@ -50,52 +53,56 @@ impl Durability {
         Durability {
             dir: dir.to_path_buf(),
             method: Method::choose(),
+            taken: HashSet::new(),
             behind: Vec::new(),
         }
     }
 
-    /// Start flushing what is `settled`, on a thread of its own, unless
-    /// the kernel was quiet when the files were written (then the last
-    /// flush is one `syncfs`, and flushing behind would only add flushes).
+    /// List what is `settled` and start flushing it on a thread of its
+    /// own, unless the kernel was quiet when the files were written (then
+    /// the last flush is one `syncfs`, and flushing behind would only add
+    /// flushes). A listing that fails is left to the last flush, which
+    /// lists everything again.
     pub(super) fn flush_behind(&mut self, settled: Settled) {
         if self.method == Method::Filesystem {
             return;
         }
-        let dir = self.dir.clone();
+        let Ok(entries) = settled_entries(&self.dir, settled) else {
+            return;
+        };
+        self.taken.extend(entries.iter().map(|e| e.id));
         self.behind
-            .push(std::thread::spawn(move || flush_settled(&dir, settled)));
+            .push(std::thread::spawn(move || durable::flush(&entries)));
     }
 
     /// Everything written in the staging directory is on disk when this
-    /// returns `Ok`: the flushes behind git have ended, and the rest is
-    /// flushed the way the kernel's state at this moment favours.
+    /// returns `Ok`: the rest is flushed the way the kernel's state at this
+    /// moment favours, and the flushes behind git have ended.
     pub(super) fn finish(self) -> std::io::Result<()> {
-        let mut done = HashSet::new();
-        let mut failed = None;
-        // Every thread is waited for, even after one failed.
+        let method = Method::choose();
+        // Per file, the rest goes while the flushes behind git end; one
+        // syncfs would flush what they are flushing too, so it waits for
+        // them, to report their errors first.
+        let rest = match method {
+            Method::Files => durable::flush_tree_except(&self.dir, &self.taken),
+            Method::Filesystem => Ok(()),
+        };
+        let mut failed = rest.err();
+        // Every thread is waited for, even after a failure.
         for thread in self.behind {
-            match thread.join() {
-                Ok(Ok(flushed)) => done.extend(flushed),
-                Ok(Err(e)) => {
-                    failed.get_or_insert(e);
-                }
-                Err(_) => {
-                    failed.get_or_insert(std::io::Error::other("a flush thread panicked"));
-                }
+            let ended = thread
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("a flush thread panicked")));
+            if let Err(e) = ended {
+                failed.get_or_insert(e);
             }
         }
-        if let Some(e) = failed {
-            return Err(e);
+        match failed {
+            Some(e) => Err(e),
+            None if method == Method::Filesystem => durable::flush_filesystem(&self.dir),
+            None => Ok(()),
         }
-        durable::flush_tree(&self.dir, &done, Method::choose())
     }
-}
-
-/// Flush what is `settled` in the staged tree, and return it.
-fn flush_settled(dir: &Path, settled: Settled) -> std::io::Result<Vec<durable::FileId>> {
-    let entries = settled_entries(dir, settled)?;
-    durable::flush(&entries)?;
-    Ok(entries.into_iter().map(|e| e.id).collect())
 }
 
 /// What is `settled` in the staged tree: the spawn's own files, or what git
