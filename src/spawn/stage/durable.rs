@@ -84,7 +84,7 @@ impl Durability {
         // syncfs would flush what they are flushing too, so it waits for
         // them, to report their errors first.
         let rest = match method {
-            Method::Files => durable::flush_tree_except(&self.dir, &self.taken),
+            Method::Files => self.rest().and_then(|rest| durable::flush(&rest)),
             Method::Filesystem => Ok(()),
         };
         let mut failed = rest.err();
@@ -102,6 +102,14 @@ impl Durability {
             None if method == Method::Filesystem => durable::flush_filesystem(&self.dir),
             None => Ok(()),
         }
+    }
+
+    /// Every file and directory of the staged tree that no flush behind
+    /// git took.
+    fn rest(&self) -> std::io::Result<Vec<durable::Entry>> {
+        let mut entries = durable::tree(&self.dir, |_, _| durable::Take::Yes)?;
+        entries.retain(|e| !self.taken.contains(&e.id));
+        Ok(entries)
     }
 }
 
@@ -179,6 +187,56 @@ mod tests {
             .filter(|e| !e.dir)
             .map(|e| (e.path.clone(), e.id, fs::read(&e.path).unwrap()))
             .collect()
+    }
+
+    /// Flushed per file, the waves behind git and the last flush together
+    /// take every file and directory of the staged tree, each once; on a
+    /// quiet kernel nothing is flushed behind git (one syncfs at the end
+    /// takes it all).
+    #[test]
+    fn per_file_flushes_take_the_whole_tree_once_and_a_quiet_kernel_takes_it_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("src/app")).unwrap();
+        fs::write(root.join("README.md"), "readme\n").unwrap();
+        fs::write(root.join("src/app/main.py"), "print(1)\n").unwrap();
+        git(root, &["-c", "init.defaultBranch=main", "init", "--quiet"]);
+
+        let mut quiet = Durability::new(root);
+        quiet.method = Method::Filesystem;
+        quiet.flush_behind(Settled::OwnFiles);
+        assert!(quiet.taken.is_empty() && quiet.behind.is_empty());
+
+        let mut durability = Durability::new(root);
+        durability.method = Method::Files;
+        durability.flush_behind(Settled::OwnFiles);
+        git(root, &crate::spawn::git::ADD);
+        durability.flush_behind(Settled::AfterAdd);
+        git(
+            root,
+            &["commit", "--quiet", "--no-verify", "-m", "scaffold"],
+        );
+        let rest = durability.rest().unwrap();
+        let all = durable::tree(root, |_, _| durable::Take::Yes).unwrap();
+        let behind = durability.taken.len();
+        assert!(behind >= 4, "own files and git's were flushed behind git");
+        assert!(
+            rest.iter().all(|e| !durability.taken.contains(&e.id)),
+            "nothing is flushed twice"
+        );
+        assert_eq!(
+            behind + rest.len(),
+            all.len(),
+            "every file and directory is flushed"
+        );
+        for name in [".git/index", ".git/HEAD", "src"] {
+            let named = root.join(name);
+            let id = all.iter().find(|e| e.path == named).unwrap().id;
+            let last = rest.iter().any(|e| e.id == id);
+            assert_eq!(last, name != "src", "{name} flushed last: {last}");
+        }
+        durability.finish().unwrap();
+        quiet.finish().unwrap();
     }
 
     /// What is flushed behind git and then skipped by the last flush must
