@@ -24,7 +24,8 @@ pub enum GitOutcome {
 /// object each: every file is over `core.bigFileThreshold`, so git streams
 /// it into the pack of the add (the same objects, by the same names, but two
 /// files to write and flush instead of a file and a directory per blob;
-/// measured 0.77x the time of a spawn on disk). The pack is flushed with the
+/// a spawn on disk took 40.8 ms against 50.0 ms with loose objects, in one
+/// hyperfine run of both). The pack is flushed with the
 /// rest of the repository behind the commit, so git does not flush it
 /// itself (`core.fsync` without the pack; gits before 2.36 ignore the key
 /// and flush it anyway).
