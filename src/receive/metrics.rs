@@ -1,7 +1,7 @@
 //! What `GET /metrics` reports, in the OpenMetrics text format Prometheus
 //! scrapes (through the `prometheus-client` crate): requests by route and
-//! status, refusals of callbacks by reason, request duration, and the log
-//! and index positions.
+//! status, refusals of callbacks and of reads by reason, request duration,
+//! and the log and index positions.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -36,6 +36,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RouteStatus, Counter>,
     refused: Family<Reason, Counter>,
+    reads_refused: Family<Reason, Counter>,
     duration: Family<Route, Histogram>,
     log_lines: Gauge<u64, AtomicU64>,
     index_lines: Gauge<u64, AtomicU64>,
@@ -53,6 +54,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("spawn_elite_receiver");
         let requests = Family::<RouteStatus, Counter>::default();
         let refused = Family::<Reason, Counter>::default();
+        let reads_refused = Family::<Reason, Counter>::default();
         // 0.5 ms to about 8 s.
         let duration = Family::<Route, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 15))
@@ -69,6 +71,11 @@ impl Metrics {
             "callbacks_refused",
             "Callbacks refused, by reason",
             refused.clone(),
+        );
+        registry.register(
+            "reads_refused",
+            "Reads of the fleet refused, by reason",
+            reads_refused.clone(),
         );
         registry.register(
             "request_duration_seconds",
@@ -94,6 +101,7 @@ impl Metrics {
             registry,
             requests,
             refused,
+            reads_refused,
             duration,
             log_lines,
             index_lines,
@@ -114,6 +122,12 @@ impl Metrics {
     /// One refused callback, by a reason from [`refusal_reason`].
     pub fn refused(&self, reason: &'static str) {
         self.refused.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// One refused read of the fleet (a signature missing or not a
+    /// reader's: `signature`).
+    pub fn read_refused(&self, reason: &'static str) {
+        self.reads_refused.get_or_create(&Reason { reason }).inc();
     }
 
     /// The text of `/metrics`, with the log and index positions as of now.

@@ -144,7 +144,7 @@ pub(super) fn answer(state: &State, read: Read) -> Reply {
             read.local,
         )
     {
-        state.metrics.refused("read_signature");
+        state.metrics.read_refused("signature");
         return error(status, why);
     }
     let result = match &route {

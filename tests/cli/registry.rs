@@ -264,6 +264,16 @@ fn signed_reads_are_required_when_asked_and_only_a_readers_key_passes() {
         let (status, _, body) = http_get(rx.addr, path);
         assert_eq!(status, 200, "{path}: {body}");
     }
+    // The three refused reads are counted as reads, not as callbacks.
+    let (_, _, metrics) = http_get(rx.addr, "/metrics");
+    assert!(
+        metrics.contains("spawn_elite_receiver_reads_refused_total{reason=\"signature\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("spawn_elite_receiver_callbacks_refused_total{"),
+        "{metrics}"
+    );
     let (clean, _) = rx.stop();
     assert!(clean);
 
