@@ -248,12 +248,13 @@ pub fn load_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
     })
 }
 
-/// The trusted keys by key id. An unreadable `--trust` directory is a bad
-/// value, like an unreadable `--ca-cert` (exit code 2).
-pub fn load_trusted(dir: &Path) -> anyhow::Result<HashMap<String, VerifyingKey>> {
+/// The trusted keys by key id, from the directory given as `option`
+/// (`--trust`, `--readers`), which the error names. An unreadable directory
+/// is a bad value, like an unreadable `--ca-cert` (exit code 2).
+pub fn load_trusted(dir: &Path, option: &str) -> anyhow::Result<HashMap<String, VerifyingKey>> {
     let entries = fs::read_dir(dir).map_err(|e| {
         let message = format!(
-            "cannot read trust directory {}: {e}; create it and put *.pub keys in it",
+            "cannot read the {option} directory {}: {e}; create it and put *.pub keys in it",
             dir.display()
         );
         fail_with(ExitCode::Usage, message, e)

@@ -54,7 +54,7 @@ pub fn run(
         Some(trust) => Some(provenance::verify_tree(
             dir,
             &expected,
-            &keys::load_trusted(trust)?,
+            &keys::load_trusted(trust, "--trust")?,
         )?),
         None => None,
     };

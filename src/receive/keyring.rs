@@ -13,15 +13,19 @@ use crate::callback::keys;
 
 pub struct KeyRing {
     dir: PathBuf,
+    /// The option that named the directory, for its errors.
+    option: &'static str,
     keys: RwLock<HashMap<String, VerifyingKey>>,
 }
 
 impl KeyRing {
-    /// Load the keys of `dir` (see `callback::keys::load_trusted`).
-    pub fn load(dir: &Path) -> Result<KeyRing> {
+    /// Load the keys of `dir`, given as `option` (see
+    /// `callback::keys::load_trusted`).
+    pub fn load(dir: &Path, option: &'static str) -> Result<KeyRing> {
         Ok(KeyRing {
             dir: dir.to_path_buf(),
-            keys: RwLock::new(keys::load_trusted(dir)?),
+            option,
+            keys: RwLock::new(keys::load_trusted(dir, option)?),
         })
     }
 
@@ -47,7 +51,7 @@ impl KeyRing {
         {
             return Some(*k);
         }
-        let fresh = keys::load_trusted(&self.dir).ok()?;
+        let fresh = keys::load_trusted(&self.dir, self.option).ok()?;
         let found = fresh.get(id).copied();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
         found

@@ -89,11 +89,11 @@ impl Receiver {
     /// Bind, load the trusted keys and the log, and start serving.
     pub fn start(opts: &Options, stop: Arc<AtomicBool>) -> Result<Receiver> {
         let site = site::Site::new(&opts.listen, opts.public_url.as_deref())?;
-        let trusted = keyring::KeyRing::load(&opts.trust)?;
+        let trusted = keyring::KeyRing::load(&opts.trust, "--trust")?;
         let readers = opts
             .readers
             .as_deref()
-            .map(keyring::KeyRing::load)
+            .map(|dir| keyring::KeyRing::load(dir, "--readers"))
             .transpose()?;
         let log = log::Log::open(&opts.log)?;
         let (index, caught_up) = Index::open(&opts.log)?;

@@ -289,6 +289,26 @@ fn signed_reads_are_required_when_asked_and_only_a_readers_key_passes() {
 }
 
 #[test]
+fn a_missing_key_directory_is_named_by_its_option() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.trust()).expect("mkdir");
+    let missing = sb.path().join("no-readers");
+    let log = sb.path().join("log.jsonl");
+    for (option, dir, trust) in [
+        ("--readers", s(&missing), s(&sb.trust())),
+        ("--trust", s(&sb.trust()), s(&missing)),
+    ] {
+        let mut args = vec!["receive", "--listen", "127.0.0.1:0", "--log", s(&log)];
+        args.extend(["--trust", trust, "--readers", dir]);
+        sb.assert_error(
+            &args,
+            2,
+            &format!("cannot read the {option} directory {}: ", missing.display()),
+        );
+    }
+}
+
+#[test]
 fn health_readiness_and_metrics_report_the_log_and_the_requests() {
     let sb = Sandbox::new();
     let (key, _) = sb.trusted_key("org");
