@@ -81,7 +81,12 @@ impl Route {
                     if name.is_empty() || name.contains('/') {
                         return None;
                     }
-                    Route::Repo(name.to_owned())
+                    // A client may percent-encode the segment (RFC 3986):
+                    // `al%70ha` names `alpha`.
+                    let name = percent_encoding::percent_decode_str(name)
+                        .decode_utf8()
+                        .ok()?;
+                    Route::Repo(name.into_owned())
                 }
             },
         })
@@ -338,6 +343,8 @@ mod tests {
             ("/", Some(Route::Page)),
             ("/v1/repos", Some(Route::Repos)),
             ("/v1/repos/my-svc", Some(Route::Repo("my-svc".to_owned()))),
+            ("/v1/repos/my%2Dsvc", Some(Route::Repo("my-svc".to_owned()))),
+            ("/v1/repos/%FF", None),
             ("/v1/repos/", None),
             ("/v1/repos/a/b", None),
             ("/v1/sets", Some(Route::Sets)),

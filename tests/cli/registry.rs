@@ -153,6 +153,12 @@ fn an_update_is_the_latest_event_and_the_history_keeps_the_spawn() {
     .expect("receipt");
     assert_eq!(history[1]["receipt"]["merkle_root"], receipt["merkle_root"]);
 
+    // The name's segment may be percent-encoded.
+    let (status, _, body) = http_get(rx.addr, "/v1/repos/al%70h%61");
+    assert_eq!(status, 200, "{body}");
+    let encoded: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(encoded["history"], shown["history"]);
+
     let table = registry(&sb, &rx, &["show", "alpha"]);
     assert!(table.success(), "{}", table.stderr);
     assert!(
