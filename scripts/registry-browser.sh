@@ -166,9 +166,12 @@ class Dom(HTMLParser):
         self.in_title = False
         self.lang = None
         self.scripts = 0
+        self.summary = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "p" and a.get("id") == "summary":
+            self.summary = (a.get("data-shown"), a.get("data-total"))
         if tag == "html":
             self.lang = a.get("lang")
         elif tag == "title":
@@ -209,6 +212,7 @@ def check(ok, what):
 check(dom.lang == "en", f'<html lang="en"> (got {dom.lang!r})')
 check(dom.title.strip() != "", f"a <title> (got {dom.title.strip()!r})")
 check(dom.scripts == 0, f"no <script> (got {dom.scripts})")
+check(dom.summary == ("3", "3"), f'summary data-shown="3" data-total="3" (got {dom.summary})')
 check(sorted(dom.rows) == ["infra-b", "old-c", "svc-a"],
       f"three data-repo rows infra-b, old-c, svc-a (got {sorted(dom.rows)})")
 old = dom.rows.get("old-c", {"attrs": {}, "text": ""})

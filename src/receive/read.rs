@@ -280,7 +280,7 @@ fn page(state: &State, query: Option<&str>) -> anyhow::Result<Reply> {
         (index.repos(&filter)?, index.sets()?)
     };
     let now = jiff::Timestamp::now().to_string();
-    let html = page::render(&repos.repos, &sets, &now)?;
+    let html = page::render(&repos, query, &sets, &now)?;
     Ok(Reply {
         status: 200,
         content_type: HTML,

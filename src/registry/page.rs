@@ -8,7 +8,11 @@
 //! behind its set's newest version has `class="behind"` and
 //! `data-newest="VERSION"` and says "behind (newest VERSION)" in its text,
 //! and each set's summary is `<section data-set="NAME">` with one
-//! `<li data-version="V" data-repos="N">` per version in use.
+//! `<li data-version="V" data-repos="N">` per version in use. The summary
+//! line is `<p id="summary" data-shown="N" data-total="M">`: the rows on
+//! this page of the repositories that match the page's query, and how many
+//! match in all, with a link to the next page (`rel="next"`) when there is
+//! one.
 //!
 //! Every value is escaped as HTML by minijinja (auto-escaping on, set
 //! explicitly below rather than left to the template's file name), so a
@@ -19,7 +23,7 @@ use minijinja::value::{Serde, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use super::{API_VERSION, EventKind, Repo, SetRef, SetUse};
+use super::{API_VERSION, EventKind, RepoPage, SetRef, SetUse};
 
 /// The template, part of the binary.
 const TEMPLATE: &str = include_str!("page.html");
@@ -44,6 +48,12 @@ struct Row<'a> {
 #[derive(Serialize)]
 struct Page<'a> {
     rows: Vec<Row<'a>>,
+    /// How many repositories match the query in all.
+    total: u64,
+    /// The filters asked for, as given (shown as text).
+    query: Option<&'a str>,
+    /// The query of the next page (`after=` the last row), if there is one.
+    next: Option<String>,
     sets: &'a [SetUse],
     behind_count: usize,
     without_set: usize,
@@ -66,12 +76,31 @@ fn event_name(kind: EventKind) -> &'static str {
     }
 }
 
-/// The page for `repos` (in the order given: the index gives them by name)
-/// and `sets` (each with its versions newest first, as `GET /v1/sets`
-/// answers). `repos` may be one filtered page of the fleet, so the page
-/// counts them as "shown", never as the whole fleet; the set summary counts
-/// the whole fleet. `generated_at` is shown as given (RFC 3339).
-pub fn render(repos: &[Repo], sets: &[SetUse], generated_at: &str) -> Result<String> {
+/// `query` with `after=` set to `next` (and any `after=` it had dropped):
+/// the query of the page after this one.
+fn next_query(query: Option<&str>, next: &str) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key != "after" {
+            out.append_pair(&key, &value);
+        }
+    }
+    out.append_pair("after", next);
+    out.finish()
+}
+
+/// The page for `page` (one page of the repositories that match `query`,
+/// in the order given: the index gives them by name) and `sets` (each with
+/// its versions newest first, as `GET /v1/sets` answers). The rows are
+/// counted as "shown" of the total that match; the set summary counts the
+/// whole fleet. `generated_at` is shown as given (RFC 3339).
+pub fn render(
+    page: &RepoPage,
+    query: Option<&str>,
+    sets: &[SetUse],
+    generated_at: &str,
+) -> Result<String> {
+    let repos = &page.repos;
     let rows: Vec<Row> = repos
         .iter()
         .map(|r| Row {
@@ -103,11 +132,14 @@ pub fn render(repos: &[Repo], sets: &[SetUse], generated_at: &str) -> Result<Str
     env.set_syntax(syntax);
     env.add_template("page.html", TEMPLATE)
         .context("the fleet page template does not parse (a bug in spawn-elite)")?;
-    let page = env
+    let html = env
         .get_template("page.html")
         .context("the fleet page template is missing (a bug in spawn-elite)")?
         .render(Value::from(Serde(Page {
             rows,
+            total: page.total,
+            query: query.filter(|q| !q.is_empty()),
+            next: page.next.as_deref().map(|n| next_query(query, n)),
             sets,
             behind_count,
             without_set,
@@ -115,13 +147,57 @@ pub fn render(repos: &[Repo], sets: &[SetUse], generated_at: &str) -> Result<Str
             api_version: API_VERSION,
         })))
         .context("rendering the fleet page failed (a bug in spawn-elite)")?;
-    Ok(page)
+    Ok(html)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::VersionUse;
+    use crate::registry::{Repo, VersionUse};
+
+    /// Every one of `repos`, on one page.
+    fn all(repos: &[Repo]) -> RepoPage {
+        RepoPage {
+            repos: repos.to_vec(),
+            next: None,
+            total: repos.len() as u64,
+        }
+    }
+
+    #[test]
+    fn a_filtered_page_counts_its_rows_of_the_total_names_the_filter_and_links_the_next_page() {
+        let page = RepoPage {
+            repos: vec![repo("a", None), repo("b", None)],
+            next: Some("b".to_owned()),
+            total: 5,
+        };
+        let html = render(&page, Some("type=service&after=0&limit=2"), &[], "now").unwrap();
+        assert!(
+            html.contains("id=\"summary\" data-shown=\"2\" data-total=\"5\""),
+            "{html}"
+        );
+        assert!(html.contains("2 of 5 repositories shown"), "{html}");
+        assert!(
+            html.contains("filtered by <code>type=service&amp;after=0&amp;limit=2</code>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a rel=\"next\" href=\"?type=service&amp;limit=2&amp;after=b\">"),
+            "{html}"
+        );
+
+        let none = RepoPage {
+            repos: vec![],
+            next: None,
+            total: 0,
+        };
+        let html = render(&none, Some("set=nope"), &[], "now").unwrap();
+        assert!(
+            html.contains("No repository matches <code>set=nope</code>"),
+            "{html}"
+        );
+        assert!(!html.contains("No repositories yet"), "{html}");
+    }
 
     fn set(name: &str, version: &str) -> SetRef {
         SetRef {
@@ -187,7 +263,7 @@ mod tests {
             repo("old", Some(set("acme", "1.0.0"))),
         ];
         let sets = [set_use("acme", &[("1.2.0", 1), ("1.0.0", 1)])];
-        let page = render(&repos, &sets, "2026-12-04T21:05:00Z").unwrap();
+        let page = render(&all(&repos), None, &sets, "2026-12-04T21:05:00Z").unwrap();
 
         let old = row_tag(&page, "old");
         assert!(old.contains("class=\"behind\""), "{old}");
@@ -198,7 +274,7 @@ mod tests {
         assert!(!api.contains("behind"), "{api}");
         assert!(!row(&page, "api").contains("behind (newest"));
         assert!(
-            page.contains("2 repositories shown; 1 of them behind"),
+            page.contains("2 of 2 repositories shown; 1 of them behind"),
             "{page}"
         );
     }
@@ -207,13 +283,13 @@ mod tests {
     fn a_repository_without_a_set_or_with_a_set_not_in_the_summary_is_not_behind() {
         let repos = [repo("v1", None), repo("lone", Some(set("other", "2.0.0")))];
         let sets = [set_use("acme", &[("1.0.0", 3)])];
-        let page = render(&repos, &sets, "2026-12-04T21:05:00Z").unwrap();
+        let page = render(&all(&repos), None, &sets, "2026-12-04T21:05:00Z").unwrap();
         for name in ["v1", "lone"] {
             assert!(!row_tag(&page, name).contains("behind"), "{name}");
         }
         assert!(row(&page, "v1").contains("none (receipt v1)"));
         assert!(
-            page.contains("2 repositories shown; 0 of them behind"),
+            page.contains("2 of 2 repositories shown; 0 of them behind"),
             "{page}"
         );
         assert!(page.contains("1 of them without a template set"), "{page}");
@@ -228,7 +304,7 @@ mod tests {
         evil.kind = "<img src=x onerror=alert(2)>".to_owned();
         evil.keyid = "k\"><script>".to_owned();
         let sets = [set_use("<b>set</b>", &[("1\"<x>", 1)])];
-        let page = render(&[evil], &sets, "<now>").unwrap();
+        let page = render(&all(&[evil]), None, &sets, "<now>").unwrap();
 
         for raw in ["<script", "<img", "<b>", "<x>", "<now>"] {
             assert!(!page.contains(raw), "{raw} got through unescaped:\n{page}");
@@ -247,7 +323,7 @@ mod tests {
 
     #[test]
     fn no_repositories_shows_the_empty_state_naming_how_to_send_the_first_callback() {
-        let page = render(&[], &[], "2026-12-04T21:05:00Z").unwrap();
+        let page = render(&all(&[]), None, &[], "2026-12-04T21:05:00Z").unwrap();
         assert!(page.contains("No repositories yet:"), "{page}");
         assert!(page.contains("--callback"), "{page}");
         assert!(page.contains("--trust"), "{page}");
@@ -267,7 +343,7 @@ mod tests {
             set_use("acme", &[("2.0.0", 1), ("1.10.0", 2)]),
             set_use("spawn-elite", &[("1.0.0", 1)]),
         ];
-        let page = render(&repos, &sets, "2026-12-04T21:05:00Z").unwrap();
+        let page = render(&all(&repos), None, &sets, "2026-12-04T21:05:00Z").unwrap();
 
         let acme = &page[page.find("data-set=\"acme\"").unwrap()..];
         let acme = &acme[..acme.find("</section>").unwrap()];
@@ -291,7 +367,13 @@ mod tests {
 
     #[test]
     fn the_page_is_one_html5_document_with_a_title_a_language_and_no_script() {
-        let page = render(&[repo("api", None)], &[], "2026-12-04T21:05:00Z").unwrap();
+        let page = render(
+            &all(&[repo("api", None)]),
+            None,
+            &[],
+            "2026-12-04T21:05:00Z",
+        )
+        .unwrap();
         assert!(
             page.starts_with("<!doctype html>\n<html lang=\"en\">"),
             "{page}"
