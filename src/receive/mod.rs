@@ -10,7 +10,8 @@
 //! See `docs/CALLBACK.md`.
 //!
 //! - `server`: HTTP on hyper and tokio, every client resource bounded.
-//! - `verify`: checking one request.
+//! - `verify`: checking one request's signature and body.
+//! - `state`: what the workers share.
 //! - `site`: what a signature must have been made for.
 //! - `log`: the log of accepted receipts.
 //! - `read`: the registry's reads (API, page, health, metrics), answered
@@ -27,6 +28,7 @@ mod metrics;
 mod read;
 mod server;
 pub mod site;
+mod state;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -124,7 +126,7 @@ impl Receiver {
             tokio::net::TcpListener::from_std(listener).map_err(cannot_listen)?
         };
         let n_keys = trusted.len();
-        let state = Arc::new(verify::State {
+        let state = Arc::new(state::State {
             trusted,
             readers,
             loopback_reads_open: !opts.require_signed_reads,

@@ -17,14 +17,13 @@
 //! repository, so probes and scrapers need no key. See docs/REGISTRY.md.
 
 use std::net::SocketAddr;
-use std::sync::{MutexGuard, PoisonError};
 
 use serde::Serialize;
 
-use super::verify::{self, State};
+use super::state::State;
+use super::verify;
 use crate::callback::httpsig::RequestParts;
 use crate::registry::filter::{self, Filter};
-use crate::registry::index::Index;
 use crate::registry::{API_VERSION, catalog, page};
 
 /// One read request, head only (reads have no body).
@@ -180,21 +179,10 @@ pub(super) fn answer(state: &State, read: Read) -> Reply {
     })
 }
 
-/// The index, with every staged line written first: a read sees every
-/// line logged before it.
-pub(super) fn index(state: &State) -> MutexGuard<'_, Index> {
-    let mut index = state
-        .registry
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    super::verify::report_skipped(index.flush());
-    index
-}
-
 /// The log's line count and the index's.
 fn positions(state: &State) -> (u64, u64) {
     let log = state.log.seq();
-    let index = index(state).seq();
+    let index = state.index().seq();
     (log, index)
 }
 
@@ -220,12 +208,12 @@ fn repos(state: &State, query: Option<&str>) -> anyhow::Result<Reply> {
         Ok(f) => f,
         Err(why) => return Ok(error(400, why)),
     };
-    let page = index(state).repos(&filter)?;
+    let page = state.index().repos(&filter)?;
     Ok(json(&page))
 }
 
 fn repo(state: &State, name: &str) -> anyhow::Result<Reply> {
-    let found = index(state).repo(name)?;
+    let found = state.index().repo(name)?;
     Ok(match found {
         Some(detail) => json(&detail),
         None => error(
@@ -238,7 +226,7 @@ fn repo(state: &State, name: &str) -> anyhow::Result<Reply> {
 }
 
 fn sets(state: &State) -> anyhow::Result<Reply> {
-    let sets = index(state).sets()?;
+    let sets = state.index().sets()?;
     Ok(json(&serde_json::json!({ "sets": sets })))
 }
 
@@ -248,7 +236,7 @@ fn all_repos(state: &State, mut filter: Filter) -> anyhow::Result<Vec<crate::reg
     filter.limit = filter::MAX_LIMIT;
     let mut all = Vec::new();
     loop {
-        let page = index(state).repos(&filter)?;
+        let page = state.index().repos(&filter)?;
         all.extend(page.repos);
         match page.next {
             Some(next) => filter.after = Some(next),
@@ -276,7 +264,7 @@ fn page(state: &State, query: Option<&str>) -> anyhow::Result<Reply> {
         Err(why) => return Ok(error(400, why)),
     };
     let (repos, sets) = {
-        let index = index(state);
+        let index = state.index();
         (index.repos(&filter)?, index.sets()?)
     };
     let now = jiff::Timestamp::now().to_string();

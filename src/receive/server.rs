@@ -35,7 +35,8 @@ use tokio::task::JoinSet;
 
 use super::metrics::refusal_reason;
 use super::read::{self, Reply};
-use super::verify::{self, Reject, State};
+use super::state::State;
+use super::verify::{self, Reject};
 
 /// Largest request head (start line and header fields), in bytes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;

@@ -6,23 +6,19 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::json;
 
-use super::keyring::KeyRing;
-use super::log::Log;
-use super::metrics::Metrics;
-use super::site::Site;
+use super::state::{State, report_index};
 use crate::callback;
 use crate::callback::httpsig::{self, RequestParts, SigError};
 use crate::error::describe;
 use crate::provenance::dsse::{Envelope, Refused};
 use crate::provenance::{self, statement};
 use crate::receipt::{self, Receipt};
-use crate::registry::index::Index;
 
 /// Accepted clock skew and signature lifetime, in seconds.
 pub const WINDOW_SECS: i64 = 300;
@@ -32,24 +28,6 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// What every worker shares.
-pub(super) struct State {
-    /// The senders' keys (`--trust`).
-    pub trusted: KeyRing,
-    pub nonces: Mutex<HashMap<(String, String), i64>>,
-    pub log: Log,
-    /// Where this receiver is reached: what a signature must be made for.
-    pub site: Site,
-    /// The readers' keys (`--readers`): who may read the registry from
-    /// another host.
-    pub readers: Option<KeyRing>,
-    /// Whether reads from loopback need no signature (the default).
-    pub loopback_reads_open: bool,
-    /// The registry's index of the log.
-    pub registry: Mutex<Index>,
-    pub metrics: Metrics,
 }
 
 /// One request as read off the connection, body complete.
@@ -153,22 +131,6 @@ fn sig_reject(e: SigError) -> Reject {
     match e {
         SigError::Malformed(_) => (400, e.to_string()),
         _ => (401, e.to_string()),
-    }
-}
-
-/// Log what writing the registry's index said: the lines it left out (not
-/// fleet events), or why it could not be written (it catches up at the next
-/// start; the log has every line).
-pub(super) fn report_skipped(taken: anyhow::Result<Vec<(u64, String)>>) {
-    match taken {
-        Ok(skipped) => {
-            for (seq, why) in skipped {
-                tracing::warn!(seq, "log line {seq} is not in the registry index: {why}");
-            }
-        }
-        Err(e) => tracing::error!(
-            "the registry index did not take in the latest log lines: {e:#}; they are logged, restart the receiver to catch the index up"
-        ),
     }
 }
 
@@ -412,7 +374,7 @@ pub(super) fn check(state: &State, req: Incoming) -> std::result::Result<String,
             .registry
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        report_skipped(index.stage(seq, offset, bytes));
+        report_index(index.stage(seq, offset, bytes));
     };
     match state.log.accept(&idem, &digest, line, logged) {
         Ok(false) => return Ok(format!("already accepted {idem}; not logged again")),
