@@ -25,10 +25,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// How many flushes are in flight at once. More than the cores: each one
-/// mostly waits for the device. Not many more: next to a writer that keeps
-/// the disk's queue full, 48 at once made a spawn several times slower than
-/// 16 in three runs of three, and 4 a little slower.
+/// How many flushes one [`flush`] keeps in flight. More than the cores:
+/// each one mostly waits for the device. Not many more: next to a writer
+/// that keeps the disk's queue full, 48 per [`flush`] made a spawn several
+/// times slower than 16 in three runs of three, and 4 a little slower (a
+/// spawn runs up to three at once: two behind git and the last).
 const IN_FLIGHT: usize = 16;
 
 /// A flush that took this long waited for the device: from then on the
@@ -49,16 +50,20 @@ pub const QUIET: u64 = 8 << 20;
 pub enum Method {
     /// An `fsync` of each file and directory ([`flush`]).
     Files,
-    /// One `syncfs` of the filesystem ([`flush_filesystem`]).
+    /// One `syncfs` of the filesystem ([`Watched::flush`]).
     Filesystem,
 }
 
 impl Method {
-    /// [`Method::Filesystem`] when the kernel has at most [`QUIET`] bytes
-    /// waiting to be written, [`Method::Files`] otherwise, and when that is
-    /// not known (no `/proc`).
-    pub fn choose() -> Method {
-        Method::for_pending(pending_writes())
+    /// [`Method::Filesystem`] when the filesystem is `watched` (one
+    /// `syncfs` of it can be trusted) and the kernel has at most [`QUIET`]
+    /// bytes waiting to be written; [`Method::Files`] otherwise, and when
+    /// that is not known (no `/proc`).
+    pub fn choose(watched: Option<&Watched>) -> Method {
+        match watched {
+            Some(_) => Method::for_pending(pending_writes()),
+            None => Method::Files,
+        }
     }
 
     /// The choice for `pending` bytes waiting to be written (`None`:
@@ -68,6 +73,94 @@ impl Method {
             Some(bytes) if bytes <= QUIET => Method::Filesystem,
             _ => Method::Files,
         }
+    }
+}
+
+/// A filesystem whose write errors are watched from the moment it was
+/// opened, so that one `syncfs` at the end can stand for an `fsync` of each
+/// file written since: Linux (from 5.8) reports to a `syncfs` every write
+/// on the filesystem that failed since its descriptor was opened, whether
+/// or not another process has seen the failure.
+pub struct Watched {
+    dir: File,
+}
+
+impl Watched {
+    /// Watch the filesystem of the directory `dir`, when one `syncfs` of it
+    /// can be trusted: Linux 5.8 or later (before, `syncfs` reported no
+    /// failed write) and a local filesystem whose own sync writes every
+    /// file (ext2/3/4, xfs, btrfs, tmpfs; not FUSE, whose `syncfs` does not
+    /// reach its daemon, nor a network filesystem). `None` otherwise: flush
+    /// per file.
+    pub fn start(dir: &Path) -> Option<Watched> {
+        let dir = open_no_follow(dir).ok()?;
+        platform::syncfs_is_trusted(&dir).then_some(Watched { dir })
+    }
+
+    /// `syncfs`: every dirty page of the filesystem and the device's write
+    /// cache; fails if any write on it failed since [`Watched::start`].
+    pub fn flush(&self) -> std::io::Result<()> {
+        platform::syncfs(&self.dir)
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod platform {
+    use std::fs::File;
+
+    /// ext2, ext3 and ext4; xfs; btrfs; tmpfs (`statfs(2)`).
+    const TRUSTED: [u64; 4] = [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994];
+
+    pub(super) fn syncfs_is_trusted(dir: &File) -> bool {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let Ok(fs) = rustix::fs::fstatfs(dir) else {
+            return false;
+        };
+        // `f_type`'s integer type differs between targets; the magic
+        // numbers are 32 bits.
+        #[allow(clippy::unnecessary_cast)]
+        let kind = (fs.f_type as i64 as u64) & 0xffff_ffff;
+        super::kernel_at_least(&release, (5, 8)) && TRUSTED.contains(&kind)
+    }
+
+    pub(super) fn syncfs(dir: &File) -> std::io::Result<()> {
+        Ok(rustix::fs::syncfs(dir)?)
+    }
+
+    /// See [`super::start_writeback`].
+    pub(super) fn start_writeback(file: &File) {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: `file` stays open for the call, which reads and writes
+        // none of our memory.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod platform {
+    use std::fs::File;
+
+    pub(super) fn syncfs_is_trusted(_: &File) -> bool {
+        false
+    }
+
+    pub(super) fn syncfs(_: &File) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    pub(super) fn start_writeback(_: &File) {}
+}
+
+/// Whether the kernel `release` (`uname -r`, as in
+/// `/proc/sys/kernel/osrelease`) is `at_least` (major, minor).
+fn kernel_at_least(release: &str, at_least: (u32, u32)) -> bool {
+    let mut parts = release.trim().split(['.', '-']);
+    let mut number = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (number(), number()) {
+        (Some(major), Some(minor)) => (major, minor) >= at_least,
+        _ => false,
     }
 }
 
@@ -87,13 +180,6 @@ fn pending_in(meminfo: &str) -> Option<u64> {
         })
     };
     field("Dirty")?.checked_add(field("Writeback")?)
-}
-
-/// Flush the filesystem that holds `path` (`syncfs`): every dirty page on
-/// it, and the device's write cache.
-pub fn flush_filesystem(path: &Path) -> std::io::Result<()> {
-    let dir = open_no_follow(path)?;
-    Ok(rustix::fs::syncfs(&dir)?)
 }
 
 /// A file's identity in a tree on one filesystem (its inode number), to
@@ -156,8 +242,10 @@ pub fn flush(entries: &[Entry]) -> std::io::Result<()> {
     };
     let helpers = IN_FLIGHT.min(entries.len()).saturating_sub(1);
     std::thread::scope(|scope| {
+        // A helper that cannot be started (a process limit) leaves its
+        // share to the others and to this thread.
         for _ in 0..helpers {
-            scope.spawn(work);
+            let _ = std::thread::Builder::new().spawn_scoped(scope, work);
         }
         work();
     });
@@ -183,17 +271,11 @@ fn flush_one(entry: &Entry) -> std::io::Result<()> {
 /// sees them (a write-only `sync_file_range` does not consume the file's
 /// writeback error, so a later opener still gets it).
 fn start_writeback(entry: &Entry) {
-    use std::os::fd::AsRawFd as _;
     if entry.dir {
         return;
     }
-    let Ok(file) = open_no_follow(&entry.path) else {
-        return;
-    };
-    // SAFETY: `file` stays open for the call, which reads and writes none
-    // of our memory.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    if let Ok(file) = open_no_follow(&entry.path) {
+        platform::start_writeback(&file);
     }
 }
 
@@ -289,7 +371,9 @@ mod tests {
             expected.iter().map(|(p, d)| (p.to_string(), *d)).collect();
         assert_eq!(names, expected);
         flush(&tree(dir.path(), |_, _| Take::Yes).unwrap()).unwrap();
-        flush_filesystem(dir.path()).unwrap();
+        if let Some(watched) = Watched::start(dir.path()) {
+            watched.flush().unwrap();
+        }
     }
 
     #[test]
@@ -303,6 +387,22 @@ mod tests {
             pending_in("DirtyX: 1 kB\nDirty: 2 kB\nWriteback: 0 kB\n"),
             Some(2048)
         );
+    }
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(kernel_at_least("5.8.0", (5, 8)));
+        assert!(kernel_at_least("6.18.44-fc-v1252\n", (5, 8)));
+        assert!(kernel_at_least("6.1.0-28-amd64", (5, 8)));
+        assert!(!kernel_at_least("5.7.19", (5, 8)));
+        assert!(!kernel_at_least("4.18.0-553.el8_10.x86_64", (5, 8)));
+        assert!(!kernel_at_least("", (5, 8)));
+        assert!(!kernel_at_least("linux", (5, 8)));
+    }
+
+    #[test]
+    fn an_unwatched_filesystem_is_always_flushed_per_file() {
+        assert_eq!(Method::choose(None), Method::Files);
     }
 
     #[test]

@@ -25,6 +25,10 @@ use crate::durable::{self, Method};
 /// spawn.
 pub(super) struct Durability {
     dir: PathBuf,
+    /// The staging directory's filesystem, watched for write errors from
+    /// before the spawn writes its files, when one `syncfs` of it can be
+    /// trusted ([`durable::Watched`]).
+    watched: Option<durable::Watched>,
     /// Chosen when the spawn's files are written: whether to flush behind
     /// git at all.
     method: Method,
@@ -49,10 +53,14 @@ pub(super) enum Settled {
 }
 
 impl Durability {
+    /// Made before the spawn writes its files into `dir`, so that a write
+    /// that fails later is reported to the last flush.
     pub(super) fn new(dir: &Path) -> Self {
+        let watched = durable::Watched::start(dir);
         Durability {
             dir: dir.to_path_buf(),
-            method: Method::choose(),
+            method: Method::choose(watched.as_ref()),
+            watched,
             taken: HashSet::new(),
             behind: Vec::new(),
         }
@@ -61,8 +69,8 @@ impl Durability {
     /// List what is `settled` and start flushing it on a thread of its
     /// own, unless the kernel was quiet when the files were written (then
     /// the last flush is one `syncfs`, and flushing behind would only add
-    /// flushes). A listing that fails is left to the last flush, which
-    /// lists everything again.
+    /// flushes). What cannot be listed, or gets no thread, is left to the
+    /// last flush, which lists everything again.
     pub(super) fn flush_behind(&mut self, settled: Settled) {
         if self.method == Method::Filesystem {
             return;
@@ -70,16 +78,22 @@ impl Durability {
         let Ok(entries) = settled_entries(&self.dir, settled) else {
             return;
         };
-        self.taken.extend(entries.iter().map(|e| e.id));
-        self.behind
-            .push(std::thread::spawn(move || durable::flush(&entries)));
+        let ids: Vec<durable::FileId> = entries.iter().map(|e| e.id).collect();
+        let started = std::thread::Builder::new()
+            .name("flush-behind".to_owned())
+            .spawn(move || durable::flush(&entries));
+        if let Ok(thread) = started {
+            self.taken.extend(ids);
+            self.behind.push(thread);
+        }
     }
 
     /// Everything written in the staging directory is on disk when this
     /// returns `Ok`: the rest is flushed the way the kernel's state at this
     /// moment favours, and the flushes behind git have ended.
-    pub(super) fn finish(self) -> std::io::Result<()> {
-        let method = Method::choose();
+    pub(super) fn finish(mut self) -> std::io::Result<()> {
+        let watched = self.watched.take();
+        let method = Method::choose(watched.as_ref());
         // Per file, the rest goes while the flushes behind git end; one
         // syncfs would flush what they are flushing too, so it waits for
         // them, to report their errors first.
@@ -88,8 +102,21 @@ impl Durability {
             Method::Filesystem => Ok(()),
         };
         let mut failed = rest.err();
-        // Every thread is waited for, even after a failure.
-        for thread in self.behind {
+        if let Err(e) = self.join_behind() {
+            failed.get_or_insert(e);
+        }
+        match (failed, watched) {
+            (Some(e), _) => Err(e),
+            (None, Some(watched)) if method == Method::Filesystem => watched.flush(),
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// Wait for every flush behind git, even after one failed; the first
+    /// error.
+    fn join_behind(&mut self) -> std::io::Result<()> {
+        let mut failed = None;
+        for thread in self.behind.drain(..) {
             let ended = thread
                 .join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("a flush thread panicked")));
@@ -97,19 +124,29 @@ impl Durability {
                 failed.get_or_insert(e);
             }
         }
-        match failed {
-            Some(e) => Err(e),
-            None if method == Method::Filesystem => durable::flush_filesystem(&self.dir),
-            None => Ok(()),
-        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Every file and directory of the staged tree that no flush behind
-    /// git took.
+    /// git took. Files are told apart by inode number; on a filesystem
+    /// that does not give each its own (FUSE without `use_ino`), nothing
+    /// counts as taken.
     fn rest(&self) -> std::io::Result<Vec<durable::Entry>> {
         let mut entries = durable::tree(&self.dir, |_, _| durable::Take::Yes)?;
-        entries.retain(|e| !self.taken.contains(&e.id));
+        let distinct: HashSet<durable::FileId> = entries.iter().map(|e| e.id).collect();
+        if distinct.len() == entries.len() {
+            entries.retain(|e| !self.taken.contains(&e.id));
+        }
         Ok(entries)
+    }
+}
+
+/// A spawn that fails before [`Durability::finish`] still waits for its
+/// flushes behind git, so that nothing works in the staging directory once
+/// it is removed.
+impl Drop for Durability {
+    fn drop(&mut self) {
+        let _ = self.join_behind();
     }
 }
 
@@ -204,6 +241,7 @@ mod tests {
 
         let mut quiet = Durability::new(root);
         quiet.method = Method::Filesystem;
+        quiet.watched = None;
         quiet.flush_behind(Settled::OwnFiles);
         assert!(quiet.taken.is_empty() && quiet.behind.is_empty());
 
@@ -220,10 +258,6 @@ mod tests {
         let all = durable::tree(root, |_, _| durable::Take::Yes).unwrap();
         let behind = durability.taken.len();
         assert!(behind >= 4, "own files and git's were flushed behind git");
-        assert!(
-            rest.iter().all(|e| !durability.taken.contains(&e.id)),
-            "nothing is flushed twice"
-        );
         assert_eq!(
             behind + rest.len(),
             all.len(),

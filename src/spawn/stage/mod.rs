@@ -156,6 +156,9 @@ fn write_staged(
     meta: &[PlannedFile],
     before_commit: impl FnOnce(),
 ) -> Result<Spawned> {
+    // Before anything is written: a write that fails from here on is
+    // reported to the last flush.
+    let mut durability = Durability::new(staging.dir.path());
     let bar = progress(config, files.len() as u64);
     for file in files {
         check_interrupted()?;
@@ -170,7 +173,6 @@ fn write_staged(
     }
     before_commit();
 
-    let mut durability = Durability::new(staging.dir.path());
     let git = if let Some(init) = init {
         check_interrupted()?;
         durability.flush_behind(Settled::OwnFiles);
