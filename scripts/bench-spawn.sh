@@ -59,8 +59,11 @@
 # stopped with that group when the round's runs end, and by the EXIT trap if
 # the script stops early; a `sync` then lets its data reach the disk before
 # the next idle round. Idle and busy rounds alternate in order, like the arms.
-# Each condition prints its per-round ratios and medians; the load average is
-# printed at the end (the busy rounds raise it by about one).
+# Each condition prints its per-round ratios and medians, then the means and
+# the share of each arm's runs that took over twice the floor's median (next
+# to the writer a run either keeps pace or waits on the device queue, so the
+# median may land in either group; the share and the mean are steadier); the
+# load average is printed at the end (the busy rounds raise it by about one).
 #
 # Where the arms write matters. On a disk, every run's writes reach the
 # device sooner or later, and a host that limits a virtual machine's disk
@@ -163,5 +166,14 @@ for condition in conditions:
         line += (f"; baseline {med['baseline']:.1f} ms, ratio {med['baseline'] / med['floor']:.2f}x, "
                  f"spawn-elite/baseline {med['spawn-elite'] / med['baseline']:.2f}x")
     print(line)
+    # Next to a writer the runs fall in two groups (even with the floor, or
+    # waiting on the device queue), so the median can land in either: the
+    # mean and the share of slow runs are steadier.
+    slow = 2 * statistics.median(times["floor"])
+    shares = ", ".join(f"{arm} {sum(t > slow for t in v) / len(v):.0%}" for arm, v in times.items())
+    means = {arm: statistics.mean(v) * 1000 for arm, v in times.items()}
+    print(f"{label}mean: " + ", ".join(f"{arm} {m:.1f} ms" for arm, m in means.items())
+          + f", ratio {means['spawn-elite'] / means['floor']:.2f}x; "
+          + f"runs over twice the floor's median ({slow * 1000:.1f} ms): {shares}")
 PY
 echo "load average at the end (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"
