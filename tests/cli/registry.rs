@@ -37,6 +37,20 @@ fn registry(sb: &Sandbox, rx: &ReceiverProc, args: &[&str]) -> Outcome {
     sb.run(&all)
 }
 
+/// A `--readers` directory holding one reader's public key, and that
+/// reader's private key.
+fn readers_dir(sb: &Sandbox) -> (PathBuf, PathBuf) {
+    let readers = sb.path().join("readers");
+    std::fs::create_dir_all(&readers).expect("mkdir");
+    let (reader, _) = sb.keygen("reader");
+    std::fs::copy(
+        format!("{}.pub", reader.display()),
+        readers.join("reader.pub"),
+    )
+    .expect("copy");
+    (readers, reader)
+}
+
 fn json_of(out: &Outcome) -> Value {
     assert!(
         out.success(),
@@ -215,14 +229,7 @@ fn bad_reads_get_400_404_and_a_cli_error_naming_the_fix() {
 #[test]
 fn signed_reads_are_required_when_asked_and_only_a_readers_key_passes() {
     let sb = Sandbox::new();
-    let readers = sb.path().join("readers");
-    std::fs::create_dir_all(&readers).expect("mkdir");
-    let (reader, _) = sb.keygen("reader");
-    std::fs::copy(
-        format!("{}.pub", reader.display()),
-        readers.join("reader.pub"),
-    )
-    .expect("copy");
+    let (readers, reader) = readers_dir(&sb);
     let (stranger, _) = sb.keygen("stranger");
     // Behind a proxy on the same host every read comes from loopback: this
     // flag makes the receiver ask loopback for signatures too.
@@ -443,14 +450,7 @@ fn the_catalog_and_the_page_show_the_fleet() {
 #[test]
 fn a_read_signed_for_the_receivers_own_address_passes_under_a_public_url() {
     let sb = Sandbox::new();
-    let readers = sb.path().join("readers");
-    std::fs::create_dir_all(&readers).expect("mkdir");
-    let (reader, _) = sb.keygen("reader");
-    std::fs::copy(
-        format!("{}.pub", reader.display()),
-        readers.join("reader.pub"),
-    )
-    .expect("copy");
+    let (readers, reader) = readers_dir(&sb);
     let rx = sb.receiver_with(
         "127.0.0.1:0",
         &[

@@ -218,6 +218,17 @@ mod tests {
         assert!(out.status.success(), "git {args:?}: {out:?}");
     }
 
+    /// A small staged tree, `git init` already run in it.
+    fn staged_tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("src/app")).unwrap();
+        fs::write(root.join("README.md"), "readme\n").unwrap();
+        fs::write(root.join("src/app/main.py"), "print(1)\n").unwrap();
+        git(root, &["-c", "init.defaultBranch=main", "init", "--quiet"]);
+        dir
+    }
+
     fn snapshot(entries: &[durable::Entry]) -> Vec<(PathBuf, u64, Vec<u8>)> {
         entries
             .iter()
@@ -232,12 +243,8 @@ mod tests {
     /// takes it all).
     #[test]
     fn per_file_flushes_take_the_whole_tree_once_and_a_quiet_kernel_takes_it_at_the_end() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = staged_tree();
         let root = dir.path();
-        fs::create_dir_all(root.join("src/app")).unwrap();
-        fs::write(root.join("README.md"), "readme\n").unwrap();
-        fs::write(root.join("src/app/main.py"), "print(1)\n").unwrap();
-        git(root, &["-c", "init.defaultBranch=main", "init", "--quiet"]);
 
         let mut quiet = Durability::new(root);
         quiet.method = Method::Filesystem;
@@ -279,12 +286,8 @@ mod tests {
     /// and what is settled before git runs leaves out `.git`.
     #[test]
     fn what_is_settled_behind_git_is_never_changed_by_the_commit() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = staged_tree();
         let root = dir.path();
-        fs::create_dir_all(root.join("src/app")).unwrap();
-        fs::write(root.join("README.md"), "readme\n").unwrap();
-        fs::write(root.join("src/app/main.py"), "print(1)\n").unwrap();
-        git(root, &["-c", "init.defaultBranch=main", "init", "--quiet"]);
 
         let own = settled_entries(root, Settled::OwnFiles).unwrap();
         let mut own_paths: Vec<String> = own
